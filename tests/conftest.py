@@ -23,7 +23,7 @@ if not PROCESSED.is_absolute():
 # sided labels for the mirroring tests.
 REAL_CLIPS = (
     "dataset-1_walk_normal_002",          # forward motion carried by joint_Root
-    "dataset-1_kick_angry_001",
+    "dataset-1_kick_normal_001",           # (set 1 has no kick_angry clip)
     "dataset-1_walk-left_happy_001",
     "dataset-2_walk_normal_001",
     "dataset-2_walk-turn-left_elderly_001",
