@@ -1,0 +1,249 @@
+"""Python client library for the CoAMD motion server (``coamd serve``).
+
+Kept apart from ``coamd.server`` on purpose: a game tool, a test rig or another service can use it
+with only ``grpcio``, ``protobuf`` and ``numpy`` -- it never imports torch, the models or the
+server (the dependency flows server -> clients, never back). The native C++/Unity clients in
+``bindings/`` and ``unity_client/`` speak the same contract, ``proto/coamd/v1/motion.proto``.
+
+Example::
+
+    from coamd.client import MotionClient
+    with MotionClient("127.0.0.1:50051") as client:
+        result = client.generate("a person walks forward and waves", duration_s=4.0, seed=1)
+    result.joints        # (T, 21, 3) float32 metres, 20 fps
+    result.ttff_s, result.total_s, result.summary["guidance_applied"]
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from coamd.client.proto import pb, pb_grpc
+
+NUM_JOINTS = 21
+FPS = 20.0
+
+_GUIDANCE = {None: pb.GUIDANCE_UNSPECIFIED, True: pb.GUIDANCE_ON, False: pb.GUIDANCE_OFF}
+_ORDER = {None: pb.TOKEN_ORDER_UNSPECIFIED, "random": pb.TOKEN_ORDER_RANDOM,
+          "left_to_right": pb.TOKEN_ORDER_LEFT_TO_RIGHT}
+_SOLVER = {None: pb.SOLVER_UNSPECIFIED, "euler": pb.SOLVER_EULER, "heun": pb.SOLVER_HEUN}
+_COORDS = {None: pb.COORDINATE_SYSTEM_UNSPECIFIED, "right_handed_y_up": pb.RIGHT_HANDED_Y_UP,
+           "unity": pb.UNITY_LEFT_HANDED_Y_UP, "unity_left_handed_y_up": pb.UNITY_LEFT_HANDED_Y_UP}
+
+
+class StreamError(RuntimeError):
+    """The server's frame stream broke the contract (a missing, repeated or out-of-order index)."""
+
+
+def _frames(joints: np.ndarray) -> list:
+    arr = np.asarray(joints, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"frames must have shape (n, {NUM_JOINTS}, 3), got {arr.shape}")
+    return [pb.Frame(index=i, time_s=i / FPS, positions=arr[i].reshape(-1).tolist()) for i in range(len(arr))]
+
+
+def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, guidance: bool | None = None,
+                           guidance_scale: float = 0.0, cfg_scale: float = 0.0, iterations: int = 0,
+                           ode_steps: int = 0, order: str | None = None, solver: str | None = None,
+                           coordinates: str | None = None, include_rotations: bool = False,
+                           edit_prefix: np.ndarray | None = None, edit_suffix: np.ndarray | None = None):
+    """A ``GenerateRequest``. Zero / None fields mean the server default.
+
+    ``edit_prefix`` / ``edit_suffix``: joints (n, 21, 3) metres (in ``coordinates``) to keep at the
+    start / end; both given = in-between editing. Raises ValueError/KeyError on bad arguments
+    (the server validates everything again).
+    """
+    req = pb.GenerateRequest(text=text, duration_s=duration_s, seed=seed, guidance=_GUIDANCE[guidance],
+                             guidance_scale=guidance_scale, cfg_scale=cfg_scale, iterations=iterations,
+                             ode_steps=ode_steps, order=_ORDER[order], solver=_SOLVER[solver],
+                             coordinates=_COORDS[coordinates], include_rotations=include_rotations)
+    if edit_prefix is not None and edit_suffix is not None:
+        pre, suf = _frames(edit_prefix), _frames(edit_suffix)
+        req.edit.CopyFrom(pb.Edit(mode=pb.EDIT_MODE_INBETWEEN, frames=pre + suf,
+                                  inbetween_prefix_frames=len(pre)))
+    elif edit_prefix is not None:
+        req.edit.CopyFrom(pb.Edit(mode=pb.EDIT_MODE_PREFIX, frames=_frames(edit_prefix)))
+    elif edit_suffix is not None:
+        req.edit.CopyFrom(pb.Edit(mode=pb.EDIT_MODE_SUFFIX, frames=_frames(edit_suffix)))
+    return req
+
+
+def summary_dict(summary) -> dict:
+    """``GenerateSummary`` -> plain dict (field names of the proto)."""
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(summary, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+@dataclass
+class GenerationResult:
+    """A whole generated motion as received. ``joints`` (T, 21, 3) float32 metres at 20 fps."""
+
+    joints: np.ndarray
+    rotations: np.ndarray | None
+    summary: dict
+    ttff_s: float                 # client-side: request sent -> first frame received
+    total_s: float                # client-side: request sent -> summary received
+    messages: int = 0
+    text: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class FrameAssembler:
+    """Collects streamed ``GenerateResponse``s and checks indices 0..T-1 arrive once, in order."""
+
+    def __init__(self):
+        self.positions: list[np.ndarray] = []
+        self.rotations: list[np.ndarray] = []
+        self.next_index = 0
+        self.summary = None
+        self.messages = 0
+        self.first_frame_t: float | None = None
+
+    def add(self, response) -> None:
+        self.messages += 1
+        for fr in response.frames:
+            if fr.index != self.next_index:
+                raise StreamError(f"expected frame {self.next_index}, got {fr.index}")
+            if len(fr.positions) != NUM_JOINTS * 3:
+                raise StreamError(f"frame {fr.index} has {len(fr.positions)} position floats")
+            if self.first_frame_t is None:
+                self.first_frame_t = time.perf_counter()
+            self.positions.append(np.asarray(fr.positions, dtype=np.float32).reshape(NUM_JOINTS, 3))
+            if fr.rotations:
+                self.rotations.append(np.asarray(fr.rotations, dtype=np.float32).reshape(NUM_JOINTS, 4))
+            self.next_index += 1
+        if response.HasField("summary"):
+            self.summary = response.summary
+
+    def result(self, t0: float, text: str = "") -> GenerationResult:
+        if self.summary is None:
+            raise StreamError("stream ended without a summary")
+        if self.summary.total_frames != self.next_index:
+            raise StreamError(f"summary says {self.summary.total_frames} frames, received {self.next_index}")
+        joints = np.stack(self.positions) if self.positions else np.zeros((0, NUM_JOINTS, 3), np.float32)
+        rot = np.stack(self.rotations) if self.rotations and len(self.rotations) == len(self.positions) else None
+        end = time.perf_counter()
+        return GenerationResult(joints=joints, rotations=rot, summary=summary_dict(self.summary),
+                                ttff_s=(self.first_frame_t or end) - t0, total_s=end - t0,
+                                messages=self.messages, text=text)
+
+
+def _metadata(token: str | None):
+    return (("authorization", f"Bearer {token}"),) if token else None
+
+
+def _credentials(tls_ca: str | None, tls: bool):
+    import grpc
+
+    if not (tls or tls_ca):
+        return None
+    root = open(tls_ca, "rb").read() if tls_ca else None
+    return grpc.ssl_channel_credentials(root_certificates=root)
+
+
+class MotionClient:
+    """Blocking client. ``target`` is ``HOST:PORT``; ``tls_ca`` a PEM file of the CA (or the
+    self-signed certificate) to trust, which turns TLS on; ``tls`` with the system roots;
+    ``token`` a bearer token. Calls raise ``grpc.RpcError`` with the server's status and message."""
+
+    def __init__(self, target: str, token: str | None = None, tls_ca: str | None = None, tls: bool = False,
+                 server_name: str | None = None):
+        import grpc
+
+        creds = _credentials(tls_ca, tls)
+        opts = [("grpc.max_receive_message_length", 16 * 1024 * 1024)]
+        if server_name:
+            opts.append(("grpc.ssl_target_name_override", server_name))
+        self.channel = grpc.secure_channel(target, creds, opts) if creds else grpc.insecure_channel(target, opts)
+        self.stub = pb_grpc.MotionServiceStub(self.channel)
+        self.metadata = _metadata(token)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Block until the channel connects; raises grpc.FutureTimeoutError."""
+        import grpc
+
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+
+    def health(self, service: str = "", timeout: float = 5.0) -> str:
+        """Status name from grpc.health.v1 (e.g. ``SERVING``)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        resp = health_pb2_grpc.HealthStub(self.channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+    def stream(self, request, timeout: float | None = None) -> Iterator:
+        """Raw ``GenerateResponse`` iterator for a ``GenerateRequest`` (cancel with ``.cancel()``)."""
+        return self.stub.Generate(request, timeout=timeout, metadata=self.metadata)
+
+    def generate(self, text: str, timeout: float | None = None, **kwargs) -> GenerationResult:
+        """Generate and collect a whole motion; kwargs as ``build_generate_request``."""
+        req = build_generate_request(text, **kwargs)
+        t0 = time.perf_counter()
+        asm = FrameAssembler()
+        for resp in self.stream(req, timeout=timeout):
+            asm.add(resp)
+        return asm.result(t0, text)
+
+    def recognize(self, joints: np.ndarray, top_k: int = 5, coordinates: str | None = None,
+                  timeout: float | None = 30.0) -> dict:
+        """Top-k content and style labels of joints (T, 21, 3) metres at 20 fps."""
+        resp = self.stub.Recognize(pb.RecognizeRequest(frames=_frames(joints), top_k=top_k,
+                                                       coordinates=_COORDS[coordinates]),
+                                   timeout=timeout, metadata=self.metadata)
+        return {"content": [(s.label, s.score) for s in resp.content],
+                "style": [(s.label, s.score) for s in resp.style]}
+
+    def retrieve(self, text: str, top_k: int = 5, timeout: float | None = 30.0) -> list[dict]:
+        """Held-out motions closest to ``text``: dicts with clip_id, caption, similarity, frames."""
+        resp = self.stub.Retrieve(pb.RetrieveRequest(text=text, top_k=top_k), timeout=timeout,
+                                  metadata=self.metadata)
+        return [{"clip_id": m.clip_id, "caption": m.caption, "similarity": m.similarity, "frames": m.frames}
+                for m in resp.motions]
+
+    def skeleton(self, coordinates: str | None = None, timeout: float | None = 10.0) -> dict:
+        """Joint names, parents, rest offsets (21, 3) metres and fps."""
+        s = self.stub.GetSkeleton(pb.GetSkeletonRequest(coordinates=_COORDS[coordinates]),
+                                  timeout=timeout, metadata=self.metadata)
+        return {"joint_names": list(s.joint_names), "parents": list(s.parents),
+                "rest_offsets": np.asarray(s.rest_offsets, dtype=np.float32).reshape(-1, 3), "fps": s.fps}
+
+
+class AsyncMotionClient:
+    """asyncio client (grpc.aio) with the same arguments as ``MotionClient``; used by the load test."""
+
+    def __init__(self, target: str, token: str | None = None, tls_ca: str | None = None, tls: bool = False):
+        import grpc
+
+        creds = _credentials(tls_ca, tls)
+        self.channel = grpc.aio.secure_channel(target, creds) if creds else grpc.aio.insecure_channel(target)
+        self.stub = pb_grpc.MotionServiceStub(self.channel)
+        self.metadata = _metadata(token)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def generate(self, text: str, timeout: float | None = None, **kwargs) -> GenerationResult:
+        req = build_generate_request(text, **kwargs)
+        t0 = time.perf_counter()
+        asm = FrameAssembler()
+        async for resp in self.stub.Generate(req, timeout=timeout, metadata=self.metadata):
+            asm.add(resp)
+        return asm.result(t0, text)
+
+
+__all__ = ["AsyncMotionClient", "FrameAssembler", "GenerationResult", "MotionClient", "StreamError",
+           "build_generate_request", "summary_dict"]

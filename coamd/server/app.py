@@ -1,0 +1,118 @@
+"""Assemble and run the gRPC server: engine, scheduler, service, health, reflection, auth, TLS.
+
+``serve(ServerConfig)`` blocks until SIGTERM/SIGINT, then drains: health turns NOT_SERVING, new
+calls are refused, calls in flight get ``grace_s`` seconds to finish, then the rest is cancelled.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from coamd.client.proto import SERVICE_NAME, pb, pb_grpc
+from coamd.server.auth import BearerTokenInterceptor
+from coamd.server.scheduler import Scheduler
+from coamd.server.service import MotionService
+from coamd.server.validation import Defaults
+
+log = logging.getLogger("coamd.server")
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``coamd serve`` can set. ``port`` 0 picks a free port (printed at start)."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    backend: str = "onnxruntime"
+    checkpoint: str | None = None
+    batching: bool = True
+    max_batch: int = 8
+    max_queue: int = 32
+    token: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    grace_s: float = 10.0
+    ready_file: str | None = None
+    fault_injection: bool = False
+    defaults: Defaults | None = None
+
+
+def _read(path: str, what: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file not found: {p}")
+    return p.read_bytes()
+
+
+async def start_server(cfg: ServerConfig, engine):
+    """Build and start the server around a loaded ``engine``. Returns (server, port, health, scheduler)."""
+    scheduler = Scheduler(engine.step_model, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
+                          batching=cfg.batching)
+    interceptors = [BearerTokenInterceptor(cfg.token)] if cfg.token else []
+    server = grpc.aio.server(interceptors=interceptors, options=[
+        ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+        ("grpc.so_reuseport", 0)])
+    pb_grpc.add_MotionServiceServicer_to_server(MotionService(engine, scheduler, cfg.defaults), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server)
+    address = f"{cfg.host}:{cfg.port}"
+    if cfg.tls_cert or cfg.tls_key:
+        if not (cfg.tls_cert and cfg.tls_key):
+            raise ValueError("TLS needs both --tls-cert and --tls-key")
+        creds = grpc.ssl_server_credentials([(_read(cfg.tls_key, "TLS key"), _read(cfg.tls_cert, "TLS certificate"))])
+        port = server.add_secure_port(address, creds)
+    else:
+        port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind {address}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health_servicer, scheduler
+
+
+async def _serve(cfg: ServerConfig, engine) -> None:
+    server, port, health_servicer, scheduler = await start_server(cfg, engine)
+    scheme = "TLS" if cfg.tls_cert else "plaintext"
+    auth = "bearer token" if cfg.token else "no auth"
+    print(f"coamd serve: listening on {cfg.host}:{port} ({scheme}, {auth}); backend {engine.backend_name}; "
+          f"batching {'on, max_batch ' + str(scheduler.max_batch) if cfg.batching else 'off'}, "
+          f"max_queue {cfg.max_queue}", flush=True)
+    if cfg.ready_file:
+        Path(cfg.ready_file).write_text(f"{port}\n")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    t = time.monotonic()
+    active, waiting = scheduler.load
+    print(f"coamd serve: draining ({active} active, {waiting} waiting, grace {cfg.grace_s:g} s)", flush=True)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(cfg.grace_s)
+    scheduler.close()
+    print(f"coamd serve: stopped after {time.monotonic() - t:.1f} s", flush=True)
+
+
+def serve(cfg: ServerConfig) -> None:
+    """Load the engine, serve until SIGTERM/SIGINT, drain gracefully."""
+    from coamd.server.engine import load_server_engine
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    t = time.monotonic()
+    engine = load_server_engine(cfg.backend, cfg.checkpoint, fault_injection=cfg.fault_injection)
+    print(f"coamd serve: engine {engine.backend_name} ready in {time.monotonic() - t:.1f} s", flush=True)
+    asyncio.run(_serve(cfg, engine))

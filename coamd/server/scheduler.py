@@ -1,0 +1,243 @@
+"""Continuous batching of generation requests, one autoregressive step at a time.
+
+One worker thread owns the model calls, so the asyncio event loop that serves gRPC never blocks on
+them. Every request becomes a ``Job``; the worker keeps a list of active jobs and runs one
+``step(states)`` of the sampler for all of them together (one batched backend call per stage,
+requests of different lengths padded by the sampler). A new request joins the batch at the next
+step rather than waiting for the current batch to finish, and a finished, cancelled or expired
+request leaves it at once (continuous batching, as in Orca / vLLM). With ``batching=False`` the
+batch is capped at one request: requests are served one after another (the baseline of
+``benchmarks/load.py``).
+
+Admission is bounded: at most ``max_batch`` jobs are active and at most ``max_queue`` wait;
+``submit`` raises ``QueueFull`` beyond that (the service answers RESOURCE_EXHAUSTED).
+
+Failure isolation: if a batched step raises, each request of the batch is retried alone so one bad
+request fails only its own stream (INTERNAL). A failure of the recognizer guidance sidecar
+(``GuidanceFailed``) turns guidance off for that request, which then completes unguided with a note.
+This relies on the sampler's contract that a step which raises leaves its states unchanged.
+
+Results go back to the event loop with ``loop.call_soon_threadsafe`` into each job's
+``asyncio.Queue`` as ``("frames", chunk)``, ``("done", None)`` or ``("error", code, message)``.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import grpc
+
+log = logging.getLogger("coamd.server")
+
+
+class QueueFull(Exception):
+    """The waiting queue is at capacity."""
+
+
+class GuidanceFailed(RuntimeError):
+    """The recognizer guidance sidecar raised; the request may continue without guidance."""
+
+
+class StepModel(Protocol):
+    """What the scheduler needs from the model side (implemented in ``coamd.server.engine``)."""
+
+    def start(self, params) -> Any: ...                    # one request -> sampler state
+    def step(self, states: list) -> list: ...              # one iteration -> list of chunks per state
+    def done(self, state) -> bool: ...
+    def disable_guidance(self, state) -> None: ...
+    def guided(self, state) -> bool: ...
+
+
+@dataclass
+class Job:
+    """One generation request as the scheduler sees it. Times are ``time.monotonic()`` seconds."""
+
+    params: Any
+    loop: asyncio.AbstractEventLoop
+    deadline: float | None = None
+    queue: asyncio.Queue = field(default_factory=asyncio.Queue)
+    t_submit: float = field(default_factory=time.monotonic)
+    t_start: float | None = None
+    state: Any = None
+    max_batch: int = 0
+    guidance_note: str = ""
+    _cancelled: threading.Event = field(default_factory=threading.Event)
+    _closed: bool = False
+
+    def cancel(self) -> None:
+        """Stop this job's work before the worker's next step (thread-safe, idempotent)."""
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def expired(self, now: float) -> bool:
+        return self.deadline is not None and now >= self.deadline
+
+    # -- called by the worker thread only
+    def _post(self, item: tuple) -> None:
+        if self._closed:
+            return
+        if item[0] != "frames":
+            self._closed = True
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone (shutdown)
+            self._closed = True
+
+
+class Scheduler:
+    """Batches ``Job``s into shared sampler steps on a worker thread.
+
+    ``max_batch``: most requests per step (1 when ``batching`` is False). ``max_queue``: most
+    requests waiting for a slot; ``submit`` raises QueueFull beyond it.
+    """
+
+    def __init__(self, model: StepModel, max_batch: int = 8, max_queue: int = 32, batching: bool = True):
+        if max_batch < 1 or max_queue < 0:
+            raise ValueError(f"max_batch must be >= 1 and max_queue >= 0, got {max_batch}, {max_queue}")
+        self.model = model
+        self.max_batch = max_batch if batching else 1
+        self.max_queue = max_queue
+        self.batching = batching
+        self._pending: collections.deque[Job] = collections.deque()
+        self._active: list[Job] = []
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.steps = 0
+        self.batch_histogram: collections.Counter = collections.Counter()
+        self._thread = threading.Thread(target=self._run, name="coamd-scheduler", daemon=True)
+        self._thread.start()
+
+    # ----------------------------------------------------------------- event-loop side
+    def submit(self, job: Job) -> None:
+        """Queue ``job``; raises QueueFull when ``max_queue`` jobs already wait, RuntimeError when closed."""
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("server is shutting down")
+            if len(self._pending) >= self.max_queue and len(self._active) + len(self._pending) >= self.max_batch:
+                raise QueueFull(f"{len(self._pending)} requests waiting (max_queue={self.max_queue})")
+            self._pending.append(job)
+            self._cond.notify()
+
+    @property
+    def load(self) -> tuple[int, int]:
+        """(active, waiting) job counts."""
+        with self._cond:
+            return len(self._active), len(self._pending)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel what is left and stop the worker thread."""
+        with self._cond:
+            self._stopping = True
+            for job in list(self._pending) + list(self._active):
+                job.cancel()
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    # ----------------------------------------------------------------- worker thread
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._active and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    for job in list(self._pending) + self._active:
+                        job._post(("error", grpc.StatusCode.UNAVAILABLE, "server is shutting down"))
+                    self._pending.clear()
+                    self._active = []
+                    return
+                admitted = []
+                while self._pending and len(self._active) + len(admitted) < self.max_batch:
+                    admitted.append(self._pending.popleft())
+            for job in admitted:
+                if self._retire_if_dead(job):
+                    continue
+                job.t_start = time.monotonic()
+                try:
+                    job.state = self.model.start(job.params)
+                except ValueError as exc:  # the sampler rejected a combination the edge let through
+                    job._post(("error", grpc.StatusCode.INVALID_ARGUMENT, str(exc)))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - never let one request kill the worker
+                    log.error("start failed: %s", traceback.format_exc())
+                    job._post(("error", grpc.StatusCode.INTERNAL, f"model error: {type(exc).__name__}: {exc}"))
+                    continue
+                with self._cond:
+                    self._active.append(job)
+            with self._cond:
+                self._active = [j for j in self._active if not self._retire_if_dead(j)]
+                batch = list(self._active)
+            if batch:
+                try:
+                    self._step(batch)
+                except Exception:  # noqa: BLE001 - defensive: the worker must survive anything
+                    log.error("scheduler step crashed: %s", traceback.format_exc())
+                    for job in batch:
+                        job._post(("error", grpc.StatusCode.INTERNAL, "scheduler error"))
+                    with self._cond:
+                        self._active = [j for j in self._active if j not in batch]
+
+    def _retire_if_dead(self, job: Job) -> bool:
+        if job.cancelled:
+            job._post(("error", grpc.StatusCode.CANCELLED, "cancelled"))
+            return True
+        if job.expired(time.monotonic()):
+            job._post(("error", grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"))
+            return True
+        return False
+
+    def _step(self, batch: list[Job]) -> None:
+        n = len(batch)
+        self.steps += 1
+        self.batch_histogram[n] += 1
+        for job in batch:
+            job.max_batch = max(job.max_batch, n)
+        try:
+            results = list(zip(batch, self.model.step([j.state for j in batch])))
+        except Exception as exc:  # noqa: BLE001
+            if n > 1:
+                log.warning("batched step of %d failed (%s); retrying each request alone", n, exc)
+            results = []
+            for job in batch:
+                chunks = self._step_alone(job, exc if n == 1 else None)
+                if chunks is not None:
+                    results.append((job, chunks))
+        finished = []
+        for job, chunks in results:
+            for chunk in chunks:
+                job._post(("frames", chunk))
+            if self.model.done(job.state):
+                job._post(("done", None))
+                finished.append(job)
+        if finished or len(results) != n:
+            keep = {id(j) for j, _ in results} - {id(j) for j in finished}
+            with self._cond:
+                self._active = [j for j in self._active if j not in batch or id(j) in keep]
+
+    def _step_alone(self, job: Job, first_exc: Exception | None):
+        """One step for ``job`` alone; on guidance failure, retry unguided. None if the job failed."""
+        exc = first_exc
+        for _attempt in range(2):
+            if exc is None:
+                try:
+                    return self.model.step([job.state])[0]
+                except Exception as e:  # noqa: BLE001
+                    exc = e
+            if isinstance(exc, GuidanceFailed) and self.model.guided(job.state):
+                log.warning("guidance sidecar failed, continuing unguided: %s", exc)
+                job.guidance_note = f"guidance sidecar failed ({exc}); completed without guidance"
+                self.model.disable_guidance(job.state)
+                exc = None
+                continue
+            break
+        log.error("model step failed for one request: %s", "".join(traceback.format_exception(exc)))
+        job._post(("error", grpc.StatusCode.INTERNAL, f"model error: {type(exc).__name__}: {exc}"))
+        return None

@@ -1,0 +1,209 @@
+"""Validation of requests at the edge: every field is checked before any work is queued.
+
+A bad field raises ``ValidationError`` whose message starts with the field's name as written in
+``proto/coamd/v1/motion.proto`` (e.g. ``duration_s: must be between 0.4 and 12 s, got 30``); the
+service answers it with INVALID_ARGUMENT. The result is a plain ``GenerateParams`` in the project
+frame (right-handed Y up) with server defaults resolved, so nothing past this point deals with
+protobuf or with enum numbers a newer client might send.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from coamd.client.proto import pb
+from coamd.server import coords
+from coamd.skeleton import FPS, NUM_JOINTS
+
+MAX_TEXT_CHARS = 512
+MIN_DURATION_S = 0.4
+MAX_DURATION_S = 12.0
+MAX_CFG_SCALE = 20.0
+MAX_GUIDANCE_SCALE = 100.0
+MAX_ITERATIONS = 64
+MAX_ODE_STEPS = 64
+MAX_TOP_K = 50
+MAX_COORD_M = 100.0          # no joint of a real skeleton is 100 m from the origin
+MAX_RECOGNIZE_FRAMES = int(60 * FPS)
+
+
+class ValidationError(ValueError):
+    """A request field is invalid. ``field`` is its proto name; str() is ``"field: problem"``."""
+
+    def __init__(self, field_name: str, problem: str):
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name
+
+
+@dataclass
+class Defaults:
+    """Server defaults used where a request leaves a field at 0 / UNSPECIFIED."""
+
+    guidance: bool = True
+    guidance_scale: float = 1.0
+    cfg_scale: float = 3.0
+    iterations: int = 8
+    ode_steps: int = 8
+    order: str = "left_to_right"
+    solver: str = "euler"
+
+
+@dataclass
+class EditParams:
+    """Frames to keep, project frame (n, 21, 3) metres. ``mode`` is prefix, suffix or inbetween."""
+
+    mode: str
+    prefix: np.ndarray | None = None
+    suffix: np.ndarray | None = None
+
+
+@dataclass
+class GenerateParams:
+    text: str
+    duration_s: float
+    seed: int
+    guidance: bool
+    guidance_scale: float
+    cfg_scale: float
+    iterations: int
+    ode_steps: int
+    order: str
+    solver: str
+    coordinates: str
+    include_rotations: bool
+    edit: EditParams | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        """Frames requested (20 fps); the sampler may round up to whole latent tokens."""
+        return max(1, int(round(self.duration_s * FPS)))
+
+
+_COORDS = {pb.COORDINATE_SYSTEM_UNSPECIFIED: coords.RIGHT_HANDED_Y_UP,
+           pb.RIGHT_HANDED_Y_UP: coords.RIGHT_HANDED_Y_UP,
+           pb.UNITY_LEFT_HANDED_Y_UP: coords.UNITY_LEFT_HANDED_Y_UP}
+_ORDERS = {pb.TOKEN_ORDER_RANDOM: "random", pb.TOKEN_ORDER_LEFT_TO_RIGHT: "left_to_right"}
+_SOLVERS = {pb.SOLVER_EULER: "euler", pb.SOLVER_HEUN: "heun"}
+_EDIT_MODES = {pb.EDIT_MODE_PREFIX: "prefix", pb.EDIT_MODE_SUFFIX: "suffix",
+               pb.EDIT_MODE_INBETWEEN: "inbetween"}
+
+
+def _enum(value: int, enum_name: str, field_name: str) -> int:
+    enum = pb.DESCRIPTOR.enum_types_by_name[enum_name]
+    if value not in enum.values_by_number:
+        names = ", ".join(v.name for v in enum.values)
+        raise ValidationError(field_name, f"unknown {enum_name} value {value}; expected one of {names}")
+    return value
+
+
+def check_text(text: str, field_name: str = "text") -> str:
+    """Strip ``text``; raise ValidationError if empty or longer than MAX_TEXT_CHARS."""
+    stripped = text.strip()
+    if not stripped:
+        raise ValidationError(field_name, "must not be empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValidationError(field_name, f"must be at most {MAX_TEXT_CHARS} characters, got {len(text)}")
+    return stripped
+
+
+def _scale(value: float, field_name: str, maximum: float, default: float) -> float:
+    if math.isnan(value) or math.isinf(value):
+        raise ValidationError(field_name, f"must be a finite number, got {value}")
+    if value < 0:
+        raise ValidationError(field_name, f"must not be negative, got {value:g}")
+    if value > maximum:
+        raise ValidationError(field_name, f"must be at most {maximum:g}, got {value:g}")
+    return default if value == 0 else float(value)
+
+
+def _count(value: int, field_name: str, maximum: int, default: int) -> int:
+    if value > maximum:
+        raise ValidationError(field_name, f"must be between 1 and {maximum} (0 = server default), got {value}")
+    return default if value == 0 else int(value)
+
+
+def frames_to_joints(frames, field_name: str, system: str) -> np.ndarray:
+    """Proto ``Frame`` list -> project-frame joints (n, 21, 3) float32; raise on a malformed frame."""
+    n = len(frames)
+    out = np.empty((n, NUM_JOINTS, 3), dtype=np.float32)
+    for i, fr in enumerate(frames):
+        if len(fr.positions) != NUM_JOINTS * 3:
+            raise ValidationError(f"{field_name}[{i}].positions",
+                                  f"must hold {NUM_JOINTS} x 3 = {NUM_JOINTS * 3} floats, got {len(fr.positions)}")
+        out[i] = np.asarray(fr.positions, dtype=np.float32).reshape(NUM_JOINTS, 3)
+    if n:
+        bad = ~np.isfinite(out).all(axis=(1, 2))
+        if bad.any():
+            raise ValidationError(f"{field_name}[{int(np.argmax(bad))}].positions", "contains NaN or infinite values")
+        far = (np.abs(out) > MAX_COORD_M).any(axis=(1, 2))
+        if far.any():
+            raise ValidationError(f"{field_name}[{int(np.argmax(far))}].positions",
+                                  f"has a coordinate beyond {MAX_COORD_M:g} m")
+    return coords.positions_from(out, system)
+
+
+def _edit(req, system: str, num_frames: int) -> EditParams | None:
+    if not req.HasField("edit"):
+        return None
+    e = req.edit
+    mode = _enum(e.mode, "EditMode", "edit.mode")
+    if mode == pb.EDIT_MODE_UNSPECIFIED:
+        if len(e.frames):
+            raise ValidationError("edit.mode", "frames were given but mode is EDIT_MODE_UNSPECIFIED")
+        return None
+    joints = frames_to_joints(e.frames, "edit.frames", system)
+    n = joints.shape[0]
+    if n == 0:
+        raise ValidationError("edit.frames", f"{pb.EditMode.Name(mode)} needs at least one frame to keep")
+    if n >= num_frames:
+        raise ValidationError("edit.frames", f"keeps {n} frames but the motion has only {num_frames} "
+                              f"(duration_s x 20 fps); leave some frames to generate")
+    name = _EDIT_MODES[mode]
+    if name == "prefix":
+        return EditParams("prefix", prefix=joints)
+    if name == "suffix":
+        return EditParams("suffix", suffix=joints)
+    k = e.inbetween_prefix_frames
+    if not 1 <= k < n:
+        raise ValidationError("edit.inbetween_prefix_frames",
+                              f"must be between 1 and {n - 1} (frames given: {n}), got {k}")
+    return EditParams("inbetween", prefix=joints[:k], suffix=joints[k:])
+
+
+def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
+    """Check a ``GenerateRequest``; return resolved ``GenerateParams``. Raises ValidationError."""
+    d = defaults or Defaults()
+    text = check_text(req.text)
+    dur = req.duration_s
+    if not math.isfinite(dur) or not MIN_DURATION_S <= dur <= MAX_DURATION_S:
+        raise ValidationError("duration_s", f"must be between {MIN_DURATION_S:g} and {MAX_DURATION_S:g} s, got {dur:g}")
+    guidance = _enum(req.guidance, "Guidance", "guidance")
+    order = _enum(req.order, "TokenOrder", "order")
+    solver = _enum(req.solver, "Solver", "solver")
+    system = _COORDS[_enum(req.coordinates, "CoordinateSystem", "coordinates")]
+    params = GenerateParams(
+        text=text, duration_s=float(dur), seed=int(req.seed),
+        guidance={pb.GUIDANCE_ON: True, pb.GUIDANCE_OFF: False}.get(guidance, d.guidance),
+        guidance_scale=_scale(req.guidance_scale, "guidance_scale", MAX_GUIDANCE_SCALE, d.guidance_scale),
+        cfg_scale=_scale(req.cfg_scale, "cfg_scale", MAX_CFG_SCALE, d.cfg_scale),
+        iterations=_count(req.iterations, "iterations", MAX_ITERATIONS, d.iterations),
+        ode_steps=_count(req.ode_steps, "ode_steps", MAX_ODE_STEPS, d.ode_steps),
+        order=_ORDERS.get(order, d.order), solver=_SOLVERS.get(solver, d.solver),
+        coordinates=system, include_rotations=bool(req.include_rotations))
+    params.edit = _edit(req, system, params.num_frames)
+    return params
+
+
+def validate_top_k(top_k: int) -> int:
+    """``top_k`` 0 -> 5; raise ValidationError above MAX_TOP_K."""
+    if top_k > MAX_TOP_K:
+        raise ValidationError("top_k", f"must be at most {MAX_TOP_K}, got {top_k}")
+    return top_k or 5
+
+
+def coordinate_system(value: int, field_name: str = "coordinates") -> str:
+    """Proto CoordinateSystem number -> coords system name; raise ValidationError if unknown."""
+    return _COORDS[_enum(value, "CoordinateSystem", field_name)]
