@@ -92,6 +92,72 @@ def _add_render(sub) -> None:
     p.set_defaults(func=_cmd_render)
 
 
+# ----------------------------------------------------------------------------- server / request
+def _cmd_serve(a: argparse.Namespace) -> None:
+    from coamd.server.app import ServerConfig, serve
+
+    if bool(a.tls_cert) != bool(a.tls_key):
+        raise CLIError("--tls-cert and --tls-key go together")
+    if a.max_batch < 1 or a.max_queue < 0:
+        raise CLIError("--max-batch must be >= 1 and --max-queue >= 0")
+    token = a.token
+    if a.token_file:
+        token = Path(a.token_file).read_text().strip()
+    try:
+        serve(ServerConfig(host=a.host, port=a.port, backend=a.backend, checkpoint=a.checkpoint,
+                           batching=not a.no_batching, max_batch=a.max_batch, max_queue=a.max_queue,
+                           token=token, tls_cert=a.tls_cert, tls_key=a.tls_key, grace_s=a.grace,
+                           ready_file=a.ready_file, fault_injection=a.fault_injection))
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _cmd_request(a: argparse.Namespace) -> None:
+    import grpc
+
+    from coamd.client.cli import run_request
+
+    try:
+        run_request(a)
+    except grpc.RpcError as exc:
+        raise CLIError(f"{exc.code().name}: {exc.details()}") from exc
+    except (ValueError, OSError) as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _add_server(sub) -> None:
+    p = sub.add_parser("serve", help="run the gRPC motion server",
+                       description="Serve coamd.v1.MotionService (proto/coamd/v1/motion.proto) with "
+                       "grpc.health.v1 and server reflection. Concurrent requests share model calls "
+                       "(continuous batching per autoregressive step). SIGTERM drains gracefully.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
+    p.add_argument("--port", type=int, default=50051, help="port (0 = any free port; default: %(default)s)")
+    p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"),
+                   help="inference backend (default: %(default)s)")
+    p.add_argument("--checkpoint", default=None, help="model folder (default: the shipped coamd/checkpoints/default)")
+    p.add_argument("--max-batch", type=int, default=8, help="most requests per batched model call (default: %(default)s)")
+    p.add_argument("--max-queue", type=int, default=32,
+                   help="most requests waiting for a batch slot; beyond it RESOURCE_EXHAUSTED (default: %(default)s)")
+    p.add_argument("--no-batching", action="store_true", help="serve one request at a time (baseline)")
+    p.add_argument("--token", default=None, help="require 'authorization: Bearer TOKEN' metadata")
+    p.add_argument("--token-file", default=None, help="read the bearer token from this file")
+    p.add_argument("--tls-cert", default=None, help="PEM certificate chain (turns TLS on, with --tls-key)")
+    p.add_argument("--tls-key", default=None, help="PEM private key")
+    p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM (default: %(default)s)")
+    p.add_argument("--ready-file", default=None, help="write the bound port here once serving")
+    p.add_argument("--fault-injection", action="store_true",
+                   help="testing only: texts containing [fail-model] / [fail-guidance] make that "
+                        "request's model / guidance call raise")
+    p.set_defaults(func=_cmd_serve)
+    from coamd.client.cli import add_request_arguments
+
+    r = sub.add_parser("request", help="generate one motion from a running server",
+                       description="Stream a motion from `coamd serve`, save it, and print the time to "
+                       "first frame and the total latency.")
+    add_request_arguments(r)
+    r.set_defaults(func=_cmd_request)
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -107,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_ADDERS = [_add_data, _add_render]
+_ADDERS = [_add_data, _add_render, _add_server]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,60 @@
+"""``coamd request``: generate one motion from a running server and save it (npz, optional BVH/GIF)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_request_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("text", help="what the character should do, e.g. 'a person walks forward happily'")
+    p.add_argument("--server", default="127.0.0.1:50051", help="HOST:PORT of `coamd serve` (default: %(default)s)")
+    p.add_argument("--out", required=True, help="output motion file (.npz: joints (T,21,3) metres, 20 fps)")
+    p.add_argument("--bvh", default=None, help="also write a BVH file here")
+    p.add_argument("--gif", default=None, help="also render a stick-figure preview here (.gif or .mp4)")
+    p.add_argument("--duration", type=float, default=4.0, help="motion length in seconds, 0.4..12 (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--no-guidance", action="store_true", help="skip the action-recognizer guidance (faster)")
+    p.add_argument("--iterations", type=int, default=0, help="masked-AR iterations (0 = server default)")
+    p.add_argument("--order", choices=("left_to_right", "random"), default=None,
+                   help="token order (default: the server's, left_to_right, which streams)")
+    p.add_argument("--token", default=None, help="bearer token, if the server wants one")
+    p.add_argument("--tls-ca", default=None, help="PEM certificate to trust; turns TLS on")
+    p.add_argument("--timeout", type=float, default=120.0, help="deadline for the call in seconds (default: %(default)s)")
+
+
+def run_request(a: argparse.Namespace) -> dict:
+    """Run ``coamd request``; returns the GenerationResult summary. Raises grpc.RpcError."""
+    from coamd.client import MotionClient
+
+    if a.out and Path(a.out).suffix.lower() != ".npz":
+        raise ValueError(f"--out must end in .npz, got {a.out}")
+    with MotionClient(a.server, token=a.token, tls_ca=a.tls_ca) as client:
+        res = client.generate(a.text, duration_s=a.duration, seed=a.seed,
+                              guidance=False if a.no_guidance else None, iterations=a.iterations,
+                              order=a.order, timeout=a.timeout)
+    save_result(res, a.out, bvh=a.bvh, gif=a.gif)
+    s = res.summary
+    print(f"{res.joints.shape[0]} frames ({res.joints.shape[0] / 20:.2f} s) -> {a.out}")
+    print(f"time to first frame {1000 * res.ttff_s:.0f} ms, total {1000 * res.total_s:.0f} ms "
+          f"(server: {s['time_to_first_frame_ms']:.0f} / {s['total_ms']:.0f} ms, backend {s['backend']}, "
+          f"guidance {'on' if s['guidance_applied'] else 'off'}"
+          f"{': ' + s['guidance_note'] if s['guidance_note'] else ''})")
+    return s
+
+
+def save_result(res, out: str, bvh: str | None = None, gif: str | None = None) -> None:
+    """Write ``res.joints`` to ``out`` (.npz) and optionally a BVH file and a GIF/MP4 preview."""
+    from coamd.io.motion import save_motion
+
+    s = res.summary
+    save_motion(out, res.joints, text=res.text, seed=s.get("seed", 0), backend=s.get("backend", ""),
+                guidance_applied=s.get("guidance_applied", False), ttff_ms=1000 * res.ttff_s,
+                total_ms=1000 * res.total_s)
+    if bvh:
+        from coamd.io.bvh_export import save_bvh
+
+        save_bvh(bvh, res.joints)
+    if gif:
+        from coamd.io.render import render_motion
+
+        render_motion(res.joints, gif, title=res.text)
