@@ -73,9 +73,7 @@ def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, gu
 
 def summary_dict(summary) -> dict:
     """``GenerateSummary`` -> plain dict (field names of the proto)."""
-    from google.protobuf.json_format import MessageToDict
-
-    return MessageToDict(summary, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    return {f.name: getattr(summary, f.name) for f in summary.DESCRIPTOR.fields}
 
 
 @dataclass

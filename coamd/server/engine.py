@@ -1,0 +1,170 @@
+"""The server's view of the runtime: ``coamd.runtime.load_engine`` wrapped for the scheduler.
+
+``ServerEngine`` adapts the runtime engine (``.sampler``, ``.backend_name``, ``.recognize``,
+``.retrieve``) to what ``Scheduler`` and ``MotionService`` call:
+
+- ``step_model``: ``start(GenerateParams) -> state``, ``step(states) -> chunks per state``,
+  ``done(state)``, ``guided(state)``, ``disable_guidance(state)``, on top of
+  ``MaskedARSampler.start/step`` (``coamd/sampling/sampler.py``).
+- the recognizer guidance sidecar is wrapped so that any exception it raises surfaces as
+  ``GuidanceFailed`` (the scheduler then completes that request unguided).
+- ``rotations(joints)``: per-joint local rotations via ``coamd.io.bvh_export``.
+
+With ``fault_injection`` (tests only) a request whose text contains ``[fail-model]`` makes the
+model step raise, and ``[fail-guidance]`` makes the guidance of that request raise.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from coamd.server.scheduler import GuidanceFailed
+from coamd.server.validation import GenerateParams
+
+FAIL_MODEL = "[fail-model]"
+FAIL_GUIDANCE = "[fail-guidance]"
+
+
+class _GuideGuard:
+    """Wraps the sampler's ``Guide``: any exception becomes GuidanceFailed."""
+
+    def __init__(self, guide):
+        self._guide = guide
+
+    def __getattr__(self, name):
+        return getattr(self._guide, name)
+
+    def guide(self, *args, **kwargs):
+        try:
+            return self._guide.guide(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the sidecar may fail in any way
+            raise GuidanceFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+class SamplerStepModel:
+    """``StepModel`` for the scheduler on top of ``MaskedARSampler``."""
+
+    def __init__(self, sampler, fault_injection: bool = False):
+        self.sampler = sampler
+        self.fault_injection = fault_injection
+        if getattr(sampler, "guide", None) is not None:
+            sampler.guide = _GuideGuard(sampler.guide)
+        self._texts: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def to_request(self, p: GenerateParams):
+        from coamd.sampling.sampler import GenerationRequest
+
+        return GenerationRequest(**request_kwargs(p))
+
+    def start(self, params: GenerateParams):
+        state = self.sampler.start(self.to_request(params))
+        with self._lock:
+            self._texts[id(state)] = params.text
+        return state
+
+    def _inject(self, states) -> None:
+        for s in states:
+            text = self._texts.get(id(s), "")
+            if FAIL_MODEL in text:
+                raise RuntimeError("injected model failure")
+            if FAIL_GUIDANCE in text and self.guided(s):
+                raise GuidanceFailed("injected guidance failure")
+
+    def step(self, states: list) -> list:
+        if self.fault_injection:
+            self._inject(states)
+        out = self.sampler.step(states)
+        chunks = []
+        for c in out:
+            if c is None:
+                chunks.append([])
+            elif isinstance(c, (list, tuple)):
+                chunks.append([x for x in c if x is not None])
+            else:
+                chunks.append([c])
+        for s in states:
+            if self.done(s):
+                with self._lock:
+                    self._texts.pop(id(s), None)
+        return chunks
+
+    def done(self, state) -> bool:
+        return bool(state.done)
+
+    def guided(self, state) -> bool:
+        return bool(state.request.guidance)
+
+    def disable_guidance(self, state) -> None:
+        state.request.guidance = False
+
+
+def request_kwargs(p: GenerateParams) -> dict:
+    """GenerateParams -> keyword arguments of ``coamd.sampling.sampler.GenerationRequest``."""
+    kw = dict(text=p.text, duration_s=p.duration_s, seed=p.seed, cfg_scale=p.cfg_scale,
+              iterations=p.iterations, ode_steps=p.ode_steps, solver=p.solver, order=p.order,
+              guidance=p.guidance, guidance_scale=p.guidance_scale)
+    if p.edit is not None:
+        kw["edit"] = make_edit(p.edit)
+    return kw
+
+
+def make_edit(e):
+    from coamd.sampling import sampler as S
+
+    return S.EditSpec(prefix=e.prefix, suffix=e.suffix)
+
+
+class ServerEngine:
+    """What ``MotionService`` needs, around a runtime engine from ``coamd.runtime.load_engine``."""
+
+    def __init__(self, runtime_engine, fault_injection: bool = False):
+        self.runtime = runtime_engine
+        self.backend_name = runtime_engine.backend_name
+        self.step_model = SamplerStepModel(runtime_engine.sampler, fault_injection)
+        self._rest = None
+
+    def describe(self, state) -> dict:
+        """Facts about a finished state for the summary (iterations really run, guidance note)."""
+        info = {}
+        req = getattr(state, "request", None)
+        if req is not None:
+            info["iterations"] = int(getattr(req, "iterations", 0) or 0)
+            info["guidance_applied"] = bool(getattr(req, "guidance", False))
+        note = getattr(state, "guidance_note", "")
+        if note:
+            info["guidance_note"] = note
+        return info
+
+    def recognize(self, joints: np.ndarray, top_k: int):
+        """joints (T, 21, 3) project frame -> ([(content, p)], [(style, p)])."""
+        res = self.runtime.recognize(joints, top_k)
+        return [(str(l), float(s)) for l, s in res["content"]], [(str(l), float(s)) for l, s in res["style"]]
+
+    def retrieve(self, text: str, top_k: int) -> list[dict]:
+        return [dict(clip_id=str(h["clip_id"]), caption=str(h.get("caption", "")),
+                     similarity=float(h["similarity"]), frames=int(h.get("frames", 0)))
+                for h in self.runtime.retrieve(text, top_k)]
+
+    def rest_offsets(self) -> np.ndarray:
+        """(21, 3) parent-relative rest offsets in metres, project frame."""
+        if self._rest is None:
+            from coamd.io import bvh_export
+
+            self._rest = np.asarray(bvh_export.rest_offsets(), dtype=np.float32).reshape(21, 3)
+        return self._rest
+
+    def rotations(self, joints: np.ndarray) -> np.ndarray:
+        """joints (n, 21, 3) -> local rotations (n, 21, 4) quaternions (x, y, z, w)."""
+        from coamd.io.bvh_export import joints_to_local_rotations
+
+        return np.asarray(joints_to_local_rotations(joints), dtype=np.float32)
+
+
+def load_server_engine(backend: str = "onnxruntime", checkpoint: str | None = None,
+                       fault_injection: bool = False) -> ServerEngine:
+    """Load the runtime (``coamd.runtime.load_engine``) and wrap it for the server."""
+    from coamd.runtime import load_engine
+
+    return ServerEngine(load_engine(backend=backend, checkpoint=checkpoint), fault_injection=fault_injection)
