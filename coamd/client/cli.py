@@ -51,9 +51,9 @@ def save_result(res, out: str, bvh: str | None = None, gif: str | None = None) -
                 guidance_applied=s.get("guidance_applied", False), ttff_ms=1000 * res.ttff_s,
                 total_ms=1000 * res.total_s)
     if bvh:
-        from coamd.io.bvh_export import save_bvh
+        from coamd.io.bvh_export import write_bvh
 
-        save_bvh(bvh, res.joints)
+        write_bvh(bvh, res.joints)
     if gif:
         from coamd.io.render import render_motion
 

@@ -148,18 +148,18 @@ class ServerEngine:
                 for h in self.runtime.retrieve(text, top_k)]
 
     def rest_offsets(self) -> np.ndarray:
-        """(21, 3) parent-relative rest offsets in metres, project frame."""
-        if self._rest is None:
-            from coamd.io import bvh_export
+        """(21, 3) parent-relative rest offsets in metres, project frame: the dataset's BVH skeleton
+        (``coamd.io.bvh_export.DATASET_SKELETON``), the rest pose the streamed rotations refer to."""
+        from coamd.io.bvh_export import DATASET_SKELETON
 
-            self._rest = np.asarray(bvh_export.rest_offsets(), dtype=np.float32).reshape(21, 3)
-        return self._rest
+        return np.asarray(DATASET_SKELETON.offsets, dtype=np.float32)
 
     def rotations(self, joints: np.ndarray) -> np.ndarray:
-        """joints (n, 21, 3) -> local rotations (n, 21, 4) quaternions (x, y, z, w)."""
-        from coamd.io.bvh_export import joints_to_local_rotations
+        """joints (n, 21, 3) metres -> local rotations (n, 21, 4) unit quaternions (x, y, z, w),
+        relative to the rest offsets of ``rest_offsets`` (one fixed skeleton for every chunk)."""
+        from coamd.io.bvh_export import DATASET_SKELETON, joints_to_local_rotations
 
-        return np.asarray(joints_to_local_rotations(joints), dtype=np.float32)
+        return np.asarray(joints_to_local_rotations(joints, DATASET_SKELETON), dtype=np.float32)
 
 
 def load_server_engine(backend: str = "onnxruntime", checkpoint: str | None = None,
