@@ -36,11 +36,8 @@ test: setup data
 
 demo: setup data
 	rm -rf demo_out && mkdir -p demo_out
-	$(VENV)/bin/coamd data convert $(DATA) --clip dataset-2_walk-turn-left_elderly_001 --out demo_out/walk_turn_left_elderly.npz
-	$(VENV)/bin/coamd render demo_out/walk_turn_left_elderly.npz --out demo_out/walk_turn_left_elderly.gif
-	$(VENV)/bin/coamd data convert $(DATA) --clip dataset-1_kick_angry_001 --out demo_out/kick_angry.npz
-	$(VENV)/bin/coamd render demo_out/kick_angry.npz --out demo_out/kick_angry.mp4
-	@echo "demo outputs in demo_out/"
+	$(PY) -m coamd.demo --out demo_out --dataset $(DATASET) $(DEMO_ARGS)
+	@echo "demo outputs in demo_out/ (npz, bvh, gif, latency.json, server.log)"
 
 bench: setup
 	@echo "benchmarks arrive with the runtime"

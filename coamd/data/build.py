@@ -27,7 +27,7 @@ from tqdm import tqdm
 from coamd.data.bvh import BVHError, canonical_joint_positions, parse_bvh
 from coamd.data.captions import (HELDOUT_FAMILY, captions_for, content_label_text, measure,
                                  style_label_text)
-from coamd.data.process import CM_TO_M, canonicalize, mirror, resample
+from coamd.data.process import CM_TO_M, canonicalize, mirror
 from coamd.data.streams import STREAMS, all_streams
 from coamd.skeleton import FPS, JOINT_NAMES
 
@@ -116,8 +116,9 @@ def bvh_text_to_canonical(text: str, name: str = "<bvh>") -> tuple[np.ndarray, f
     """
     bvh = parse_bvh(text, name)
     src_fps = round(bvh.fps, 3)
-    joints = canonical_joint_positions(bvh) * CM_TO_M
-    return canonicalize(resample(joints, src_fps, FPS)).astype(np.float32), src_fps
+    bvh.frame_time = 1.0 / src_fps
+    joints = canonical_joint_positions(bvh, fps=FPS) * CM_TO_M
+    return canonicalize(joints).astype(np.float32), src_fps
 
 
 def _process(item: _Item):

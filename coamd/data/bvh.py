@@ -183,10 +183,19 @@ def forward_kinematics(bvh: BVH) -> np.ndarray:
     Applies every joint's channels, ``joint_Root`` included.
     """
     trans, rots = local_transforms(bvh)
+    return fk_from_local(trans, rots, bvh.parents)
+
+
+def fk_from_local(trans: np.ndarray, rots: np.ndarray, parents: list[int]) -> np.ndarray:
+    """Forward kinematics from local translations (T, J, 3) and rotations (T, J, 3, 3).
+
+    ``parents`` lists each joint's parent index (-1 for a root), parents before children.
+    Returns global positions (T, J, 3) in the units of ``trans``.
+    """
     T, J = trans.shape[:2]
     gpos = np.zeros((T, J, 3))
     grot = np.zeros((T, J, 3, 3))
-    for j, p in enumerate(bvh.parents):
+    for j, p in enumerate(parents):
         if p < 0:
             gpos[:, j] = trans[:, j]
             grot[:, j] = rots[:, j]
@@ -196,14 +205,45 @@ def forward_kinematics(bvh: BVH) -> np.ndarray:
     return gpos
 
 
-def canonical_joint_positions(bvh: BVH) -> np.ndarray:
+def resample_local(trans: np.ndarray, rots: np.ndarray, src_fps: float, dst_fps: float
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Resample local transforms in time: translations linearly, rotations by normalised
+    quaternion interpolation (shortest arc), so bones stay rigid (interpolating positions would
+    shorten fast-rotating limbs by centimetres).
+
+    Args: trans (T, J, 3), rots (T, J, 3, 3) at ``src_fps``. Returns the same at ``dst_fps`` with
+    T' = floor((T - 1) * dst_fps / src_fps) + 1 frames sampled at t = k / dst_fps.
+    """
+    from scipy.spatial.transform import Rotation
+
+    T, J = trans.shape[:2]
+    n_out = int(np.floor((T - 1) * dst_fps / src_fps + 1e-6)) + 1
+    t = np.arange(n_out) * (src_fps / dst_fps)
+    i0 = np.clip(np.floor(t).astype(np.int64), 0, T - 1)
+    i1 = np.clip(i0 + 1, 0, T - 1)
+    w = (t - i0)[:, None]
+    q = Rotation.from_matrix(rots.reshape(-1, 3, 3)).as_quat().reshape(T, J, 4)
+    q0, q1 = q[i0], q[i1]
+    q1 = np.where((np.sum(q0 * q1, axis=-1, keepdims=True) < 0), -q1, q1)
+    qi = (1 - w[..., None]) * q0 + w[..., None] * q1
+    qi /= np.linalg.norm(qi, axis=-1, keepdims=True)
+    r = Rotation.from_quat(qi.reshape(-1, 4)).as_matrix().reshape(n_out, J, 3, 3)
+    tr = (1 - w[..., None]) * trans[i0] + w[..., None] * trans[i1]
+    return tr, r
+
+
+def canonical_joint_positions(bvh: BVH, fps: float | None = None) -> np.ndarray:
     """Forward kinematics restricted to the 21 canonical joints: (T, 21, 3), file units.
 
-    Raises BVHError when a canonical joint is missing from the file.
+    With ``fps`` given, the local transforms are first resampled to that frame rate
+    (see :func:`resample_local`). Raises BVHError when a canonical joint is missing.
     """
     missing = [n for n in JOINT_NAMES if n not in bvh.names]
     if missing:
         raise BVHError(f"BVH lacks canonical joints: {', '.join(missing)}")
-    pos = forward_kinematics(bvh)
+    trans, rots = local_transforms(bvh)
+    if fps is not None and abs(fps - bvh.fps) > 1e-3:
+        trans, rots = resample_local(trans, rots, bvh.fps, fps)
+    pos = fk_from_local(trans, rots, bvh.parents)
     idx = [bvh.names.index(n) for n in JOINT_NAMES]
     return pos[:, idx]
