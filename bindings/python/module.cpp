@@ -1,0 +1,256 @@
+// coamd_native: the C ABI (bindings/include/coamd/coamd_client.h) for Python tests and tools.
+// Every call goes through the same extern "C" functions that Unity and Unreal use.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "coamd/coamd_client.h"
+
+namespace py = pybind11;
+using F32 = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+namespace {
+
+void check(int rc) {
+  if (rc == COAMD_OK) return;
+  const std::string msg = coamd_last_error();
+  switch (rc) {
+    case COAMD_ERR_INVALID_ARGUMENT: throw py::value_error(msg);
+    case COAMD_ERR_NOT_FOUND: throw py::index_error(msg);
+    case COAMD_ERR_STATE: throw py::value_error(msg);  // e.g. wait() timed out
+    case COAMD_ERR_CONNECT: throw std::runtime_error("connect: " + msg);
+    default: throw std::runtime_error(msg);
+  }
+}
+
+const float* need(const F32& a, py::ssize_t size, const char* what) {
+  if (a.size() != size) {
+    throw py::value_error(std::string(what) + " must have " + std::to_string(size) + " floats, got " +
+                          std::to_string(a.size()));
+  }
+  return a.data();
+}
+
+py::dict info_dict(const coamd_sample_info& i) {
+  py::dict d;
+  d["state"] = i.state;
+  d["frame"] = i.frame;
+  d["alpha"] = i.alpha;
+  d["motion_time_s"] = i.motion_time_s;
+  d["frames_available"] = i.frames_available;
+  d["total_frames"] = i.total_frames;
+  d["rebuffer_count"] = i.rebuffer_count;
+  return d;
+}
+
+class Stream {
+ public:
+  explicit Stream(coamd_stream* s) : s_(s) {}
+  ~Stream() { coamd_stream_destroy(s_); }
+  Stream(const Stream&) = delete;
+
+  // (info dict, positions (21,3), local rotations (21,4), world rotations (21,4))
+  py::tuple sample(double t) {
+    coamd_sample_info info{};
+    F32 pos({21, 3}), loc({21, 4}), wor({21, 4});
+    std::fill(pos.mutable_data(), pos.mutable_data() + 63, 0.f);
+    std::fill(loc.mutable_data(), loc.mutable_data() + 84, 0.f);
+    std::fill(wor.mutable_data(), wor.mutable_data() + 84, 0.f);
+    check(coamd_stream_sample(s_, t, &info, pos.mutable_data(), loc.mutable_data(), wor.mutable_data()));
+    return py::make_tuple(info_dict(info), pos, loc, wor);
+  }
+  // Only the info (no pose copies): for timing the engine-side cost.
+  py::dict sample_info(double t) {
+    coamd_sample_info info{};
+    check(coamd_stream_sample(s_, t, &info, nullptr, nullptr, nullptr));
+    return info_dict(info);
+  }
+  py::tuple sample_motion_time(double m) {
+    F32 pos({21, 3}), loc({21, 4}), wor({21, 4});
+    check(coamd_stream_sample_motion_time(s_, m, pos.mutable_data(), loc.mutable_data(), wor.mutable_data()));
+    return py::make_tuple(pos, loc, wor);
+  }
+  py::tuple frame(uint32_t index) {
+    F32 pos({21, 3}), loc({21, 4});
+    check(coamd_stream_frame(s_, index, pos.mutable_data(), loc.mutable_data()));
+    return py::make_tuple(pos, loc);
+  }
+  py::dict info() {
+    coamd_stream_info i{};
+    i.struct_size = sizeof(i);
+    check(coamd_stream_info_get(s_, &i));
+    py::dict d;
+    d["receiving"] = bool(i.receiving);
+    d["frames_received"] = i.frames_received;
+    d["total_frames"] = i.total_frames;
+    d["client_ttff_ms"] = i.client_ttff_ms;
+    d["client_total_ms"] = i.client_total_ms;
+    d["server_ttff_ms"] = i.server_ttff_ms;
+    d["server_total_ms"] = i.server_total_ms;
+    d["server_queue_ms"] = i.server_queue_ms;
+    d["guidance_applied"] = bool(i.guidance_applied);
+    d["has_summary"] = bool(i.has_summary);
+    d["seed"] = i.seed;
+    return d;
+  }
+  std::string error() {
+    char buf[1024];
+    check(coamd_stream_error(s_, buf, sizeof(buf)));
+    return buf;
+  }
+  bool wait(float timeout_s) {
+    int rc;
+    {
+      py::gil_scoped_release release;
+      rc = coamd_stream_wait(s_, timeout_s);
+    }
+    if (rc == COAMD_ERR_STATE) return false;
+    check(rc);
+    return true;
+  }
+  void cancel() { check(coamd_stream_cancel(s_)); }
+  void restart_playback() { check(coamd_stream_restart_playback(s_)); }
+
+ private:
+  coamd_stream* s_;
+};
+
+class Client {
+ public:
+  Client(const std::string& target, bool tls, const std::string& root_certs, const std::string& token,
+         float connect_timeout_s) {
+    coamd_client_options o;
+    coamd_client_options_defaults(&o);
+    o.use_tls = tls ? 1 : 0;
+    o.connect_timeout_s = connect_timeout_s;
+    int rc;
+    {
+      py::gil_scoped_release release;
+      rc = coamd_client_create(target.c_str(), &o, root_certs.empty() ? nullptr : root_certs.c_str(),
+                               token.empty() ? nullptr : token.c_str(), &c_);
+    }
+    check(rc);
+  }
+  ~Client() { coamd_client_destroy(c_); }
+  Client(const Client&) = delete;
+
+  F32 skeleton(int coords) {
+    F32 rest({21, 3});
+    check(coamd_client_skeleton(c_, coords, rest.mutable_data(), nullptr));
+    return rest;
+  }
+
+  std::unique_ptr<Stream> generate(const std::string& text, float duration_s, uint64_t seed, int guidance,
+                                   float guidance_scale, float cfg_scale, uint32_t iterations, uint32_t ode_steps,
+                                   int order, int coordinates, bool server_rotations, float buffering_delay_s,
+                                   float deadline_s, uint32_t capacity_frames) {
+    coamd_request r;
+    coamd_request_defaults(&r);
+    r.duration_s = duration_s;
+    r.seed = seed;
+    r.guidance = guidance;
+    r.guidance_scale = guidance_scale;
+    r.cfg_scale = cfg_scale;
+    r.iterations = iterations;
+    r.ode_steps = ode_steps;
+    r.order = order;
+    r.coordinates = coordinates;
+    r.server_rotations = server_rotations ? 1 : 0;
+    r.buffering_delay_s = buffering_delay_s;
+    r.deadline_s = deadline_s;
+    r.capacity_frames = capacity_frames;
+    coamd_stream* s = nullptr;
+    check(coamd_stream_start(c_, text.c_str(), &r, &s));
+    return std::make_unique<Stream>(s);
+  }
+
+ private:
+  coamd_client* c_ = nullptr;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(coamd_native, m) {
+  m.doc() = "CoAMD native engine client (the C ABI of libcoamd_client) for Python tests and tools. "
+            "Positions (21, 3) and quaternions (21, 4) as (x, y, z, w) in the requested coordinates.";
+  m.attr("ABI_VERSION") = coamd_abi_version();
+  m.attr("FPS") = COAMD_FPS;
+  m.attr("STATE_BUFFERING") = int(COAMD_STATE_BUFFERING);
+  m.attr("STATE_PLAYING") = int(COAMD_STATE_PLAYING);
+  m.attr("STATE_FINISHED") = int(COAMD_STATE_FINISHED);
+  m.attr("STATE_ERROR") = int(COAMD_STATE_ERROR);
+  m.attr("STATE_CANCELLED") = int(COAMD_STATE_CANCELLED);
+  m.attr("COORDS_RIGHT_HANDED_Y_UP") = int(COAMD_COORDS_RIGHT_HANDED_Y_UP);
+  m.attr("COORDS_UNITY") = int(COAMD_COORDS_UNITY);
+  m.attr("COORDS_UNREAL") = int(COAMD_COORDS_UNREAL);
+  m.attr("GUIDANCE_SERVER_DEFAULT") = int(COAMD_GUIDANCE_SERVER_DEFAULT);
+  m.attr("GUIDANCE_ON") = int(COAMD_GUIDANCE_ON);
+  m.attr("GUIDANCE_OFF") = int(COAMD_GUIDANCE_OFF);
+  m.attr("ORDER_SERVER_DEFAULT") = int(COAMD_ORDER_SERVER_DEFAULT);
+  m.attr("ORDER_RANDOM") = int(COAMD_ORDER_RANDOM);
+  m.attr("ORDER_LEFT_TO_RIGHT") = int(COAMD_ORDER_LEFT_TO_RIGHT);
+
+  py::list names, unity, unreal, parents;
+  for (int j = 0; j < COAMD_NUM_JOINTS; ++j) {
+    names.append(coamd_joint_name(j));
+    unity.append(coamd_unity_humanoid_bone(j));
+    unreal.append(coamd_unreal_bone(j));
+    parents.append(coamd_joint_parent(j));
+  }
+  m.attr("JOINT_NAMES") = py::tuple(names);
+  m.attr("UNITY_HUMANOID_BONES") = py::tuple(unity);
+  m.attr("UNREAL_BONES") = py::tuple(unreal);
+  m.attr("PARENTS") = py::tuple(parents);
+
+  py::class_<Stream>(m, "Stream", "A Generate stream received on a background thread into a jitter buffer.")
+      .def("sample", &Stream::sample, py::arg("engine_time_s"),
+           "Playback at engine time (s): (info, positions (21,3), local (21,4), world (21,4)).")
+      .def("sample_info", &Stream::sample_info, py::arg("engine_time_s"), "Playback state only (no pose copy).")
+      .def("sample_motion_time", &Stream::sample_motion_time, py::arg("motion_time_s"),
+           "Interpolated pose at a motion time (s from frame 0); IndexError if not received yet.")
+      .def("frame", &Stream::frame, py::arg("index"), "Frame as received: (positions (21,3), local (21,4)).")
+      .def("info", &Stream::info, "Progress, client-measured latencies and the server summary.")
+      .def("error", &Stream::error, "The failure message ('' when none).")
+      .def("wait", &Stream::wait, py::arg("timeout_s") = 0.f, "Block until the stream ended; False on time-out.")
+      .def("cancel", &Stream::cancel)
+      .def("restart_playback", &Stream::restart_playback);
+
+  py::class_<Client>(m, "Client", "A connection to `coamd serve` (fetches the skeleton on connect).")
+      .def(py::init<const std::string&, bool, const std::string&, const std::string&, float>(), py::arg("target"),
+           py::arg("tls") = false, py::arg("root_certs") = "", py::arg("token") = "",
+           py::arg("connect_timeout_s") = 5.f)
+      .def("skeleton", &Client::skeleton, py::arg("coords") = 0, "Rest offsets (21, 3), parent-relative.")
+      .def("generate", &Client::generate, py::arg("text"), py::arg("duration_s") = 4.f, py::arg("seed") = 0,
+           py::arg("guidance") = 0, py::arg("guidance_scale") = 0.f, py::arg("cfg_scale") = 0.f,
+           py::arg("iterations") = 0, py::arg("ode_steps") = 0, py::arg("order") = 0, py::arg("coordinates") = 0,
+           py::arg("server_rotations") = false, py::arg("buffering_delay_s") = 0.2f, py::arg("deadline_s") = 0.f,
+           py::arg("capacity_frames") = 0, "Start a Generate stream; returns at once.");
+
+  m.def("convert_positions", [](F32 p, int from, int to) {
+    if (p.ndim() < 1 || p.shape(p.ndim() - 1) != 3) throw py::value_error("positions must end in an axis of 3");
+    F32 out(std::vector<py::ssize_t>(p.shape(), p.shape() + p.ndim()));
+    check(coamd_convert_positions(p.data(), static_cast<int32_t>(p.size() / 3), from, to, out.mutable_data()));
+    return out;
+  }, py::arg("positions"), py::arg("from_coords"), py::arg("to_coords"));
+  m.def("convert_rotations", [](F32 q, int from, int to) {
+    if (q.ndim() < 1 || q.shape(q.ndim() - 1) != 4) throw py::value_error("rotations must end in an axis of 4");
+    F32 out(std::vector<py::ssize_t>(q.shape(), q.shape() + q.ndim()));
+    check(coamd_convert_rotations(q.data(), static_cast<int32_t>(q.size() / 4), from, to, out.mutable_data()));
+    return out;
+  }, py::arg("rotations"), py::arg("from_coords"), py::arg("to_coords"));
+  m.def("solve_rotations", [](F32 positions, F32 rest) {
+    F32 loc({21, 4}), wor({21, 4});
+    check(coamd_solve_rotations(need(positions, 63, "positions"), need(rest, 63, "rest_offsets"),
+                                loc.mutable_data(), wor.mutable_data()));
+    return py::make_tuple(loc, wor);
+  }, py::arg("positions"), py::arg("rest_offsets"), "(21,3) positions -> (local (21,4), world (21,4)).");
+  m.def("forward_kinematics", [](F32 root, F32 local, F32 rest) {
+    F32 pos({21, 3});
+    check(coamd_forward_kinematics(need(root, 3, "root"), need(local, 84, "local_rotations"),
+                                   need(rest, 63, "rest_offsets"), pos.mutable_data()));
+    return pos;
+  }, py::arg("root"), py::arg("local_rotations"), py::arg("rest_offsets"));
+}

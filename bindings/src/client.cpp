@@ -1,0 +1,274 @@
+#include "coamd/client.hpp"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "coamd/rig.hpp"
+#include "coamd/v1/motion.grpc.pb.h"
+
+namespace coamd {
+
+namespace v1 = ::coamd::v1;
+using Clock = std::chrono::steady_clock;
+
+struct ClientCore {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::MotionService::Stub> stub;
+  std::string token;
+
+  void prepare(grpc::ClientContext& ctx) const {
+    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  }
+};
+
+struct Stream::Rpc {
+  grpc::ClientContext ctx;
+};
+
+namespace {
+
+std::string status_text(const grpc::Status& st) {
+  static const char* const names[] = {
+      "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
+      "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
+      "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  const int code = static_cast<int>(st.error_code());
+  const char* name = code >= 0 && code <= 16 ? names[code] : "UNKNOWN";
+  return std::string(name) + ": " + st.error_message();
+}
+
+float ms_since(Clock::time_point t0) {
+  return std::chrono::duration<float, std::milli>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------- Client
+Client::Client(const std::string& target, const coamd_client_options& options, const std::string& root_certs,
+               const std::string& token)
+    : core_(std::make_shared<ClientCore>()) {
+  if (target.empty()) throw Error(COAMD_ERR_INVALID_ARGUMENT, "target is empty; expected host:port");
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options.use_tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = root_certs;
+    creds = grpc::SslCredentials(ssl);
+  } else {
+    creds = grpc::InsecureChannelCredentials();
+  }
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  core_->channel = grpc::CreateCustomChannel(target, creds, args);
+  core_->stub = v1::MotionService::NewStub(core_->channel);
+  core_->token = token;
+
+  const float timeout = options.connect_timeout_s > 0.f ? options.connect_timeout_s : 5.f;
+  grpc::ClientContext ctx;
+  core_->prepare(ctx);
+  ctx.set_wait_for_ready(true);
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000.f)));
+  v1::GetSkeletonRequest req;
+  req.set_coordinates(v1::RIGHT_HANDED_Y_UP);
+  v1::Skeleton sk;
+  const grpc::Status st = core_->stub->GetSkeleton(&ctx, req, &sk);
+  if (!st.ok()) {
+    const bool unreachable = st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                             st.error_code() == grpc::StatusCode::UNAVAILABLE;
+    throw Error(unreachable ? COAMD_ERR_CONNECT : COAMD_ERR_RPC,
+                "GetSkeleton on " + target + " failed: " + status_text(st));
+  }
+  if (sk.rest_offsets_size() != kPosFloats || sk.parents_size() != kNumJoints) {
+    throw Error(COAMD_ERR_RPC, "server skeleton has " + std::to_string(sk.parents_size()) + " joints and " +
+                                   std::to_string(sk.rest_offsets_size()) + " offset floats; expected 21 and 63");
+  }
+  for (int j = 0; j < kNumJoints; ++j) {
+    if (sk.parents(j) != kParents[j]) {
+      throw Error(COAMD_ERR_RPC, "server skeleton parent of joint " + std::to_string(j) + " is " +
+                                     std::to_string(sk.parents(j)) + ", expected " + std::to_string(kParents[j]));
+    }
+  }
+  for (int k = 0; k < kPosFloats; ++k) rest_[k] = sk.rest_offsets(k);
+}
+
+Client::~Client() = default;
+
+std::unique_ptr<Stream> Client::start(const std::string& text, const coamd_request& req) {
+  if (!valid_coords(req.coordinates)) {
+    throw Error(COAMD_ERR_INVALID_ARGUMENT, "coordinates " + std::to_string(req.coordinates) +
+                                               " is not a coamd_coords value (0, 1, 2)");
+  }
+  if (!(req.duration_s > 0.f) || req.duration_s > 600.f) {
+    throw Error(COAMD_ERR_INVALID_ARGUMENT, "duration_s must be in (0, 600] seconds, got " +
+                                               std::to_string(req.duration_s));
+  }
+  if (!(req.buffering_delay_s >= 0.f) || req.buffering_delay_s > 60.f) {
+    throw Error(COAMD_ERR_INVALID_ARGUMENT, "buffering_delay_s must be in [0, 60] seconds, got " +
+                                               std::to_string(req.buffering_delay_s));
+  }
+  if (req.capacity_frames > 1000000u) {
+    throw Error(COAMD_ERR_INVALID_ARGUMENT, "capacity_frames must be at most 1000000");
+  }
+  std::unique_ptr<Stream> s(new Stream(core_, text, req, rest_));
+  s->thread_ = std::thread([p = s.get()] { p->run(); });
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------- Stream
+static uint32_t capacity_for(const coamd_request& req) {
+  if (req.capacity_frames > 0) return req.capacity_frames;
+  return static_cast<uint32_t>(std::ceil(req.duration_s * kFps)) + 16u;
+}
+
+Stream::Stream(std::shared_ptr<ClientCore> core, std::string text, const coamd_request& req, const float* rest)
+    : core_(std::move(core)),
+      text_(std::move(text)),
+      req_(req),
+      coords_(static_cast<Coords>(req.coordinates)),
+      buf_(new FrameBuffer(capacity_for(req))),
+      playback_(*buf_, kFps, req.buffering_delay_s),
+      rpc_(new Rpc) {
+  std::memcpy(rest_, rest, sizeof(rest_));
+  core_->prepare(rpc_->ctx);
+  if (req.deadline_s > 0.f) {
+    rpc_->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(static_cast<int64_t>(req.deadline_s * 1000.f)));
+  }
+}
+
+Stream::~Stream() {
+  cancel();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Stream::cancel() {
+  if (!receiving()) return;
+  cancel_requested_.store(true, std::memory_order_release);
+  buf_->cancel();
+  rpc_->ctx.TryCancel();
+}
+
+bool Stream::wait(float timeout_s) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto ended = [this] { return done_.load(std::memory_order_acquire); };
+  if (timeout_s <= 0.f) {
+    cv_.wait(lock, ended);
+    return true;
+  }
+  return cv_.wait_for(lock, std::chrono::duration<float>(timeout_s), ended);
+}
+
+StreamStats Stream::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void Stream::run() {
+  v1::GenerateRequest r;
+  r.set_text(text_);
+  r.set_duration_s(req_.duration_s);
+  r.set_seed(req_.seed);
+  r.set_guidance(static_cast<v1::Guidance>(req_.guidance));
+  r.set_guidance_scale(req_.guidance_scale);
+  r.set_cfg_scale(req_.cfg_scale);
+  r.set_iterations(req_.iterations);
+  r.set_ode_steps(req_.ode_steps);
+  r.set_order(static_cast<v1::TokenOrder>(req_.order));
+  r.set_coordinates(v1::RIGHT_HANDED_Y_UP);  // converted here, in one place
+  r.set_include_rotations(req_.server_rotations != 0);
+
+  const Clock::time_point t0 = Clock::now();
+  std::string problem;  // a malformed stream, reported instead of the RPC status
+  bool summary = false;
+  uint32_t summary_total = 0;
+  {
+    std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = core_->stub->Generate(&rpc_->ctx, r);
+    v1::GenerateResponse resp;
+    while (reader->Read(&resp)) {
+      if (!problem.empty()) continue;  // drain after a cancel
+      for (const v1::Frame& f : resp.frames()) {
+        const uint32_t expected = buf_->count();
+        if (f.index() != expected) {
+          problem = "frame index " + std::to_string(f.index()) + " arrived, expected " + std::to_string(expected);
+        } else if (f.positions_size() != kPosFloats) {
+          problem = "frame " + std::to_string(f.index()) + " has " + std::to_string(f.positions_size()) +
+                    " position floats, expected 63";
+        } else if (req_.server_rotations && f.rotations_size() != kRotFloats) {
+          problem = "frame " + std::to_string(f.index()) + " has " + std::to_string(f.rotations_size()) +
+                    " rotation floats, expected 84 (server_rotations was asked for)";
+        } else if (!std::all_of(f.positions().begin(), f.positions().end(), [](float v) { return std::isfinite(v); })) {
+          problem = "frame " + std::to_string(f.index()) + " has non-finite positions";
+        }
+        FrameSlot* slot = problem.empty() ? buf_->next_slot() : nullptr;
+        if (problem.empty() && !slot) {
+          problem = "the server sent more than the buffer's " + std::to_string(buf_->capacity()) +
+                    " frames (raise capacity_frames)";
+        }
+        if (!problem.empty()) break;
+        float pos[kPosFloats];
+        std::copy(f.positions().begin(), f.positions().end(), pos);
+        if (req_.server_rotations) {
+          std::copy(f.rotations().begin(), f.rotations().end(), slot->local);
+          for (int j = 0; j < kNumJoints; ++j) {  // renormalise what came over the wire
+            float* q = slot->local + 4 * j;
+            const float n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
+            if (n > 1e-6f) { q[0] /= n; q[1] /= n; q[2] /= n; q[3] /= n; } else { q[0] = q[1] = q[2] = 0.f; q[3] = 1.f; }
+          }
+          local_to_world(slot->local, slot->world);
+        } else {
+          solve_rotations(pos, rest_, slot->local, slot->world);
+        }
+        convert_positions(pos, kNumJoints, Coords::RightHandedYUp, coords_, slot->positions);
+        convert_rotations(slot->local, kNumJoints, Coords::RightHandedYUp, coords_, slot->local);
+        convert_rotations(slot->world, kNumJoints, Coords::RightHandedYUp, coords_, slot->world);
+        if (expected == 0) {
+          std::lock_guard<std::mutex> lock(mu_);
+          stats_.client_ttff_ms = ms_since(t0);
+        }
+        buf_->publish();
+      }
+      if (!problem.empty()) {
+        rpc_->ctx.TryCancel();
+        continue;
+      }
+      if (resp.has_summary()) {
+        const v1::GenerateSummary& s = resp.summary();
+        summary = true;
+        summary_total = s.total_frames();
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.has_summary = true;
+        stats_.server_ttff_ms = s.time_to_first_frame_ms();
+        stats_.server_total_ms = s.total_ms();
+        stats_.server_queue_ms = s.queue_ms();
+        stats_.guidance_applied = s.guidance_applied();
+        stats_.seed = s.seed();
+      }
+    }
+    const grpc::Status st = reader->Finish();
+    if (!problem.empty()) {
+      buf_->fail(problem);
+    } else if (cancel_requested_.load(std::memory_order_acquire)) {
+      buf_->cancel();
+    } else if (!st.ok()) {
+      buf_->fail(status_text(st));
+    } else if (!summary) {
+      buf_->fail("the stream ended without a summary after " + std::to_string(buf_->count()) + " frames");
+    } else if (summary_total != buf_->count()) {
+      buf_->fail("the summary says " + std::to_string(summary_total) + " frames but " +
+                 std::to_string(buf_->count()) + " arrived");
+    } else {
+      buf_->complete(summary_total);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.client_total_ms = ms_since(t0);
+    done_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+}  // namespace coamd

@@ -1,0 +1,196 @@
+// P/Invoke declarations of the C ABI in bindings/include/coamd/coamd_client.h (libcoamd_client).
+// Structs are blittable and laid out like the C structs; every call passes pre-allocated arrays,
+// so sampling allocates nothing on the managed heap.
+using System;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace CoAMD.Native
+{
+    public enum Status
+    {
+        Ok = 0, InvalidArgument = 1, Connect = 2, Rpc = 3, State = 4, NotFound = 5, Internal = 6
+    }
+
+    /// <summary>Playback state of a stream (coamd_state).</summary>
+    public enum PlaybackState
+    {
+        Buffering = 0, Playing = 1, Finished = 2, Error = 3, Cancelled = 4
+    }
+
+    /// <summary>Coordinate system of every array a stream returns (coamd_coords).</summary>
+    public enum Coords
+    {
+        RightHandedYUp = 0, Unity = 1, Unreal = 2
+    }
+
+    public enum Guidance
+    {
+        ServerDefault = 0, On = 1, Off = 2
+    }
+
+    public enum TokenOrder
+    {
+        ServerDefault = 0, Random = 1, LeftToRight = 2
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct ClientOptions
+    {
+        public int StructSize;
+        public int UseTls;
+        public float ConnectTimeoutS;
+        public int Reserved;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct RequestStruct
+    {
+        public int StructSize;
+        public float DurationS;
+        public ulong Seed;
+        public int Guidance;
+        public float GuidanceScale;
+        public float CfgScale;
+        public uint Iterations;
+        public uint OdeSteps;
+        public int Order;
+        public int Coordinates;
+        public int ServerRotations;
+        public float BufferingDelayS;
+        public float DeadlineS;
+        public uint CapacityFrames;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct SampleInfo
+    {
+        public int State;
+        public int Frame;
+        public float Alpha;
+        public float MotionTimeS;
+        public uint FramesAvailable;
+        public uint TotalFrames;
+        public int RebufferCount;
+        public int Reserved;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct StreamInfo
+    {
+        public int StructSize;
+        public int Receiving;
+        public uint FramesReceived;
+        public uint TotalFrames;
+        public float ClientTtffMs;
+        public float ClientTotalMs;
+        public float ServerTtffMs;
+        public float ServerTotalMs;
+        public float ServerQueueMs;
+        public int GuidanceApplied;
+        public int HasSummary;
+        public ulong Seed;
+    }
+
+    public static class CoamdNative
+    {
+        public const string Library = "coamd_client";
+        public const int AbiVersion = 1;
+        public const int NumJoints = 21;
+        public const int PositionFloats = 63;
+        public const int RotationFloats = 84;
+        public const float Fps = 20f;
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_abi_version();
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr coamd_last_error();
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr coamd_joint_name(int joint);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_joint_parent(int joint);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr coamd_unity_humanoid_bone(int joint);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr coamd_unreal_bone(int joint);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void coamd_client_options_defaults(ref ClientOptions options);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_client_create(byte[] target, ref ClientOptions options, byte[] rootCertsPem,
+                                                     byte[] bearerToken, out IntPtr client);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void coamd_client_destroy(IntPtr client);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_client_skeleton(IntPtr client, int coords, [Out] float[] restOffsets63,
+                                                       [Out] int[] parents21);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void coamd_request_defaults(ref RequestStruct request);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_start(IntPtr client, byte[] text, ref RequestStruct request,
+                                                    out IntPtr stream);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_cancel(IntPtr stream);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void coamd_stream_destroy(IntPtr stream);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_sample(IntPtr stream, double engineTimeS, out SampleInfo info,
+                                                     [Out] float[] positions63, [Out] float[] localRotations84,
+                                                     [Out] float[] worldRotations84);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_sample_motion_time(IntPtr stream, double motionTimeS,
+                                                                 [Out] float[] positions63,
+                                                                 [Out] float[] localRotations84,
+                                                                 [Out] float[] worldRotations84);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_frame(IntPtr stream, uint index, [Out] float[] positions63,
+                                                    [Out] float[] localRotations84);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_info_get(IntPtr stream, ref StreamInfo info);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_error(IntPtr stream, [Out] byte[] buf, int bufLen);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_wait(IntPtr stream, float timeoutS);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_restart_playback(IntPtr stream);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_convert_positions(float[] input, int count, int fromCoords, int toCoords,
+                                                         [Out] float[] output);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_convert_rotations(float[] input, int count, int fromCoords, int toCoords,
+                                                         [Out] float[] output);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_solve_rotations(float[] positions63, float[] restOffsets63,
+                                                       [Out] float[] localRotations84, [Out] float[] worldRotations84);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_forward_kinematics(float[] root3, float[] localRotations84,
+                                                          float[] restOffsets63, [Out] float[] positions63);
+
+        /// <summary>NUL-terminated UTF-8 bytes of s (null stays null).</summary>
+        public static byte[] Utf8z(string s)
+        {
+            if (s == null) return null;
+            var bytes = new byte[Encoding.UTF8.GetByteCount(s) + 1];
+            Encoding.UTF8.GetBytes(s, 0, s.Length, bytes, 0);
+            return bytes;
+        }
+
+        /// <summary>A NUL-terminated UTF-8 string owned by the library (null for a null pointer).</summary>
+        public static string FromUtf8(IntPtr p)
+        {
+            if (p == IntPtr.Zero) return null;
+            int n = 0;
+            while (Marshal.ReadByte(p, n) != 0) n++;
+            var bytes = new byte[n];
+            Marshal.Copy(p, bytes, 0, n);
+            return Encoding.UTF8.GetString(bytes);
+        }
+
+        public static string LastError()
+        {
+            return FromUtf8(coamd_last_error()) ?? "";
+        }
+    }
+}

@@ -1,0 +1,282 @@
+// NUnit 2.6 tests of the engine-independent C# (compiled with Mono's mcs, C# 7.2) against the real
+// native library (libcoamd_client) and a real `coamd serve` whose address is in COAMD_TEST_SERVER.
+// Run by tests/test_bindings_e2e.py, which starts the server and nunit-console.
+using System;
+using System.Collections.Generic;
+using CoAMD;
+using CoAMD.Native;
+using NUnit.Framework;
+
+namespace CoAMD.Tests
+{
+    static class Util
+    {
+        public static string Server
+        {
+            get
+            {
+                string s = Environment.GetEnvironmentVariable("COAMD_TEST_SERVER");
+                if (string.IsNullOrEmpty(s)) Assert.Ignore("COAMD_TEST_SERVER is not set (no server to test against)");
+                return s;
+            }
+        }
+
+        public static MotionRequest Fast(float seconds, ulong seed, Coords coords)
+        {
+            return new MotionRequest
+            {
+                DurationSeconds = seconds, Seed = seed, Guidance = Guidance.Off, Coordinates = coords,
+                BufferingDelaySeconds = 0.2f,
+            };
+        }
+
+        // v rotated by unit quaternion q[4j..4j+3]
+        public static void Rotate(float[] q, int j, float vx, float vy, float vz, out float ox, out float oy, out float oz)
+        {
+            float x = q[4 * j], y = q[4 * j + 1], z = q[4 * j + 2], w = q[4 * j + 3];
+            float tx = 2f * (y * vz - z * vy), ty = 2f * (z * vx - x * vz), tz = 2f * (x * vy - y * vx);
+            ox = vx + w * tx + (y * tz - z * ty);
+            oy = vy + w * ty + (z * tx - x * tz);
+            oz = vz + w * tz + (x * ty - y * tx);
+        }
+
+        public static double Angle(float ax, float ay, float az, float bx, float by, float bz)
+        {
+            double na = Math.Sqrt(ax * ax + ay * ay + az * az), nb = Math.Sqrt(bx * bx + by * by + bz * bz);
+            double c = (ax * bx + ay * by + az * bz) / (na * nb);
+            return Math.Acos(Math.Max(-1.0, Math.Min(1.0, c)));
+        }
+
+        // All frames of a finished stream.
+        public static List<float[]> Frames(MotionStream s)
+        {
+            var list = new List<float[]>();
+            for (int i = 0; ; i++)
+            {
+                var p = new float[63];
+                if (!s.Frame(i, p, null)) break;
+                list.Add(p);
+            }
+            return list;
+        }
+    }
+
+    [TestFixture]
+    public class NativeLibraryTests
+    {
+        [Test]
+        public void AbiVersionAndSkeletonTablesMatchTheNativeLibrary()
+        {
+            Assert.AreEqual(CoamdNative.AbiVersion, CoamdNative.coamd_abi_version());
+            Assert.IsNull(Skeleton.VerifyAgainstNative());
+            Assert.AreEqual(6, Skeleton.JointOfHumanoidBone("LeftUpperArm"));
+            Assert.AreEqual(-1, Skeleton.JointOfHumanoidBone("LeftEye"));
+            Assert.IsTrue(Skeleton.IsOptionalHumanoidBone(16));   // LeftToes
+            Assert.IsFalse(Skeleton.IsOptionalHumanoidBone(15));  // LeftFoot
+        }
+
+        [Test]
+        public void UnityFrameNegatesXAndUnrealIsZUpCentimetres()
+        {
+            var left = new float[] { 1f, 0f, 0f, 0f, 1f, 0f };  // project left (+X), up (+Y)
+            var o = new float[6];
+            Assert.AreEqual(0, CoamdNative.coamd_convert_positions(left, 2, (int)Coords.RightHandedYUp, (int)Coords.Unity, o));
+            Assert.AreEqual(new float[] { -1f, 0f, 0f, 0f, 1f, 0f }, o);
+            Assert.AreEqual(0, CoamdNative.coamd_convert_positions(left, 2, (int)Coords.RightHandedYUp, (int)Coords.Unreal, o));
+            Assert.AreEqual(new float[] { 0f, -100f, 0f, 0f, 0f, 100f }, o);
+        }
+
+        [Test]
+        public void UnreachableServerRaisesConnectWithAMessage()
+        {
+            var e = Assert.Throws<CoamdException>(() => new MotionClient("127.0.0.1:9", false, null, null, 0.5f));
+            Assert.AreEqual(Status.Connect, e.Status);
+            StringAssert.Contains("GetSkeleton", e.Message);
+        }
+
+        [Test]
+        public void StructSizesMatchTheNativeLayout()
+        {
+            // The library rejects a struct_size that differs from its sizeof (see coamd_client.h).
+            Assert.AreEqual(16, System.Runtime.InteropServices.Marshal.SizeOf(typeof(ClientOptions)));
+            Assert.AreEqual(64, System.Runtime.InteropServices.Marshal.SizeOf(typeof(RequestStruct)));
+            Assert.AreEqual(32, System.Runtime.InteropServices.Marshal.SizeOf(typeof(SampleInfo)));
+            Assert.AreEqual(56, System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo)));
+        }
+    }
+
+    [TestFixture]
+    public class StreamingTests
+    {
+        MotionClient _client;
+
+        [TestFixtureSetUp]
+        public void Connect()
+        {
+            _client = new MotionClient(Util.Server, false, null, null, 30f);
+        }
+
+        [TestFixtureTearDown]
+        public void Close()
+        {
+            if (_client != null) _client.Dispose();
+        }
+
+        [Test]
+        public void StreamDeliversEveryFrameAndPlaysThemBackAtEngineTime()
+        {
+            using (var s = _client.Generate("a person walks forward", Util.Fast(2f, 7, Coords.Unity)))
+            {
+                var pose = new Pose();
+                Assert.AreEqual(PlaybackState.Buffering, s.Sample(0.0, pose), "nothing can be buffered yet");
+                Assert.IsTrue(s.Wait(300f), "stream did not end");
+                Assert.AreEqual("", s.Error);
+                StreamInfo info = s.Info;
+                Assert.AreEqual(1, info.HasSummary);
+                Assert.Greater(info.TotalFrames, 0u);
+                Assert.AreEqual(info.TotalFrames, info.FramesReceived);
+                Assert.Greater(info.ClientTtffMs, 0f);
+                List<float[]> frames = Util.Frames(s);
+                Assert.AreEqual((int)info.TotalFrames, frames.Count);
+
+                // An engine loop at 60 Hz: playing, motion time rising, then finished on the last frame.
+                double t0 = 100.0;
+                var states = new List<PlaybackState>();
+                float lastMotion = -1f;
+                for (int tick = 0; tick < 60 * 4; tick++)
+                {
+                    double t = t0 + tick / 60.0;
+                    PlaybackState st = s.Sample(t, pose);
+                    states.Add(st);
+                    Assert.GreaterOrEqual(pose.Info.MotionTimeS, lastMotion);
+                    lastMotion = pose.Info.MotionTimeS;
+                    if (st == PlaybackState.Playing && pose.Info.Alpha == 0f)
+                        Assert.AreEqual(frames[pose.Info.Frame], pose.Positions, "a frame time gives that frame");
+                }
+                Assert.AreEqual(PlaybackState.Playing, states[1]);
+                Assert.AreEqual(PlaybackState.Finished, states[states.Count - 1]);
+                Assert.AreEqual(frames.Count - 1, pose.Info.Frame);
+                Assert.AreEqual(frames[frames.Count - 1], pose.Positions);
+            }
+        }
+
+        [Test]
+        public void UnityStreamIsTheRightHandedStreamWithXNegated()
+        {
+            List<float[]> rh, un;
+            using (var s = _client.Generate("a person waves the right hand", Util.Fast(1.6f, 11, Coords.RightHandedYUp)))
+            {
+                Assert.IsTrue(s.Wait(300f));
+                rh = Util.Frames(s);
+            }
+            using (var s = _client.Generate("a person waves the right hand", Util.Fast(1.6f, 11, Coords.Unity)))
+            {
+                Assert.IsTrue(s.Wait(300f));
+                un = Util.Frames(s);
+            }
+            Assert.AreEqual(rh.Count, un.Count);
+            Assert.Greater(rh.Count, 0);
+            for (int i = 0; i < rh.Count; i++)
+                for (int j = 0; j < 21; j++)
+                {
+                    Assert.AreEqual(-rh[i][3 * j], un[i][3 * j], 1e-4f, "frame " + i + " joint " + j);
+                    Assert.AreEqual(rh[i][3 * j + 1], un[i][3 * j + 1], 1e-4f);
+                    Assert.AreEqual(rh[i][3 * j + 2], un[i][3 * j + 2], 1e-4f);
+                }
+        }
+
+        [Test]
+        public void CancelStopsTheStreamAndFreezesPlayback()
+        {
+            using (var s = _client.Generate("a person runs in a circle", Util.Fast(12f, 3, Coords.Unity)))
+            {
+                s.Cancel();
+                var pose = new Pose();
+                Assert.AreEqual(PlaybackState.Cancelled, s.Sample(1.0, pose));
+                Assert.IsTrue(s.Wait(30f), "a cancelled stream must end promptly");
+                Assert.AreEqual(0, s.Info.Receiving);
+                Assert.AreEqual(PlaybackState.Cancelled, s.Sample(2.0, pose));
+            }
+        }
+
+        [Test]
+        public void ServerValidationErrorSurfacesAsErrorState()
+        {
+            using (var s = _client.Generate("", Util.Fast(2f, 1, Coords.Unity)))
+            {
+                Assert.IsTrue(s.Wait(60f));
+                var pose = new Pose();
+                Assert.AreEqual(PlaybackState.Error, s.Sample(0.0, pose));
+                StringAssert.Contains("INVALID_ARGUMENT", s.Error);
+                Assert.IsFalse(pose.HasFrame);
+            }
+        }
+
+        [Test]
+        public void PlayerCoreDrivesEveryBoneAlongTheStreamedBonesWithRootMotion()
+        {
+            // An avatar 1.5 times the size of the server skeleton, standing in its rest pose.
+            float[] rest = _client.RestOffsets(Coords.Unity);
+            var avatar = new float[63];
+            for (int j = 1; j < 21; j++)
+                for (int k = 0; k < 3; k++)
+                    avatar[3 * j + k] = avatar[3 * Skeleton.Parents[j] + k] + 1.5f * rest[3 * j + k];
+            using (var core = new MotionPlayerCore(_client, avatar))
+            {
+                Assert.AreEqual(1.5f, core.Retarget.HipsScale, 1e-4f);
+                core.Play("a person walks forward", Util.Fast(2.4f, 5, Coords.Unity));
+                Assert.IsTrue(core.Stream.Wait(300f));
+                List<float[]> frames = Util.Frames(core.Stream);
+                double sumX = 0, sumZ = 0;
+                int ticks = 0;
+                for (int tick = 0; tick < 60 * 4; tick++)
+                {
+                    PlaybackState st = core.Tick(50.0 + tick / 60.0);
+                    if (!core.Pose.HasFrame) continue;
+                    ticks++;
+                    sumX += core.RootMotion.DeltaX;
+                    sumZ += core.RootMotion.DeltaZ;
+                    float[] p = core.Pose.Positions;
+                    Assert.AreEqual(0f, p[0], 1e-6f, "hips are centred");
+                    Assert.AreEqual(0f, p[2], 1e-6f);
+                    // Every single-child bone of the avatar, rotated, points along the streamed bone.
+                    for (int c = 1; c < 21; c++)
+                    {
+                        int par = Skeleton.Parents[c];
+                        if (c == 13 || c == 17 || c == 5 || c == 9) continue;  // twist-only children
+                        float ox, oy, oz;
+                        Util.Rotate(core.AvatarRotations, par, core.Retarget.RestOffsets[3 * c],
+                                    core.Retarget.RestOffsets[3 * c + 1], core.Retarget.RestOffsets[3 * c + 2],
+                                    out ox, out oy, out oz);
+                        double a = Util.Angle(ox, oy, oz, p[3 * c] - p[3 * par], p[3 * c + 1] - p[3 * par + 1],
+                                              p[3 * c + 2] - p[3 * par + 2]);
+                        Assert.Less(a, 0.01, "bone " + Skeleton.JointNames[c] + " tick " + tick);
+                    }
+                    if (st == PlaybackState.Finished) break;
+                }
+                Assert.Greater(ticks, 40);
+                float[] first = frames[0], last = frames[frames.Count - 1];
+                Assert.AreEqual(last[0] - first[0], sumX, 1e-3, "root motion adds up to the hips' travel (x)");
+                Assert.AreEqual(last[2] - first[2], sumZ, 1e-3, "root motion adds up to the hips' travel (z)");
+
+                // Tick() allocates nothing: 2000 ticks (a replay) leave the managed heap as it was.
+                core.Replay();
+                for (int tick = 0; tick < 10; tick++) core.Tick(60.0 + tick / 60.0);
+                long before = GC.GetTotalMemory(false);
+                for (int tick = 10; tick < 2010; tick++) core.Tick(60.0 + tick / 600.0);
+                long grown = GC.GetTotalMemory(false) - before;
+                Assert.Less(grown, 8 * 1024, "Tick() must not allocate per call");
+
+                // In place: no travel reported.
+                core.Replay();
+                core.RootMotion.Enabled = false;
+                for (int tick = 0; tick < 30; tick++)
+                {
+                    core.Tick(80.0 + tick / 60.0);
+                    Assert.AreEqual(0f, core.RootMotion.DeltaX);
+                    Assert.AreEqual(0f, core.RootMotion.DeltaZ);
+                }
+            }
+        }
+    }
+}
