@@ -1,0 +1,78 @@
+"""Recognizer guidance (paper section 3.3, eq. 6-8; derivation in appendix A.2), PyTorch sidecar.
+
+At each autoregressive iteration the sampler hands over the complete preliminary latents z' (all
+still-unknown tokens sampled by the flow) and the mask M_t of the tokens filled in this iteration:
+
+    X      = D(z')                                   decode (the AE decoder, differentiable)
+    S      = sum_k w_k * cos(R^k(X), c)              eq. 6, k in {fused, joint, bone, motion}
+    g      = dS/dz',  g_hat = g / (||g||_2 + eps)    eq. 7 (norm over the whole (L, D) of a sample)
+    z_new  = z' + gamma * g_hat * M_t                eq. 8
+
+R^k are the action recognizer's motion embeddings and c its text embedding of the prompt. In a
+batch, each sample's gradient is normalised on its own, so batching never changes a result.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from coamd.sampling.sampler import DEFAULT_WEIGHTS, FRAMES_PER_TOKEN
+
+EPS = 1e-8
+
+
+class TorchGuide:
+    """The :class:`~coamd.sampling.backend.Guide` on PyTorch copies of the AE decoder and the recognizer.
+
+    autoencoder: ``MotionAutoencoder`` (its ``decode``); recognizer: ``ActionRecognizer``
+    (``embed_motion``, ``embed_text``); transformer: the ``MaskedTransformer`` whose ``to_ae``
+    maps generator latents to AE latents; device: torch device of the sidecar.
+    After each call ``last_scores`` (B,) holds S of the decoded z' (before the step).
+    """
+
+    def __init__(self, autoencoder, recognizer, transformer, device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.autoencoder = autoencoder.to(self.device).eval()
+        self.recognizer = recognizer.to(self.device).eval()
+        self.latent_mean = transformer.latent_mean.detach().to(self.device)
+        self.latent_std = transformer.latent_std.detach().to(self.device)
+        for m in (self.autoencoder, self.recognizer):
+            for p in m.parameters():
+                p.requires_grad_(False)
+        self.last_scores: np.ndarray | None = None
+
+    def score(self, joints: torch.Tensor, valid: torch.Tensor, text_feats: torch.Tensor,
+              weights: dict[str, float] | None = None) -> torch.Tensor:
+        """Eq. 6: S (B,) for joints (B, T, 21, 3) metres, valid (B, T) bool, text_feats (B, 384)."""
+        w = DEFAULT_WEIGHTS if weights is None else weights
+        emb = self.recognizer.embed_motion(joints, valid)
+        c = self.recognizer.embed_text(text_feats)
+        s = joints.new_zeros(joints.shape[0])
+        for k, wk in w.items():
+            if wk:
+                s = s + wk * torch.nn.functional.cosine_similarity(emb[k], c, dim=-1)
+        return s
+
+    def guide(self, z: np.ndarray, fill: np.ndarray, text_feats: np.ndarray, gamma: float | np.ndarray,
+              weights: dict[str, float] | None = None, pad: np.ndarray | None = None) -> np.ndarray:
+        """z (B, L, D) generator latents z'; fill (B, L) bool M_t; text_feats (B, 384); gamma scalar
+        or (B,); weights w_k (default 0.25 each); pad (B, L) bool True = padding.
+        Returns z_new (B, L, D) float32 (eq. 8). Raises ValueError on mismatched shapes."""
+        z = np.asarray(z, np.float32)
+        B, L, _ = z.shape
+        if fill.shape != (B, L) or text_feats.shape[0] != B:
+            raise ValueError(f"shape mismatch: z {z.shape}, fill {fill.shape}, text {text_feats.shape}")
+        pad_t = torch.zeros(B, L, dtype=torch.bool) if pad is None else torch.from_numpy(np.asarray(pad, bool))
+        pad_t = pad_t.to(self.device)
+        with torch.enable_grad():
+            zt = torch.from_numpy(z).to(self.device).requires_grad_(True)
+            joints = self.autoencoder.decode(zt * self.latent_std + self.latent_mean)
+            valid = (~pad_t).repeat_interleave(FRAMES_PER_TOKEN, dim=1)
+            s = self.score(joints, valid, torch.from_numpy(np.asarray(text_feats, np.float32)).to(self.device), weights)
+            (g,) = torch.autograd.grad(s.sum(), zt)
+        g = g.masked_fill(pad_t[..., None], 0.0)
+        g_hat = g / (g.flatten(1).norm(dim=1)[:, None, None] + EPS)
+        gam = torch.as_tensor(np.broadcast_to(np.asarray(gamma, np.float32), (B,)).copy(), device=self.device)
+        m = torch.from_numpy(np.asarray(fill, bool)).to(self.device)[..., None].float()
+        self.last_scores = s.detach().cpu().numpy()
+        return (zt.detach() + gam[:, None, None] * g_hat * m).cpu().numpy().astype(np.float32)

@@ -1,0 +1,408 @@
+"""Masked autoregressive sampling with flow matching, classifier-free guidance and recognizer
+guidance (paper sections 3.2-3.3), written as a state machine so a server can batch requests.
+
+One iteration (``MaskedARSampler.step``) for a batch of states:
+
+1. context ``h`` of every token from the masked transformer; conditional and unconditional
+   (null text) passes in ONE backend call when classifier-free guidance is on (eq. 3);
+2. the tokens scheduled for this iteration (cosine schedule, ``random`` or ``left_to_right``
+   order) are sampled by integrating the flow ODE from noise (eq. A4-A6, Euler or Heun, fixed
+   steps), with the CFG velocity ``v_u + s * (v_c - v_u)``; with recognizer guidance on, all
+   still-unknown tokens are sampled so the preliminary sequence z' is complete (section 3.3);
+3. recognizer guidance (eq. 6-8): ``z_new = z' + gamma * g/||g|| * M_t`` on this iteration's
+   tokens only;
+4. the newly final frames are decoded and returned: because the decoder is causal, the frames of
+   the longest fully known token prefix never change afterwards, so they are released at once
+   (each frame exactly once, in order). In ``left_to_right`` order this streams the motion token
+   by token; in ``random`` order frames mostly come after the last iteration.
+
+Randomness: each request's token order and noise come from ``numpy.random.default_rng(seed)``
+in the host, so the same seed, text and settings give the same motion on any backend, whatever
+else shares the batch.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from coamd.sampling.backend import Backend, Guide
+from coamd.sampling.ode import SOLVERS, solve, time_grid
+from coamd.sampling.schedules import ORDERS, cosine_schedule, token_order
+
+FPS = 20
+FRAMES_PER_TOKEN = 4
+DEFAULT_WEIGHTS = {"fused": 0.25, "joint": 0.25, "bone": 0.25, "motion": 0.25}
+
+
+@dataclass
+class Edit:
+    """Frames to keep (editing by in-painting in latent space).
+
+    prefix (n, 21, 3) metres: the motion starts with these frames; suffix (m, 21, 3): it ends with
+    these frames; both: generate the in-between. Only whole latent tokens (4 frames) inside the
+    given frames are kept; they are encoded with the autoencoder, and the output frames are the
+    decoded ones, so kept frames match the input within the autoencoder's reconstruction error.
+    """
+
+    prefix: np.ndarray | None = None
+    suffix: np.ndarray | None = None
+
+
+@dataclass
+class GenerationRequest:
+    """One text-to-motion request. ``validate`` raises ValueError naming a bad field.
+
+    text: the description; duration_s: seconds (rounded to whole tokens of 0.2 s, at most
+    max_tokens * 0.2 s); seed: int; cfg_scale: classifier-free guidance scale (1 = off);
+    iterations: masked autoregressive iterations K; ode_steps: N fixed ODE steps per iteration;
+    solver: ``euler`` or ``heun``; order: ``random`` or ``left_to_right``; guidance: recognizer
+    guidance on/off; guidance_scale: gamma of eq. 8; guidance_weights: w_k of eq. 6;
+    edit: frames to keep (:class:`Edit`) or None.
+    """
+
+    text: str
+    duration_s: float = 4.0
+    seed: int = 0
+    cfg_scale: float = 3.0
+    iterations: int = 8
+    ode_steps: int = 8
+    solver: str = "euler"
+    order: str = "random"
+    guidance: bool = True
+    guidance_scale: float = 1.0
+    guidance_weights: dict | None = None
+    edit: Edit | None = None
+
+    def tokens(self) -> int:
+        return int(round(self.duration_s * FPS / FRAMES_PER_TOKEN))
+
+    def validate(self, max_tokens: int) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise ValueError("text is empty; describe the motion, e.g. 'a person walks forward'")
+        if not isinstance(self.duration_s, (int, float)) or not np.isfinite(self.duration_s) or self.duration_s <= 0:
+            raise ValueError(f"duration must be a positive number of seconds, got {self.duration_s!r}")
+        max_s = max_tokens * FRAMES_PER_TOKEN / FPS
+        if self.duration_s > max_s + 1e-9:
+            raise ValueError(f"duration {self.duration_s:g} s is too long; the model generates at most {max_s:g} s")
+        if self.tokens() < 2:
+            raise ValueError(f"duration {self.duration_s:g} s is too short; at least "
+                             f"{2 * FRAMES_PER_TOKEN / FPS:g} s")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not np.isfinite(self.cfg_scale) or self.cfg_scale < 0:
+            raise ValueError(f"cfg_scale must be >= 0, got {self.cfg_scale!r}")
+        if int(self.iterations) != self.iterations or self.iterations < 1:
+            raise ValueError(f"iterations must be a positive integer, got {self.iterations!r}")
+        if int(self.ode_steps) != self.ode_steps or self.ode_steps < 1:
+            raise ValueError(f"ode_steps must be a positive integer, got {self.ode_steps!r}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"unknown ODE solver {self.solver!r}; expected one of {SOLVERS}")
+        if self.order not in ORDERS:
+            raise ValueError(f"unknown token order {self.order!r}; expected one of {ORDERS}")
+        if not np.isfinite(self.guidance_scale) or self.guidance_scale < 0:
+            raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale!r}")
+        if self.guidance_weights is not None:
+            bad = set(self.guidance_weights) - set(DEFAULT_WEIGHTS)
+            if bad:
+                raise ValueError(f"unknown guidance weight keys {sorted(bad)}; expected {sorted(DEFAULT_WEIGHTS)}")
+        if self.edit is not None:
+            T = self.tokens() * FRAMES_PER_TOKEN
+            given = 0
+            for name in ("prefix", "suffix"):
+                a = getattr(self.edit, name)
+                if a is None:
+                    continue
+                a = np.asarray(a)
+                if a.ndim != 3 or a.shape[1:] != (21, 3) or not np.isfinite(a).all():
+                    raise ValueError(f"edit {name} must be finite joints of shape (n, 21, 3), got {a.shape}")
+                if a.shape[0] < FRAMES_PER_TOKEN:
+                    raise ValueError(f"edit {name} needs at least {FRAMES_PER_TOKEN} frames, got {a.shape[0]}")
+                given += a.shape[0]
+            if given == 0:
+                raise ValueError("edit given without prefix or suffix frames")
+            if given >= T:
+                raise ValueError(f"edit keeps {given} frames but the motion has only {T}; nothing to generate")
+
+
+@dataclass
+class FrameChunk:
+    """Frames that are final: ``joints`` (n, 21, 3) float32 metres at 20 fps starting at frame
+    ``start``; ``done`` is True on the request's last chunk. n may be 0 (nothing new yet)."""
+
+    start: int
+    joints: np.ndarray
+    done: bool = False
+
+
+@dataclass
+class GenerationState:
+    """Per-request sampling state (create with :meth:`MaskedARSampler.start`)."""
+
+    request: GenerationRequest
+    text_feat: np.ndarray            # (384,)
+    z: np.ndarray                    # (L, D) generator latents (valid where known)
+    known: np.ndarray                # (L,) bool
+    order: np.ndarray                # unknown token indices in fill order
+    schedule: list[int]              # tokens filled per iteration
+    rng: np.random.Generator
+    iteration: int = 0
+    filled: int = 0                  # tokens of ``order`` filled so far
+    released_tokens: int = 0
+    scores: list[float] = field(default_factory=list)  # recognizer score S after each guided step
+
+    @property
+    def length(self) -> int:
+        return self.z.shape[0]
+
+    @property
+    def frames(self) -> int:
+        return self.z.shape[0] * FRAMES_PER_TOKEN
+
+    @property
+    def done(self) -> bool:
+        return self.released_tokens == self.length
+
+
+def _prefix_known(known: np.ndarray) -> int:
+    """Length of the leading run of True."""
+    idx = np.flatnonzero(~known)
+    return int(idx[0]) if idx.size else int(known.size)
+
+
+class MaskedARSampler:
+    """Masked autoregressive text-to-motion sampler over a :class:`Backend` (+ optional :class:`Guide`).
+
+    Use ``sample(request) -> (T, 21, 3)``, ``stream(request)`` (FrameChunks as frames become
+    final) or, for batching servers, ``start``/``step``. Errors for bad requests are ValueError.
+    """
+
+    def __init__(self, backend: Backend, guide: Guide | None = None, text_cache: int = 256):
+        self.backend = backend
+        self.guide = guide
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._text_cache_size = text_cache
+
+    # ------------------------------------------------------------------ helpers
+    def encode_text(self, texts: list[str]) -> np.ndarray:
+        """(B, 384) features with a small LRU cache (the text encoder is the slowest call)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        if missing:
+            feats = np.asarray(self.backend.encode_text(missing), dtype=np.float32)
+            for t, f in zip(missing, feats):
+                self._text_cache[t] = f
+        out = np.stack([self._text_cache[t] for t in texts])
+        for t in texts:
+            self._text_cache.move_to_end(t)
+        while len(self._text_cache) > self._text_cache_size:
+            self._text_cache.popitem(last=False)
+        return out
+
+    def _edit_latents(self, req: GenerationRequest, L: int) -> tuple[np.ndarray, np.ndarray]:
+        """(latents (L, D), known (L,) bool) of the kept tokens of an edit."""
+        T = L * FRAMES_PER_TOKEN
+        D = self.backend.latent_dim
+        timeline = np.zeros((T, 21, 3), np.float32)
+        given = np.zeros(T, bool)
+        pre, suf = req.edit.prefix, req.edit.suffix
+        if pre is not None:
+            pre = np.asarray(pre, np.float32)
+            timeline[: len(pre)] = pre
+            given[: len(pre)] = True
+        if suf is not None:
+            suf = np.asarray(suf, np.float32)
+            timeline[T - len(suf):] = suf
+            given[T - len(suf):] = True
+        # frames to generate are filled with the nearest given frame so the encoder sees no jump
+        idx = np.flatnonzero(given)
+        nearest = idx[np.abs(np.arange(T)[:, None] - idx[None]).argmin(1)]
+        timeline = timeline[nearest]
+        known = given.reshape(L, FRAMES_PER_TOKEN).all(1)
+        z = np.zeros((L, D), np.float32)
+        z[known] = np.asarray(self.backend.encode(timeline[None]), np.float32)[0][known]
+        return z, known
+
+    # ------------------------------------------------------------------ state machine
+    def start(self, request: GenerationRequest, text_feat: np.ndarray | None = None) -> GenerationState:
+        """Validate the request and set up its state. Raises ValueError for a bad request (and
+        when guidance is requested but this sampler has no guide)."""
+        request.validate(self.backend.max_tokens)
+        if request.guidance and request.guidance_scale > 0 and self.guide is None:
+            raise ValueError("recognizer guidance requested but this sampler has no guide; "
+                             "set guidance=False")
+        L = request.tokens()
+        if text_feat is None:
+            text_feat = self.encode_text([request.text])[0]
+        if request.edit is not None:
+            z, known = self._edit_latents(request, L)
+        else:
+            z, known = np.zeros((L, self.backend.latent_dim), np.float32), np.zeros(L, bool)
+        rng = np.random.default_rng(int(request.seed))
+        order = token_order(np.flatnonzero(~known), request.order, rng)
+        return GenerationState(request, np.asarray(text_feat, np.float32), z, known, order,
+                               cosine_schedule(len(order), int(request.iterations)), rng)
+
+    def step(self, states: list[GenerationState]) -> list[FrameChunk]:
+        """One masked autoregressive iteration for every state (finished states are skipped).
+
+        Returns one :class:`FrameChunk` per state, in order: the frames that became final.
+        """
+        active = [s for s in states if not s.done and s.iteration < len(s.schedule)]
+        if active:
+            self._iterate(active)
+        return self._release(states)
+
+    def _iterate(self, active: list[GenerationState]) -> None:
+        be = self.backend
+        B, D = len(active), be.latent_dim
+        Lmax = max(s.length for s in active)
+        z = np.zeros((B, Lmax, D), np.float32)
+        mask = np.zeros((B, Lmax), bool)
+        pad = np.ones((B, Lmax), bool)
+        for b, s in enumerate(active):
+            z[b, : s.length] = s.z
+            mask[b, : s.length] = ~s.known
+            pad[b, : s.length] = False
+        text = np.stack([s.text_feat for s in active])
+        cfg = any(s.request.cfg_scale != 1.0 for s in active)
+        if cfg:  # conditional rows [:B], unconditional rows [B:], one call
+            drop = np.repeat(np.array([False, True]), B)
+            h = np.asarray(be.context(np.concatenate([z, z]), np.concatenate([mask, mask]),
+                                      np.concatenate([pad, pad]), np.concatenate([text, text]), drop), np.float32)
+        else:
+            h = np.asarray(be.context(z, mask, pad, text, None), np.float32)
+
+        # which tokens to sample: this iteration's; with guidance every unknown one (complete z')
+        fills, targets, noises = [], [], []
+        for b, s in enumerate(active):
+            n = s.schedule[s.iteration]
+            fill = np.sort(s.order[s.filled: s.filled + n])
+            unknown = np.flatnonzero(~s.known)
+            noise = s.rng.standard_normal((unknown.size, D)).astype(np.float32)  # one draw per unknown token
+            guided = s.request.guidance and s.request.guidance_scale > 0
+            tgt = unknown if guided else fill
+            noises.append(noise[np.searchsorted(unknown, tgt)])
+            fills.append(fill)
+            targets.append(tgt)
+
+        # one ODE per (solver, steps) group; every velocity call is batched over the group
+        groups: dict[tuple[str, int], list[int]] = {}
+        for b, s in enumerate(active):
+            groups.setdefault((s.request.solver, int(s.request.ode_steps)), []).append(b)
+        results: dict[int, np.ndarray] = {}
+        for (solver, steps), members in groups.items():
+            rows = np.concatenate([np.full(len(targets[b]), b) for b in members])
+            cols = np.concatenate([targets[b] for b in members])
+            x0 = np.concatenate([noises[b] for b in members])
+            hc = h[rows, cols]
+            x = self._solve(x0, hc, h[rows + B, cols] if cfg else None,
+                            [(len(targets[b]), active[b].request.cfg_scale) for b in members], steps, solver)
+            off = 0
+            for b in members:
+                results[b] = x[off: off + len(targets[b])]
+                off += len(targets[b])
+
+        guided = [b for b, s in enumerate(active) if s.request.guidance and s.request.guidance_scale > 0]
+        if guided:
+            zg = z[guided].copy()
+            fm = np.zeros((len(guided), Lmax), bool)
+            for i, b in enumerate(guided):
+                zg[i, targets[b]] = results[b]
+                fm[i, fills[b]] = True
+            gam = np.array([active[b].request.guidance_scale for b in guided], np.float32)
+            w = [active[b].request.guidance_weights or DEFAULT_WEIGHTS for b in guided]
+            weights = w[0] if all(x == w[0] for x in w) else None
+            if weights is None:  # different weights in one batch: one call per weight set
+                znew = np.empty_like(zg)
+                for key in {tuple(sorted(x.items())) for x in w}:
+                    sel = [i for i, x in enumerate(w) if tuple(sorted(x.items())) == key]
+                    znew[sel] = self.guide.guide(zg[sel], fm[sel], text[[guided[i] for i in sel]], gam[sel],
+                                                 dict(key), pad[[guided[i] for i in sel]])
+            else:
+                znew = self.guide.guide(zg, fm, text[guided], gam, weights, pad[guided])
+            last = getattr(self.guide, "last_scores", None)
+            for i, b in enumerate(guided):
+                results[b] = znew[i, fills[b]]
+                targets[b] = fills[b]
+                if last is not None and len(last) == len(guided):
+                    active[b].scores.append(float(last[i]))
+
+        for b, s in enumerate(active):
+            sel = np.searchsorted(targets[b], fills[b])
+            s.z[fills[b]] = results[b][sel]
+            s.known[fills[b]] = True
+            s.filled += len(fills[b])
+            s.iteration += 1
+
+    def _solve(self, x0: np.ndarray, hc: np.ndarray, hu: np.ndarray | None, scales: list[tuple[int, float]],
+               steps: int, solver: str) -> np.ndarray:
+        """Flow ODE from noise x0 (N, D) to t = 0 with conditional context hc (N, W) and, for CFG,
+        unconditional context hu (N, W): velocity ``v_u + s (v_c - v_u)`` with per-token s
+        (``scales``: (count, s) runs). Each velocity evaluation is one backend call (cond and
+        uncond stacked); a backend offering a fused ODE graph (``has_fused_ode``/``solve``) does
+        all steps in one call when the batch shares one scale."""
+        be = self.backend
+        if len(x0) == 0:
+            return x0
+        cfg = hu is not None
+        uniq = {s for _, s in scales}
+        hh = np.concatenate([hc, hu]) if cfg else hc
+        fused = getattr(be, "has_fused_ode", None)
+        if fused is not None and len(uniq) == 1 and fused(solver, steps, cfg):
+            return np.asarray(be.solve(x0, hh, time_grid(steps), next(iter(uniq)) if cfg else None, solver),
+                              np.float32)
+        n = len(x0)
+        if cfg:
+            scale = np.concatenate([np.full(c, s, np.float32) for c, s in scales])[:, None]
+
+            def vel(x, t):
+                v = np.asarray(be.velocity(np.concatenate([x, x]), np.full(2 * n, t, np.float32), hh), np.float32)
+                return v[n:] + scale * (v[:n] - v[n:])
+        else:
+            def vel(x, t):
+                return np.asarray(be.velocity(x, np.full(n, t, np.float32), hh), np.float32)
+        return solve(vel, x0, steps, solver)
+
+    def _release(self, states: list[GenerationState]) -> list[FrameChunk]:
+        need = [(i, s, _prefix_known(s.known)) for i, s in enumerate(states)]
+        need = [(i, s, k) for i, s, k in need if k > s.released_tokens]
+        chunks = [FrameChunk(s.released_tokens * FRAMES_PER_TOKEN, np.zeros((0, 21, 3), np.float32), s.done)
+                  for s in states]
+        if not need:
+            return chunks
+        Lmax = max(k for _, _, k in need)
+        z = np.zeros((len(need), Lmax, self.backend.latent_dim), np.float32)
+        for b, (_, s, k) in enumerate(need):
+            z[b, :k] = s.z[:k]  # right-padding is harmless: the decoder is causal
+        joints = np.asarray(self.backend.decode(z), np.float32)
+        for b, (i, s, k) in enumerate(need):
+            a, e = s.released_tokens * FRAMES_PER_TOKEN, k * FRAMES_PER_TOKEN
+            s.released_tokens = k
+            chunks[i] = FrameChunk(a, np.ascontiguousarray(joints[b, a:e]), s.done)
+        return chunks
+
+    # ------------------------------------------------------------------ conveniences
+    def stream(self, request: GenerationRequest) -> Iterator[FrameChunk]:
+        """Yield FrameChunks (non-empty) as frames become final; frames in order, each once."""
+        state = self.start(request)
+        while not state.done:
+            chunk = self.step([state])[0]
+            if len(chunk.joints):
+                yield chunk
+
+    def sample(self, request: GenerationRequest) -> np.ndarray:
+        """The whole motion: joints (T, 21, 3) float32 metres at 20 fps, T = 4 * round(5 * duration_s)."""
+        return np.concatenate([c.joints for c in self.stream(request)])
+
+    def sample_batch(self, requests: list[GenerationRequest]) -> list[np.ndarray]:
+        """Several requests stepped together (batched backend calls); one (T_i, 21, 3) each."""
+        feats = self.encode_text([r.text for r in requests])
+        states = [self.start(r, f) for r, f in zip(requests, feats)]
+        parts: list[list[np.ndarray]] = [[] for _ in states]
+        while not all(s.done for s in states):
+            for p, c in zip(parts, self.step(states)):
+                if len(c.joints):
+                    p.append(c.joints)
+        return [np.concatenate(p) for p in parts]
