@@ -7,13 +7,14 @@ DATA ?= ../shared/data/bandai-namco
 DATASET ?= data/processed
 JOBS ?= 2
 
-.PHONY: setup data demo test test-python bench train clean help
+.PHONY: setup setup-native native data demo test test-python bench train clean help
 
 help:
 	@echo "make setup   virtualenv in .venv (torch==2.13.0 CPU, the coamd package, test tools)"
 	@echo "make data    build the processed dataset from DATA=$(DATA) into $(DATASET)"
 	@echo "make demo    the main job, end to end"
 	@echo "make test    the whole test suite (does its own set-up)"
+	@echo "make native  engine clients: Debian packages (gRPC C++, GoogleTest, Mono) + CMake build in build/"
 	@echo "make bench   latency benchmarks (JSON + markdown under bench_out/)"
 	@echo "make train   train the default (small) preset end to end"
 
@@ -26,12 +27,33 @@ $(VENV)/.stamp: pyproject.toml
 
 setup: $(VENV)/.stamp
 
+# Engine clients (bindings/, unity_client/): Debian packages, installed only when one is missing
+# (non-interactive, root or sudo), then an incremental CMake build in build/.
+NATIVE_APT := libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler cmake g++ \
+	pkg-config libgtest-dev mono-mcs nunit-console libnunit-cil-dev
+
+setup-native:
+	@missing=$$(for p in $(NATIVE_APT); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	  grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "apt-get install" $$missing; \
+	  $$sudo apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+native: setup setup-native
+	test -f build/CMakeCache.txt || cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
+	  -DCOAMD_PYTHON=$(abspath $(PY)) -DCOAMD_DATASET=$(abspath $(DATASET))
+	nice -n 10 cmake --build build -j $(JOBS)
+
 $(DATASET)/dataset_card.json: | $(VENV)/.stamp
 	$(VENV)/bin/coamd data build --source $(DATA) --out $(DATASET)
 
 data: $(DATASET)/dataset_card.json
 
-test: setup data
+test: setup data native
+	ctest --test-dir build --output-on-failure
 	COAMD_DATA=$(DATA) COAMD_DATASET=$(DATASET) $(PY) -m pytest -q -x --timeout=1800
 
 demo: setup data
