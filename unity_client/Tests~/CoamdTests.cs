@@ -26,7 +26,7 @@ namespace CoAMD.Tests
             return new MotionRequest
             {
                 DurationSeconds = seconds, Seed = seed, Guidance = Guidance.Off, Coordinates = coords,
-                BufferingDelaySeconds = 0.2f,
+                BufferingDelaySeconds = 0.2f, Iterations = 2, OdeSteps = 2,  // few iterations: fast on 2 cores
             };
         }
 

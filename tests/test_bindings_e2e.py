@@ -1,0 +1,253 @@
+"""End-to-end tests of the native engine client against a real `coamd serve` on loopback.
+
+The pybind11 module ``coamd_native`` (bindings/python/module.cpp, every call through the C ABI of
+libcoamd_client) streams from the server with the shipped checkpoint; its frames and its
+``sample()`` values are checked against the Python client's frames for the same request. The Unity
+package's NUnit 2.6 tests (unity_client/Tests~, compiled with mcs) then run against the same
+server and the same native library. The CMake build in build/ is brought up to date first
+(incremental; `make native` does the same).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build"
+LIB = BUILD / "lib"
+COAMD = str(Path(sys.executable).with_name("coamd"))
+BACKEND = os.environ.get("COAMD_TEST_SERVER_BACKEND", "torch")
+FAST = dict(iterations=2, ode_steps=2)  # few iterations keep every request short on 2 cores
+TOKEN = "engine-token"
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"{what} failed ({' '.join(cmd)}):\n{(proc.stdout + proc.stderr)[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def native():
+    """The coamd_native module, built (incrementally) in build/ like `make native` does."""
+    if shutil.which("cmake") is None:
+        pytest.fail("cmake is not installed; run `make setup-native`")
+    if not (BUILD / "CMakeCache.txt").exists():
+        _run(["cmake", "-S", ".", "-B", "build", "-DCMAKE_BUILD_TYPE=Release", f"-DCOAMD_PYTHON={sys.executable}"],
+             "cmake configure")
+    _run(["nice", "-n", "10", "cmake", "--build", "build", "-j", "2"], "cmake build")
+    sys.path.insert(0, str(LIB))
+    try:
+        import coamd_native
+    finally:
+        sys.path.remove(str(LIB))
+    return coamd_native
+
+
+class ServerProcess:
+    """`coamd serve` on a free loopback port (the port comes back through --ready-file)."""
+
+    def __init__(self, tmp: Path, *extra: str, name: str = "server"):
+        self.ready = tmp / f"{name}.port"
+        self.log_path = tmp / f"{name}.log"
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen([COAMD, "serve", "--port", "0", "--backend", BACKEND,
+                                      "--ready-file", str(self.ready), *extra],
+                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        deadline = time.monotonic() + 180
+        while not (self.ready.exists() and self.ready.read_text().strip()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        self.target = f"127.0.0.1:{int(self.ready.read_text())}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = ServerProcess(tmp_path_factory.mktemp("bindings_srv"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def py_client(server):
+    from coamd.client import MotionClient
+
+    with MotionClient(server.target) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def nclient(native, server):
+    return native.Client(server.target, connect_timeout_s=30.0)
+
+
+def _native_motion(nclient, native, text, seed, seconds, **kw):
+    s = nclient.generate(text, duration_s=seconds, seed=seed, guidance=native.GUIDANCE_OFF, **FAST, **kw)
+    assert s.wait(300.0), "native stream did not end"
+    assert s.error() == ""
+    return s
+
+
+def test_native_stream_is_complete_ordered_and_equals_the_python_clients_frames(native, nclient, py_client):
+    text, seed, seconds = "a person walks forward and turns left", 21, 2.0
+    s = _native_motion(nclient, native, text, seed, seconds)
+    info = s.info()
+    assert info["has_summary"] and not info["receiving"]
+    n = info["total_frames"]
+    assert n == info["frames_received"] > 0
+    frames = np.stack([s.frame(i)[0] for i in range(n)])  # indices 0..n-1 all present
+    with pytest.raises(IndexError):
+        s.frame(n)
+    assert info["client_ttff_ms"] > 0 and info["client_total_ms"] >= info["client_ttff_ms"]
+
+    ref = py_client.generate(text, duration_s=seconds, seed=seed, guidance=False, **FAST)
+    assert ref.joints.shape == (n, 21, 3)
+    np.testing.assert_allclose(frames, ref.joints, atol=1e-4)
+
+    # Motion-time sampling: frame k at k / fps exactly, the linear blend in between.
+    fps = native.FPS
+    for k in range(n):
+        pos, loc, wor = s.sample_motion_time(k / fps)
+        np.testing.assert_array_equal(pos, frames[k])
+    for k in range(n - 1):
+        pos, _, _ = s.sample_motion_time((k + 0.5) / fps)
+        np.testing.assert_allclose(pos, 0.5 * (ref.joints[k] + ref.joints[k + 1]), atol=2e-4)
+
+    # The engine-time playback of a complete stream: plays at once, ends on the last frame.
+    t0, last_m, states = 1000.0, -1.0, []
+    times = np.arange(n) / fps
+    for tick in range(int((n / fps + 0.5) * 60)):
+        inf, pos, loc, wor = s.sample(t0 + tick / 60.0)
+        states.append(inf["state"])
+        m = inf["motion_time_s"]
+        assert m >= last_m
+        last_m = m
+        want = np.stack([np.interp(m, times, ref.joints[:, j, c]) for j in range(21) for c in range(3)])
+        np.testing.assert_allclose(pos.reshape(-1), want, atol=2e-4)
+        norms = np.linalg.norm(loc, axis=1)
+        np.testing.assert_allclose(norms, 1.0, atol=1e-4)
+    assert states[0] == native.STATE_PLAYING
+    assert states[-1] == native.STATE_FINISHED
+    assert set(states) <= {native.STATE_PLAYING, native.STATE_FINISHED}
+
+
+def test_engine_coordinates_match_the_servers_conversion(native, nclient, py_client):
+    text, seed, seconds = "a person waves with the right hand", 4, 1.6
+    unity = _native_motion(nclient, native, text, seed, seconds, coordinates=native.COORDS_UNITY)
+    unreal = _native_motion(nclient, native, text, seed, seconds, coordinates=native.COORDS_UNREAL)
+    ref_unity = py_client.generate(text, duration_s=seconds, seed=seed, guidance=False, coordinates="unity", **FAST)
+    ref = py_client.generate(text, duration_s=seconds, seed=seed, guidance=False, **FAST)
+    n = len(ref.joints)
+    got_unity = np.stack([unity.frame(i)[0] for i in range(n)])
+    got_unreal = np.stack([unreal.frame(i)[0] for i in range(n)])
+    # Client-side Unity conversion == the server's own Unity output.
+    np.testing.assert_allclose(got_unity, ref_unity.joints, atol=1e-4)
+    # Unreal: X forward (+Z), Y right (-X), Z up (+Y), centimetres.
+    j = ref.joints
+    np.testing.assert_allclose(got_unreal, 100.0 * np.stack([j[..., 2], -j[..., 0], j[..., 1]], axis=-1), atol=1e-2)
+
+
+def test_rotations_drive_the_rest_skeleton_along_the_streamed_bones(native, nclient, py_client):
+    rest = nclient.skeleton()
+    np.testing.assert_allclose(rest, py_client.skeleton()["rest_offsets"], atol=1e-6)
+    parents = native.PARENTS
+    for server_rotations in (False, True):
+        s = _native_motion(nclient, native, "a person raises both hands", 8, 1.6, server_rotations=server_rotations)
+        n = s.info()["total_frames"]
+        for k in range(0, n, 3):
+            pos, loc = s.frame(k)
+            fk = native.forward_kinematics(pos[0], loc, rest)
+            # every bone points like the streamed one (the hips/chest side children up to their twist)
+            for c in range(1, 21):
+                p = parents[c]
+                a, b = fk[c] - fk[p], pos[c] - pos[p]
+                cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
+                tol = 0.05 if c in (5, 9, 13, 17) else 0.01
+                assert np.arccos(np.clip(cos, -1, 1)) < tol, (server_rotations, k, native.JOINT_NAMES[c])
+
+
+def test_cancel_and_server_errors_reach_the_engine_as_states(native, nclient):
+    s = nclient.generate("a person runs in a circle", duration_s=12.0, seed=1, **FAST)
+    s.cancel()
+    assert s.sample_info(0.0)["state"] == native.STATE_CANCELLED
+    t0 = time.monotonic()
+    assert s.wait(30.0)
+    assert time.monotonic() - t0 < 30.0
+    assert not s.info()["receiving"]
+
+    bad = nclient.generate("a person jumps", duration_s=30.0, seed=1, **FAST)  # above the server's 12 s
+    assert bad.wait(60.0)
+    assert bad.sample_info(0.0)["state"] == native.STATE_ERROR
+    assert "INVALID_ARGUMENT" in bad.error() and "duration" in bad.error()
+
+    with pytest.raises(ValueError, match="duration_s"):
+        nclient.generate("a person jumps", duration_s=-1.0)
+
+
+@pytest.fixture(scope="module")
+def secure_server(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is not installed; it makes the test certificate")
+    d = tmp_path_factory.mktemp("bindings_tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    srv = ServerProcess(d, "--token", TOKEN, "--tls-cert", str(d / "cert.pem"), "--tls-key", str(d / "key.pem"),
+                        name="secure")
+    yield srv, (d / "cert.pem").read_text()
+    srv.stop()
+
+
+def test_tls_and_bearer_token(native, secure_server):
+    srv, cert = secure_server
+    with pytest.raises(RuntimeError, match="UNAUTHENTICATED"):
+        native.Client(srv.target, tls=True, root_certs=cert, connect_timeout_s=30.0)
+    with pytest.raises(RuntimeError):  # plaintext to a TLS port never gets an answer
+        native.Client(srv.target, token=TOKEN, connect_timeout_s=2.0)
+    c = native.Client(srv.target, tls=True, root_certs=cert, token=TOKEN, connect_timeout_s=30.0)
+    s = c.generate("a person bows", duration_s=0.8, seed=2, guidance=native.GUIDANCE_OFF, **FAST)
+    assert s.wait(300.0) and s.error() == ""
+    assert s.info()["total_frames"] == s.info()["frames_received"] > 0
+
+
+def test_unity_csharp_nunit_suite_against_the_server(native, server, tmp_path):
+    """unity_client/Tests~ (NUnit 2.6, mcs C# 7.2) with the real native library and server."""
+    dll = BUILD / "csharp" / "CoAMD.Tests.dll"
+    runner = shutil.which("nunit-console")
+    if runner is None or not dll.exists():
+        pytest.fail("nunit-console or the C# build is missing; run `make native` (mono-mcs, nunit-console)")
+    xml = tmp_path / "nunit.xml"
+    env = dict(os.environ, COAMD_TEST_SERVER=server.target,
+               LD_LIBRARY_PATH=f"{LIB}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+    proc = subprocess.run([runner, "-nologo", "-noshadow", str(dll), f"-xml={xml}"], cwd=dll.parent, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    out = proc.stdout + proc.stderr
+    print(out[-3000:])
+    assert xml.exists(), out[-3000:]
+    res = ET.parse(xml).getroot()
+    total = int(res.get("total"))
+    bad = {k: int(res.get(k)) for k in ("errors", "failures", "not-run", "inconclusive", "ignored", "skipped", "invalid")}
+    assert total >= 9, out[-3000:]
+    assert not any(bad.values()), (bad, out[-3000:])
+    assert proc.returncode == 0, out[-3000:]
