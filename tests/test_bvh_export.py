@@ -1,0 +1,212 @@
+"""BVH export (positions -> rotations on the dataset's skeleton) on real clips.
+
+Round trip: joints -> write_bvh -> our BVH reader + forward kinematics -> joints, on clips of the
+processed dataset's test split; the file also loads in the peer library ``bvhio`` and its forward
+kinematics gives the same joints. On raw dataset clips, the rotations we solve for the joints the
+positions fully determine equal the rotations stored in the source file.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coamd.data.bvh import (canonical_joint_positions, euler_to_matrix, forward_kinematics,
+                            local_transforms, read_bvh)
+from coamd.io.bvh_export import (CHANNELS, DATASET_SKELETON, REST_DIRECTIONS, ROOT_NAME,
+                                 BVHExportError, joints_to_local_rotations,
+                                 local_rotations_to_joints, skeleton_from_joints, solve_rotations,
+                                 write_bvh)
+from coamd.io.rotations import quat_to_matrix
+from coamd.skeleton import FPS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
+
+# Joints whose rotation the 21 positions determine completely: three children (Hips, Chest), or
+# a hinge below them (upper arm: elbow, thigh: knee, shin: knee hinge about its own axis).
+DETERMINED = ("Hips", "Chest", "UpperArm_L", "UpperArm_R", "UpperLeg_L", "UpperLeg_R",
+              "LowerLeg_L", "LowerLeg_R")
+
+
+def _fk_of_file(path) -> np.ndarray:
+    """Our reader's forward kinematics of an exported file, canonical joints in metres."""
+    return canonical_joint_positions(read_bvh(path)) / 100.0
+
+
+@pytest.fixture(scope="module")
+def test_clips(dataset):
+    """Every 8th clip of the test split (source clips and mirrors), deterministic."""
+    clips = dataset.split("test")
+    assert len(clips) > 100
+    return clips[::8]
+
+
+def test_round_trip_on_test_split_clips(test_clips, tmp_path):
+    errs, per_clip_max = [], []
+    for k, clip in enumerate(test_clips):
+        path = write_bvh(tmp_path / f"{k}.bvh", clip.joints, fps=FPS)
+        back = _fk_of_file(path)
+        assert back.shape == clip.joints.shape
+        e = np.linalg.norm(back - clip.joints, axis=-1)  # metres
+        errs.append(e.ravel())
+        per_clip_max.append(e.max())
+    e = np.concatenate(errs)
+    print(f"\nround trip on {len(test_clips)} test clips ({e.size // NUM_JOINTS} frames): "
+          f"mean {e.mean() * 1000:.3f} mm, p99 {np.percentile(e, 99) * 1000:.2f} mm, "
+          f"max {e.max() * 1000:.2f} mm")
+    assert e.mean() < 0.02  # the target: 2 cm mean
+    assert np.median(per_clip_max) < 0.02
+    assert e.max() < 0.05
+
+
+def test_round_trip_of_non_rigid_joints(test_clips, tmp_path):
+    """Generated motions are not exactly rigid: real test clips plus smooth per-joint noise
+    (5 mm per axis, averaged over 5 frames, like a decoder's error) still come back within 2 cm
+    on average, and the export does not amplify the input's error (its distance to the clean clip
+    stays within 10 % of the noise's)."""
+    rng = np.random.default_rng(0)
+    kernel = np.ones(5) / np.sqrt(5.0)  # keeps the per-sample standard deviation
+    to_input, to_clean, noise = [], [], []
+    for k, clip in enumerate(test_clips[:30]):
+        x = clip.joints.astype(np.float64)
+        n = rng.normal(scale=0.005, size=x.shape)
+        n = np.apply_along_axis(lambda v: np.convolve(v, kernel, "same"), 0, n)
+        back = _fk_of_file(write_bvh(tmp_path / f"{k}.bvh", x + n))
+        to_input.append(np.linalg.norm(back - (x + n), axis=-1).ravel())
+        to_clean.append(np.linalg.norm(back - x, axis=-1).ravel())
+        noise.append(np.linalg.norm(n, axis=-1).ravel())
+    to_input, to_clean, noise = map(np.concatenate, (to_input, to_clean, noise))
+    print(f"\nnoisy input (mean |noise| {noise.mean() * 1000:.1f} mm): round trip to the input mean "
+          f"{to_input.mean() * 1000:.2f} mm, max {to_input.max() * 1000:.1f} mm; to the clean clip "
+          f"mean {to_clean.mean() * 1000:.2f} mm")
+    assert to_input.mean() < 0.02
+    assert to_clean.mean() < 1.1 * noise.mean()
+
+
+def test_file_layout_follows_the_dataset(test_clips, tmp_path):
+    clip = test_clips[0]
+    path = write_bvh(tmp_path / "a.bvh", clip.joints, fps=FPS)
+    bvh = read_bvh(path)
+    assert bvh.names == [ROOT_NAME, *JOINT_NAMES]
+    assert [bvh.names[p] if p >= 0 else None for p in bvh.parents[1:]] == \
+        [ROOT_NAME] + [JOINT_NAMES[p] for p in PARENTS[1:]]
+    assert all(tuple(c) == CHANNELS for c in bvh.channels)
+    assert bvh.motion.shape == (clip.joints.shape[0], 22 * 6)
+    assert abs(bvh.fps - FPS) < 1e-4
+    text = path.read_text()
+    assert text.count("End Site") == 5
+    trans, rots = local_transforms(bvh)
+    # centimetres; the Hips carry the translation, every other joint's position channels are its
+    # (constant) rest offset along the dataset's offset direction
+    np.testing.assert_allclose(trans[:, 1], clip.joints[:, 0] * 100, atol=1e-3)
+    np.testing.assert_allclose(trans[:, 0], 0.0)
+    lengths = np.linalg.norm(trans[0, 2:], axis=-1)
+    np.testing.assert_allclose(trans[0, 2:] / lengths[:, None], REST_DIRECTIONS[1:], atol=1e-5)
+    np.testing.assert_allclose(trans[:, 2:], np.broadcast_to(trans[0, 2:], trans[:, 2:].shape), atol=1e-9)
+    # bone lengths come from the motion (median over frames)
+    measured = skeleton_from_joints(clip.joints).lengths[1:] * 100
+    np.testing.assert_allclose(lengths, measured, atol=1e-3)
+    # a rotation-driven file: joints rotate over time
+    euler = bvh.motion.reshape(len(bvh.motion), 22, 6)[:, 1:, 3:]
+    assert np.ptp(euler, axis=0).max() > 10.0
+
+
+def test_file_loads_in_bvhio_with_the_same_joints(test_clips, tmp_path):
+    bvhio = pytest.importorskip("bvhio", reason="bvhio (test extra) is the peer BVH library")
+    for k, clip in enumerate(test_clips[:3]):
+        path = write_bvh(tmp_path / f"{k}.bvh", clip.joints, fps=FPS)
+        root = bvhio.readAsHierarchy(str(path))
+        joints = {j.Name: j for j, _, _ in root.layout()}
+        assert set(joints) == {ROOT_NAME, *JOINT_NAMES}
+        T = clip.joints.shape[0]
+        assert root.getKeyframeRange()[1] + 1 == T
+        peer = np.zeros((T, NUM_JOINTS, 3))
+        for f in range(T):
+            root.loadPose(f)
+            for j, name in enumerate(JOINT_NAMES):
+                peer[f, j] = tuple(joints[name].PositionWorld)
+        e = np.linalg.norm(peer / 100.0 - clip.joints, axis=-1)
+        print(f"\nbvhio FK of exported {clip.id}: mean {e.mean() * 1000:.3f} mm, max {e.max() * 1000:.2f} mm")
+        assert e.mean() < 0.02 and e.max() < 0.05
+
+
+def test_solved_rotations_match_the_source_file(real_bvh_dir):
+    """Raw dataset clips: global rotations of the fully determined joints come back as stored."""
+    worst = {}
+    for path in sorted(real_bvh_dir.glob("*.bvh")):
+        bvh = read_bvh(path)
+        trans, rots = local_transforms(bvh)
+        g = np.zeros_like(rots)
+        for j, p in enumerate(bvh.parents):
+            g[:, j] = rots[:, j] if p < 0 else g[:, p] @ rots[:, j]
+        joints = canonical_joint_positions(bvh) / 100.0
+        G, _, _ = solve_rotations(joints)
+        for name in DETERMINED:
+            a = G[:, JOINT_INDEX[name]]
+            b = g[:, bvh.names.index(name)]
+            cos = (np.trace(np.swapaxes(a, -1, -2) @ b, axis1=-2, axis2=-1) - 1) / 2
+            ang = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+            worst[name] = max(worst.get(name, 0.0), float(ang.max()))
+            assert np.median(ang) < 1.0, (path.name, name, np.median(ang))
+            assert np.percentile(ang, 95) < 5.0, (path.name, name, np.percentile(ang, 95))
+    print("\nmax angle to the source file's rotation (deg):", {k: round(v, 1) for k, v in worst.items()})
+
+
+def test_local_quaternions_drive_the_skeleton(real_bvh_dir, tmp_path):
+    joints = canonical_joint_positions(read_bvh(real_bvh_dir / "dataset-2_walk_normal_001.bvh")) / 100.0
+    q = joints_to_local_rotations(joints)
+    assert q.shape == (joints.shape[0], NUM_JOINTS, 4) and q.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-5)
+    skel = skeleton_from_joints(joints)
+    back = local_rotations_to_joints(q, joints[:, 0], skel)
+    assert np.linalg.norm(back - joints, axis=-1).max() < 2e-3  # rigid real clip: float32 rounding
+    # the quaternions are the rotations written to the file's Euler channels
+    path = write_bvh(tmp_path / "w.bvh", joints, fps=30.0)
+    bvh = read_bvh(path)
+    euler = bvh.motion.reshape(len(bvh.motion), 22, 6)[:, 1:, 3:]
+    R_file = euler_to_matrix(euler, "ZXY")
+    R_q = quat_to_matrix(q.astype(np.float64))
+    cos = (np.trace(np.swapaxes(R_file, -1, -2) @ R_q, axis1=-2, axis2=-1) - 1) / 2
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 0.05
+    # the Hips row of the file is where forward kinematics starts
+    np.testing.assert_allclose(forward_kinematics(bvh)[:, 1] / 100.0, joints[:, 0], atol=1e-6)
+
+
+def test_fixed_skeleton_for_chunked_conversion(test_clips):
+    clip = max(test_clips, key=lambda c: c.joints.shape[0])
+    full = joints_to_local_rotations(clip.joints, DATASET_SKELETON)
+    half = clip.joints.shape[0] // 2
+    first = joints_to_local_rotations(clip.joints[:half], DATASET_SKELETON)
+    # rotations of joints solved without temporal interpolation do not depend on the chunking
+    for name in ("Hips", "Chest", "Neck", "Head", "Shoulder_L", "Shoulder_R"):
+        j = JOINT_INDEX[name]
+        dots = np.abs(np.sum(full[:half, j] * first[:, j], axis=-1))
+        assert dots.min() > 1 - 1e-5, name
+
+
+def test_reference_hierarchy_is_the_datasets(real_bvh_dir):
+    """The shipped offset directions and bone lengths are those of the real files."""
+    for path in sorted(real_bvh_dir.glob("*.bvh")):
+        bvh = read_bvh(path)
+        idx = [bvh.names.index(n) for n in JOINT_NAMES]
+        offs = bvh.offsets[idx][1:]
+        lengths = np.linalg.norm(offs, axis=-1)
+        np.testing.assert_allclose(offs / lengths[:, None], REST_DIRECTIONS[1:], atol=2e-3,
+                                   err_msg=path.name)
+        np.testing.assert_allclose(lengths / 100.0, DATASET_SKELETON.lengths[1:], atol=1e-4,
+                                   err_msg=path.name)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((10, 20, 3)), "shape"),
+    (np.zeros((0, 21, 3)), "shape"),
+    (np.full((4, 21, 3), np.nan), "NaN"),
+])
+def test_bad_joints_are_rejected(tmp_path, bad, message):
+    with pytest.raises(BVHExportError, match=message):
+        write_bvh(tmp_path / "x.bvh", bad)
+    assert not (tmp_path / "x.bvh").exists()
+
+
+def test_bad_fps_is_rejected(tmp_path, real_bvh_dir):
+    joints = canonical_joint_positions(read_bvh(real_bvh_dir / "dataset-1_walk_normal_002.bvh")) / 100.0
+    for fps in (0.0, -20.0, float("nan")):
+        with pytest.raises(BVHExportError, match="fps"):
+            write_bvh(tmp_path / "x.bvh", joints, fps=fps)
