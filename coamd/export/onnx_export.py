@@ -43,6 +43,7 @@ OPSET = 18
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 GRAPHS = ("text_encoder", "decoder", "transformer", "velocity")
+OPTIONAL_GRAPHS = ("encoder",)  # editing requests only
 
 
 class ExportError(RuntimeError):
@@ -66,6 +67,19 @@ class DecoderGraph(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.ae.decode(z * self.std + self.mean)
+
+
+class EncoderGraph(nn.Module):
+    """Joints (B,T,21,3) metres, T % 4 == 0 -> generator latents (B,T/4,D) (editing requests)."""
+
+    def __init__(self, autoencoder: nn.Module, latent_mean: torch.Tensor, latent_std: torch.Tensor):
+        super().__init__()
+        self.ae = autoencoder
+        self.register_buffer("mean", latent_mean.detach().clone())
+        self.register_buffer("std", latent_std.detach().clone())
+
+    def forward(self, joints: torch.Tensor) -> torch.Tensor:
+        return (self.ae.encode(joints) - self.mean) / self.std
 
 
 class ContextGraph(nn.Module):
@@ -191,6 +205,17 @@ def export_decoder(autoencoder: nn.Module, transformer: nn.Module | None, out_di
                    {"z": {0: d["batch"], 1: d["tokens"]}}, verbose)
 
 
+def export_encoder(autoencoder: nn.Module, transformer: nn.Module, out_dir: str | Path,
+                   max_tokens: int = 512, verbose: bool = False) -> Path:
+    """Export the AE encoder into generator latents; frames T = 4 * tokens, tokens dynamic."""
+    tok = torch.export.Dim("tokens", min=2, max=max_tokens)
+    b = torch.export.Dim("batch", min=1, max=4096)
+    g = EncoderGraph(autoencoder, transformer.latent_mean, transformer.latent_std)
+    j = torch.randn(2, 28, 21, 3) * 0.3
+    return _export(g, (j,), Path(out_dir) / "encoder.onnx", ["joints"], ["z"],
+                   {"joints": {0: b, 1: 4 * tok}}, verbose)
+
+
 def export_transformer(transformer: nn.Module, out_dir: str | Path, verbose: bool = False) -> Path:
     """Export the masked transformer with the CFG ``drop`` input; L in 1..max_tokens."""
     cfg = transformer.config
@@ -258,6 +283,20 @@ def checkpoint_hash(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def bundle_hash(bundle) -> str:
+    """SHA-256 (hex, first 16 chars) of the weights and configs of the generation models of a
+    loaded bundle (transformer, diffusion MLP, autoencoder): the export cache key."""
+    h = hashlib.sha256()
+    for name in ("transformer", "diffusion", "autoencoder"):
+        m = getattr(bundle, name)
+        cfg = m.config.to_dict() if hasattr(m.config, "to_dict") else vars(m.config)
+        h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+        for k, v in sorted(m.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def _io_spec(path: Path) -> dict:
     import onnx
 
@@ -271,19 +310,20 @@ def _io_spec(path: Path) -> dict:
 
 
 def export_models(bundle, out_dir: str | Path, *, checkpoint: str | Path | None = None,
-                  graphs: Iterable[str] = GRAPHS, fused_ode: Iterable[tuple[str, int]] = (),
-                  progress: bool = True, verbose: bool = False) -> dict:
+                  graphs: Iterable[str] = GRAPHS + OPTIONAL_GRAPHS, fused_ode: Iterable[tuple[str, int]] = (),
+                  fused_cfg: Iterable[bool] = (True, False), progress: bool = True,
+                  verbose: bool = False) -> dict:
     """Export the graphs of a loaded ``ModelBundle`` into ``out_dir`` and write ``manifest.json``.
 
     ``graphs``: subset of ``GRAPHS``; ``fused_ode``: (solver, steps) pairs to also export as fused
-    ODE graphs (both with and without CFG). Returns the manifest dict. Raises ExportError.
+    ODE graphs, with and/or without CFG as ``fused_cfg`` says. Returns the manifest dict. Raises ExportError.
     """
     from tqdm import tqdm
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     graphs = list(graphs)
-    bad = sorted(set(graphs) - set(GRAPHS))
+    bad = sorted(set(graphs) - set(GRAPHS) - set(OPTIONAL_GRAPHS))
     if bad:
         raise ExportError(f"unknown graph(s) {bad}; known: {list(GRAPHS)}")
     jobs: list[tuple[str, Any]] = []
@@ -292,12 +332,14 @@ def export_models(bundle, out_dir: str | Path, *, checkpoint: str | Path | None 
         jobs.append(("text_encoder", lambda: export_text_encoder(bundle.text_encoder, out, verbose)))
     if "decoder" in graphs:
         jobs.append(("decoder", lambda: export_decoder(ae, tr, out, verbose=verbose)))
+    if "encoder" in graphs:
+        jobs.append(("encoder", lambda: export_encoder(ae, tr, out, verbose=verbose)))
     if "transformer" in graphs:
         jobs.append(("transformer", lambda: export_transformer(tr, out, verbose)))
     if "velocity" in graphs:
         jobs.append(("velocity", lambda: export_velocity(df, out, verbose)))
     for solver, steps in fused_ode:
-        for cfg in (True, False):
+        for cfg in fused_cfg:
             jobs.append((ode_graph_name(solver, steps, cfg),
                          lambda s=solver, n=steps, c=cfg: export_fused_ode(df, out, n, s, c, verbose)))
     man_path = out / MANIFEST
@@ -308,6 +350,7 @@ def export_models(bundle, out_dir: str | Path, *, checkpoint: str | Path | None 
         "format": FORMAT_VERSION, "opset": OPSET, "torch": torch.__version__, "onnx": onnx.__version__,
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "checkpoint_hash": checkpoint_hash(checkpoint) if checkpoint is not None else None,
+        "weights_hash": bundle_hash(bundle),
         "config": {"generator": tr.config.to_dict() if hasattr(tr.config, "to_dict") else dict(vars(tr.config)),
                    "autoencoder": ae.config.to_dict()},
     })

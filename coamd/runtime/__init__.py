@@ -16,7 +16,8 @@ from coamd.runtime.engine import DEFAULT_DATASET, Engine, Match
 BackendFactory = Callable[..., Any]
 _BACKENDS: dict[str, BackendFactory] = {}
 # backend name -> module that registers it when imported (added by the backend owners)
-_LAZY: dict[str, str] = {}
+_LAZY: dict[str, str] = {"onnxruntime": "coamd.runtime.onnx_backend",
+                         "tensorrt": "coamd.runtime.tensorrt_backend"}
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:

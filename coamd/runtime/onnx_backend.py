@@ -27,8 +27,9 @@ from coamd.export.onnx_export import GRAPHS, ExportError, ode_graph_name, read_m
 DEVICES = ("cpu", "cuda", "tensorrt")
 
 
-class ProviderUnavailable(RuntimeError):
-    """The requested execution provider is not available in this onnxruntime build/machine."""
+class ProviderUnavailable(ValueError):
+    """The requested execution provider is not available in this onnxruntime build/machine
+    (a ValueError so that callers reporting bad options report it the same way)."""
 
 
 def default_threads() -> int:
@@ -119,12 +120,14 @@ class OnnxRuntimeBackend:
         self.providers = providers_for(device, trt_cache_dir=trt_cache_dir, fp16=fp16)
         so = session_options(threads)
         files = {g: self.manifest["graphs"][g]["file"] for g in need}
+        if "encoder" in self.manifest["graphs"]:
+            files["encoder"] = self.manifest["graphs"]["encoder"]["file"]
         if fused_ode:
             files.update({g: v["file"] for g, v in self.manifest["graphs"].items() if g.startswith("ode_")})
         self.sessions: dict[str, Any] = {}
         for g, f in files.items():
             self.sessions[g] = ort.InferenceSession(str(self.export_dir / f), sess_options=so,
-                                                    providers=self.providers)
+                                                    providers=self._providers_for_graph(g))
         self._outputs = {g: [o.name for o in s.get_outputs()] for g, s in self.sessions.items()}
         used = self.sessions["transformer"].get_providers()
         self.provider = used[0]
@@ -136,6 +139,10 @@ class OnnxRuntimeBackend:
         self._dev_cache: tuple[Any, Any] | None = None  # (host array, OrtValue on device)
 
     # -- helpers
+    def _providers_for_graph(self, graph: str) -> list:
+        """Provider list of one graph's session (subclasses add per-graph options)."""
+        return self.providers
+
     def providers_in_use(self) -> dict[str, list[str]]:
         """``session.get_providers()`` of every session (what really runs)."""
         return {g: s.get_providers() for g, s in self.sessions.items()}
@@ -199,6 +206,16 @@ class OnnxRuntimeBackend:
         """Generator latents (B,L,D) -> joints (B,4L,21,3) float32 metres at 20 fps."""
         return self._run("decoder", {"z": np.ascontiguousarray(z, dtype=np.float32)})
 
+    def encode(self, joints: np.ndarray) -> np.ndarray:
+        """Joints (B,T,21,3) metres, T % 4 == 0 -> generator latents (B,T/4,D) (editing).
+        Raises ValueError for a bad shape, RuntimeError when the export has no encoder graph."""
+        if "encoder" not in self.sessions:
+            raise RuntimeError(f"{self.export_dir} has no encoder graph; re-export to edit motions")
+        j = np.ascontiguousarray(joints, dtype=np.float32)
+        if j.ndim != 4 or j.shape[2:] != (21, 3) or j.shape[1] == 0 or j.shape[1] % 4:
+            raise ValueError(f"joints must be (B, T, 21, 3) with T a positive multiple of 4, got {j.shape}")
+        return self._run("encoder", {"joints": j})
+
     # -- optional fast path: all ODE steps of one iteration in one call
     def has_fused_ode(self, solver: str, steps: int, cfg: bool) -> bool:
         """Whether a fused ODE graph for these settings was exported and loaded."""
@@ -218,6 +235,27 @@ class OnnxRuntimeBackend:
                              "ts": np.ascontiguousarray(ts, dtype=np.float32),
                              "cfg": np.asarray([cfg_scale if cfg else 1.0], dtype=np.float32)})
 
+
+# ----------------------------------------------------------------------------- registry
+def _factory(bundle, device: str = "cpu", threads: int | None = None, fused_ode: bool = True,
+             export_dir: str | Path | None = None, progress: bool = True, **_: Any) -> OnnxRuntimeBackend:
+    """``load_engine(backend="onnxruntime")``: export the bundle on first use (cached by its
+    weights hash, :func:`coamd.export.cache.ensure_export`) and open the sessions. ``device`` is
+    ``cpu`` (default) or ``cuda``."""
+    from coamd.export.cache import ensure_export
+
+    d = Path(export_dir) if export_dir is not None else ensure_export(bundle=bundle, progress=progress)
+    dev = "cuda" if str(device).startswith("cuda") else device
+    return OnnxRuntimeBackend(d, device=dev, threads=threads, fused_ode=fused_ode)
+
+
+def _register() -> None:
+    from coamd.runtime import register_backend
+
+    register_backend("onnxruntime", _factory)
+
+
+_register()
 
 __all__ = ["OnnxRuntimeBackend", "ProviderUnavailable", "providers_for", "session_options",
            "default_threads", "ExportError", "DEVICES"]
