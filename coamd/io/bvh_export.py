@@ -38,8 +38,13 @@ kinematics has actually put it, so length mismatches do not accumulate down a ch
   from positions.
 * leaves (``Head``, ``Hand_*``, ``Toes_*``): their typical local rotation.
 
-On the dataset's own clips the solved global rotations of the fully determined joints (hips,
-chest, upper arms, thighs, shins) equal the source file's rotations (see ``tests/test_bvh_export.py``).
+Measured in ``tests/test_bvh_export.py``: on the dataset's own clips the solved global rotations
+of the fully determined joints (hips, chest, upper arms, thighs, shins) equal the source file's
+(median 0.0 degrees; up to about 17 degrees only in frames where the limb is straight within 2
+degrees and its twist is ambiguous); re-reading an exported test-split clip gives its joints back
+to within micrometres (the processed clips are rigid); for non-rigid input (test clips plus 8 mm
+mean per-joint noise) the round trip lands 6 mm from the input on average, since a rigid skeleton
+cannot follow bones that change length.
 """
 from __future__ import annotations
 
