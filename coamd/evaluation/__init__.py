@@ -1,0 +1,1 @@
+"""Evaluation: the independent text-motion evaluator, metric definitions and the ``coamd eval`` report."""
