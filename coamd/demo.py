@@ -1,6 +1,6 @@
 """The end-to-end demo (``make demo``): serve, request three motions over gRPC, save and time them.
 
-1. make sure the exported ONNX graphs exist (``coamd export``, cached) unless ``--backend torch``;
+1. make sure the exported ONNX graphs exist (exported once, cached) unless ``--backend torch``;
 2. start ``coamd serve`` on loopback (a free port) and wait for grpc.health.v1 to say SERVING;
 3. request three prompts through the Python client: one with recognizer guidance, one without,
    and one edit (the first 1.2 s of a real held-out clip kept as a prefix, the rest generated);
@@ -32,20 +32,16 @@ def _coamd() -> str:
 
 
 def ensure_export(backend: str, checkpoint: str | None) -> None:
-    """Export the ONNX graphs once (``coamd export``) when the backend needs them."""
+    """Export the ONNX graphs once (cached by checkpoint hash) when the backend needs them."""
     if backend == "torch":
         return
-    from coamd.runtime import exported_dir_for  # the runtime's cache location for a checkpoint
+    from coamd.export.cache import ensure_export as export_once, export_dir_for
 
-    out = exported_dir_for(checkpoint)
-    if out.exists() and any(out.glob("*.onnx")):
-        print(f"[demo] exported graphs found in {out}")
-        return
+    out = export_dir_for(checkpoint)
     t = time.monotonic()
-    cmd = [_coamd(), "export", "--out", str(out)] + (["--checkpoint", checkpoint] if checkpoint else [])
-    print(f"[demo] exporting: {' '.join(cmd)}", flush=True)
-    subprocess.run(cmd, check=True)
-    print(f"[demo] export done in {time.monotonic() - t:.1f} s")
+    print(f"[demo] ONNX graphs for the checkpoint: {out}", flush=True)
+    export_once(checkpoint, progress=True)
+    print(f"[demo] export ready in {time.monotonic() - t:.1f} s", flush=True)
 
 
 def start_server(backend: str, checkpoint: str | None, log_path: Path) -> tuple[subprocess.Popen, str]:

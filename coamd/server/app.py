@@ -61,7 +61,8 @@ async def start_server(cfg: ServerConfig, engine):
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
         ("grpc.so_reuseport", 0)])
-    pb_grpc.add_MotionServiceServicer_to_server(MotionService(engine, scheduler, cfg.defaults), server)
+    defaults = cfg.defaults or (engine.defaults() if hasattr(engine, "defaults") else None)
+    pb_grpc.add_MotionServiceServicer_to_server(MotionService(engine, scheduler, defaults), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

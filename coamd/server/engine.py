@@ -111,9 +111,10 @@ def request_kwargs(p: GenerateParams) -> dict:
 
 
 def make_edit(e):
-    from coamd.sampling import sampler as S
+    """EditParams -> ``coamd.sampling.sampler.Edit`` (prefix/suffix frames, project frame)."""
+    from coamd.sampling.sampler import Edit
 
-    return S.EditSpec(prefix=e.prefix, suffix=e.suffix)
+    return Edit(prefix=e.prefix, suffix=e.suffix)
 
 
 class ServerEngine:
@@ -123,29 +124,53 @@ class ServerEngine:
         self.runtime = runtime_engine
         self.backend_name = runtime_engine.backend_name
         self.step_model = SamplerStepModel(runtime_engine.sampler, fault_injection)
-        self._rest = None
+        self._frames: dict | None = None
 
     def describe(self, state) -> dict:
         """Facts about a finished state for the summary (iterations really run, guidance note)."""
-        info = {}
-        req = getattr(state, "request", None)
-        if req is not None:
-            info["iterations"] = int(getattr(req, "iterations", 0) or 0)
-            info["guidance_applied"] = bool(getattr(req, "guidance", False))
-        note = getattr(state, "guidance_note", "")
-        if note:
-            info["guidance_note"] = note
-        return info
+        req = state.request
+        return {"iterations": len(state.schedule),
+                "guidance_applied": bool(req.guidance and req.guidance_scale > 0 and self.runtime.guide is not None)}
 
     def recognize(self, joints: np.ndarray, top_k: int):
-        """joints (T, 21, 3) project frame -> ([(content, p)], [(style, p)])."""
+        """joints (T, 21, 3) project frame -> ([(content, cosine)], [(style, cosine)]), best first."""
         res = self.runtime.recognize(joints, top_k)
-        return [(str(l), float(s)) for l, s in res["content"]], [(str(l), float(s)) for l, s in res["style"]]
+        return ([(str(m.label), float(m.score)) for m in res["content"]],
+                [(str(m.label), float(m.score)) for m in res["style"]])
 
     def retrieve(self, text: str, top_k: int) -> list[dict]:
-        return [dict(clip_id=str(h["clip_id"]), caption=str(h.get("caption", "")),
-                     similarity=float(h["similarity"]), frames=int(h.get("frames", 0)))
-                for h in self.runtime.retrieve(text, top_k)]
+        """Held-out clips closest to ``text``: dicts clip_id, caption, similarity (cosine), frames."""
+        hits = self.runtime.retrieve(text, top_k)
+        frames = self._clip_frames()
+        return [dict(clip_id=str(m.label), caption=str(m.caption or ""), similarity=float(m.score),
+                     frames=int(frames.get(str(m.label), 0))) for m in hits]
+
+    def _clip_frames(self) -> dict:
+        if self._frames is None:
+            frames = {}
+            try:
+                from coamd.data.dataset import MotionDataset
+
+                ds = MotionDataset(self.runtime.dataset)
+                frames = {c.id: int(c.joints.shape[0]) for c in ds.split("test")}
+            except Exception:  # noqa: BLE001 - frames are informative only (0 = unknown)
+                pass
+            self._frames = frames
+        return self._frames
+
+    def defaults(self):
+        """Server defaults: the sampler's ``GenerationRequest`` defaults, left-to-right order
+        (streams), and the longest duration the model accepts."""
+        import dataclasses
+
+        from coamd.sampling.sampler import FPS as SFPS, FRAMES_PER_TOKEN, GenerationRequest
+        from coamd.server.validation import Defaults
+
+        f = {x.name: x.default for x in dataclasses.fields(GenerationRequest)}
+        max_s = self.runtime.backend.max_tokens * FRAMES_PER_TOKEN / SFPS
+        return Defaults(guidance=True, guidance_scale=f["guidance_scale"], cfg_scale=f["cfg_scale"],
+                        iterations=f["iterations"], ode_steps=f["ode_steps"], order="left_to_right",
+                        solver=f["solver"], max_duration_s=max_s, min_edit_frames=FRAMES_PER_TOKEN)
 
     def rest_offsets(self) -> np.ndarray:
         """(21, 3) parent-relative rest offsets in metres, project frame: the dataset's BVH skeleton

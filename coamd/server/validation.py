@@ -48,6 +48,8 @@ class Defaults:
     ode_steps: int = 8
     order: str = "left_to_right"
     solver: str = "euler"
+    max_duration_s: float = MAX_DURATION_S
+    min_edit_frames: int = 4
 
 
 @dataclass
@@ -78,8 +80,8 @@ class GenerateParams:
 
     @property
     def num_frames(self) -> int:
-        """Frames requested (20 fps); the sampler may round up to whole latent tokens."""
-        return max(1, int(round(self.duration_s * FPS)))
+        """Frames the motion will have: whole latent tokens of 4 frames (0.2 s) at 20 fps."""
+        return 4 * max(1, int(round(self.duration_s * FPS / 4)))
 
 
 _COORDS = {pb.COORDINATE_SYSTEM_UNSPECIFIED: coords.RIGHT_HANDED_Y_UP,
@@ -145,7 +147,7 @@ def frames_to_joints(frames, field_name: str, system: str) -> np.ndarray:
     return coords.positions_from(out, system)
 
 
-def _edit(req, system: str, num_frames: int) -> EditParams | None:
+def _edit(req, system: str, num_frames: int, min_frames: int) -> EditParams | None:
     if not req.HasField("edit"):
         return None
     e = req.edit
@@ -162,14 +164,17 @@ def _edit(req, system: str, num_frames: int) -> EditParams | None:
         raise ValidationError("edit.frames", f"keeps {n} frames but the motion has only {num_frames} "
                               f"(duration_s x 20 fps); leave some frames to generate")
     name = _EDIT_MODES[mode]
+    if name in ("prefix", "suffix") and n < min_frames:
+        raise ValidationError("edit.frames", f"keep at least {min_frames} frames (one latent token), got {n}")
     if name == "prefix":
         return EditParams("prefix", prefix=joints)
     if name == "suffix":
         return EditParams("suffix", suffix=joints)
     k = e.inbetween_prefix_frames
-    if not 1 <= k < n:
+    if not min_frames <= k <= n - min_frames:
         raise ValidationError("edit.inbetween_prefix_frames",
-                              f"must be between 1 and {n - 1} (frames given: {n}), got {k}")
+                              f"must leave at least {min_frames} frames at each end: between {min_frames} "
+                              f"and {n - min_frames} (frames given: {n}), got {k}")
     return EditParams("inbetween", prefix=joints[:k], suffix=joints[k:])
 
 
@@ -178,8 +183,9 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
     d = defaults or Defaults()
     text = check_text(req.text)
     dur = req.duration_s
-    if not math.isfinite(dur) or not MIN_DURATION_S <= dur <= MAX_DURATION_S:
-        raise ValidationError("duration_s", f"must be between {MIN_DURATION_S:g} and {MAX_DURATION_S:g} s, got {dur:g}")
+    max_dur = min(MAX_DURATION_S, d.max_duration_s)
+    if not math.isfinite(dur) or not MIN_DURATION_S <= dur <= max_dur:
+        raise ValidationError("duration_s", f"must be between {MIN_DURATION_S:g} and {max_dur:g} s, got {dur:g}")
     guidance = _enum(req.guidance, "Guidance", "guidance")
     order = _enum(req.order, "TokenOrder", "order")
     solver = _enum(req.solver, "Solver", "solver")
@@ -193,7 +199,7 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
         ode_steps=_count(req.ode_steps, "ode_steps", MAX_ODE_STEPS, d.ode_steps),
         order=_ORDERS.get(order, d.order), solver=_SOLVERS.get(solver, d.solver),
         coordinates=system, include_rotations=bool(req.include_rotations))
-    params.edit = _edit(req, system, params.num_frames)
+    params.edit = _edit(req, system, params.num_frames, d.min_edit_frames)
     return params
 
 
