@@ -130,6 +130,11 @@ def test_file_loads_in_bvhio_with_the_same_joints(test_clips, tmp_path):
         assert e.mean() < 0.02 and e.max() < 0.05
 
 
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    cos = (np.trace(np.swapaxes(a, -1, -2) @ b, axis1=-2, axis2=-1) - 1) / 2
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
 def test_solved_rotations_match_the_source_file(real_bvh_dir):
     """Raw dataset clips: global rotations of the fully determined joints come back as stored."""
     worst = {}
@@ -149,7 +154,29 @@ def test_solved_rotations_match_the_source_file(real_bvh_dir):
             worst[name] = max(worst.get(name, 0.0), float(ang.max()))
             assert np.median(ang) < 1.0, (path.name, name, np.median(ang))
             assert np.percentile(ang, 95) < 5.0, (path.name, name, np.percentile(ang, 95))
-    print("\nmax angle to the source file's rotation (deg):", {k: round(v, 1) for k, v in worst.items()})
+        # the spine's twist is shared with the chest: close to the stored split, not exact
+        spine = _angle_deg(G[:, JOINT_INDEX["Spine"]], g[:, bvh.names.index("Spine")])
+        assert np.median(spine) < 3.0, (path.name, np.median(spine))
+        worst["Spine"] = max(worst.get("Spine", 0.0), float(np.median(spine)))
+    print("\nmedian angle (Spine) / max angle (others) to the source file's rotation (deg):", {k: round(v, 1) for k, v in worst.items()})
+
+
+def test_rotations_are_as_smooth_as_the_source(real_bvh_dir):
+    """No twist pops: frame-to-frame changes of our local rotations stay within those of the
+    rotations stored in the source files (99th percentile per joint, all real clips)."""
+    ours, src = [], []
+    for path in sorted(real_bvh_dir.glob("*.bvh")):
+        bvh = read_bvh(path)
+        _, rots = local_transforms(bvh)
+        rots = rots[:, [bvh.names.index(n) for n in JOINT_NAMES]]
+        _, local, _ = solve_rotations(canonical_joint_positions(bvh) / 100.0)
+        ours.append(_angle_deg(local[:-1], local[1:]))
+        src.append(_angle_deg(rots[:-1], rots[1:]))
+    ours, src = np.percentile(np.concatenate(ours), 99, axis=0), np.percentile(np.concatenate(src), 99, axis=0)
+    print("\n99th percentile rotation change per frame at 30 fps (deg), ours / source:",
+          {n: f"{o:.1f}/{s:.1f}" for n, o, s in zip(JOINT_NAMES, ours, src)})
+    for j, name in enumerate(JOINT_NAMES):
+        assert ours[j] <= 1.5 * src[j] + 1.0, (name, ours[j], src[j])
 
 
 def test_local_quaternions_drive_the_skeleton(real_bvh_dir, tmp_path):
