@@ -68,6 +68,7 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
         texts, durs, contents = _texts(data, idx)
         for name, st in modes.items():
             motions, sec = _generate(runner, texts, durs, seed=r, **st)
+            states = list(runner.last_states)
             mm = None
             if mm_samples >= 2 and mm_texts > 0:
                 k = min(mm_texts, len(texts))
@@ -78,7 +79,7 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
                 mm = [[motions[i]] + [e[i] for e in extra] for i in range(k)]
             runs[name].append(_score(ev, data, texts, motions, contents, sec, mm, seed=r))
             if r == 0:
-                first[name] = (motions, sec)
+                first[name] = (motions, sec, states)
             bar.update(1)
     bar.close()
     for name in modes:
@@ -93,16 +94,15 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
     abl = {"Real motions": real_row}
     abl["No guidance"] = runs["Unguided (w/o recognizer)"][0]
     try:
-        sampler_j = _joints_only_sampler(runner)
-        m, sec = _generate(runner, texts, durs, seed=0, sampler=sampler_j, guidance=True)
+        m, sec = _generate(runner, texts, durs, seed=0, guidance=True, guidance_weights=JOINTS_ONLY)
         abl["Guidance, joints-only recognizer"] = _score(ev, data, texts, m, contents, sec)
     except Exception as exc:  # noqa: BLE001
         report["missing"]["guidance_joints_only"] = f"{type(exc).__name__}: {exc}"
     abl["Guidance, full recognizer (J+B+M)"] = runs["Guided (recognizer J+B+M)"][0]
     try:
-        m0, sec0 = first["Unguided (w/o recognizer)"]
+        _, sec0, states0 = first["Unguided (w/o recognizer)"]
         t0 = time.perf_counter()
-        m1 = _guide_once(runner, bundle, texts, m0)
+        m1 = _guide_once(runner, states0)
         sec1 = sec0 + (time.perf_counter() - t0) / len(texts)
         abl["Guidance once, without the AR loop"] = _score(ev, data, texts, m1, contents, sec1)
     except Exception as exc:  # noqa: BLE001
@@ -135,52 +135,22 @@ def guidance_summary(gen: dict) -> str:
     return "Guided vs unguided on the same texts and seeds — " + "; ".join(parts) + "."
 
 
-def _joints_only_sampler(runner):
-    """A sampler whose recognizer guidance uses only the joint-stream embedding (w_j = 1)."""
-    from coamd.sampling.sampler import MaskedARSampler
-
-    base = runner.sampler
-    guide = getattr(base, "guide", None)
-    if guide is None:
-        raise GeneratorUnavailable("the sampler has no recognizer guide")
-
-    class JointsOnly:
-        def __getattr__(self, name):
-            return getattr(guide, name)
-
-        def guide(self, z, fill, text_feats, gamma, weights=None):
-            w = _joint_weights(weights)
-            return guide.guide(z, fill, text_feats, gamma, w)
-
-    return MaskedARSampler(base.backend, guide=JointsOnly())
+JOINTS_ONLY = {"fused": 0.0, "joint": 1.0, "bone": 0.0, "motion": 0.0}
 
 
-def _joint_weights(weights):
-    if isinstance(weights, dict) or weights is None:
-        return {"fused": 0.0, "joint": 1.0, "bone": 0.0, "motion": 0.0}
-    w = torch.zeros_like(torch.as_tensor(weights, dtype=torch.float32))
-    w[..., 1] = 1.0  # order (fused, joint, bone, motion)
-    return w
-
-
-def _guide_once(runner, bundle, texts, motions):
-    """Unguided samples, then ONE guidance step on all tokens (no autoregressive loop)."""
-    guide = getattr(runner.sampler, "guide", None)
-    if guide is None or bundle is None:
-        raise GeneratorUnavailable("no recognizer guide or model bundle")
-    ae = bundle.autoencoder.eval()
-    feats = bundle.text_encoder.encode(list(texts))
+def _guide_once(runner, states):
+    """Guidance applied ONCE, after an unguided run, to all tokens (no autoregressive loop): the
+    finished generator latents of each state get one eq. 6-8 step (default scale and weights)
+    and are decoded again."""
+    sampler = runner.sampler
+    if sampler.guide is None:
+        raise GeneratorUnavailable("the engine has no recognizer guide")
     out = []
-    defaults = runner.request(texts[0], 2.0, 0)
-    gamma = getattr(defaults, "guidance_scale", 1.0)
-    for j, f in zip(motions, feats):
-        T = (len(j) // 4) * 4
-        with torch.no_grad():
-            z = ae.encode(torch.from_numpy(j[:T])[None])
-        fill = torch.ones(z.shape[:2], dtype=torch.bool)
-        z2 = guide.guide(z, fill, f[None], gamma, None)
-        with torch.no_grad():
-            out.append(ae.decode(torch.as_tensor(z2)).numpy()[0])
+    for st in states:
+        z = st.z[None].astype(np.float32)
+        fill = np.ones(z.shape[:2], bool)
+        z2 = sampler.guide.guide(z, fill, st.text_feat[None], float(st.request.guidance_scale), None)
+        out.append(np.asarray(sampler.backend.decode(z2), np.float32)[0])
     return out
 
 
@@ -221,7 +191,7 @@ def _kept_mask(task, T):
 
 
 def _edit_spec(task, joints):
-    from coamd.sampling.sampler import EditSpec  # noqa: F401 - format fixed by the sampler
+    from coamd.sampling.sampler import EditSpec
 
     T = len(joints)
     keep = _kept_mask(task, T)

@@ -32,7 +32,7 @@ class GenerationRunner:
             raise GeneratorUnavailable(f"sampler/runtime not importable: {exc}") from exc
         try:
             self.engine = load_engine(backend=backend, checkpoint=checkpoint)
-        except (FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+        except (ImportError, FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
             raise GeneratorUnavailable(f"could not load the engine ({backend}): {exc}") from exc
         self.sampler = self.engine.sampler
         self.backend_name = getattr(self.engine, "backend_name", backend)
@@ -44,29 +44,23 @@ class GenerationRunner:
         return GenerationRequest(text=text, duration_s=duration_s, seed=seed, **settings)
 
     def run(self, requests: list, sampler=None) -> tuple[list[np.ndarray], float]:
-        """Generate every request (batched ``step`` calls); returns (motions (T_i, 21, 3), seconds)."""
+        """Generate every request, ``batch_size`` at a time, each batch stepped together
+        (``MaskedARSampler.start``/``step``: one batched backend call per stage). Returns
+        (motions (T_i, 21, 3) float32 metres at 20 fps, wall seconds). The finished
+        ``GenerationState`` objects are kept in ``last_states`` (same order)."""
         sampler = sampler or self.sampler
         motions: list[np.ndarray] = []
+        self.last_states = []
         t0 = time.perf_counter()
         for s in range(0, len(requests), self.batch_size):
             chunk = requests[s:s + self.batch_size]
-            states = [sampler.start(r) for r in chunk]
+            feats = sampler.encode_text([r.text for r in chunk])
+            states = [sampler.start(r, f) for r, f in zip(chunk, feats)]
             frames: list[list] = [[] for _ in chunk]
-            live = list(range(len(chunk)))
-            while live:
-                outs = sampler.step([states[i] for i in live])
-                for i, fc in zip(live, outs):
-                    if fc is not None and len(fc.joints):
-                        frames[i].append(np.asarray(fc.joints, np.float32))
-                live = [i for i in live if not _done(states[i])]
-            for f in frames:
-                motions.append(np.concatenate(f) if f else np.zeros((0, 21, 3), np.float32))
+            while not all(st.done for st in states):
+                for f, fc in zip(frames, sampler.step(states)):
+                    if len(fc.joints):
+                        f.append(np.asarray(fc.joints, np.float32))
+            motions += [np.concatenate(f) if f else np.zeros((0, 21, 3), np.float32) for f in frames]
+            self.last_states += states
         return motions, time.perf_counter() - t0
-
-
-def _done(state) -> bool:
-    for name in ("done", "finished", "is_done"):
-        v = getattr(state, name, None)
-        if v is not None:
-            return bool(v() if callable(v) else v)
-    raise GeneratorUnavailable("GenerationState exposes no done/finished flag")

@@ -89,7 +89,7 @@ def frechet_distance(real_emb: np.ndarray, gen_emb: np.ndarray) -> float:
     (scipy ``sqrtm``; a small diagonal offset when it is singular, imaginary residue dropped)."""
     mu1, s1 = gaussian_stats(real_emb)
     mu2, s2 = gaussian_stats(gen_emb)
-    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(covmean).all():
         off = np.eye(s1.shape[0]) * 1e-6
         covmean = linalg.sqrtm((s1 + off) @ (s2 + off))
@@ -241,10 +241,11 @@ def physical_metrics(clips: list[np.ndarray], fps: float = FPS) -> dict[str, flo
     acc: dict[str, list[tuple[float, float]]] = {}
     for c in clips:
         n = len(c)
-        vals = {**foot_skating(c, fps), "jitter": jitter(c, fps), **floor_penetration(c)}
-        # skate speed is weighted by contact pairs, the rest by frames
+        fs = foot_skating(c, fps)
+        vals = {**fs, "jitter": jitter(c, fps), **floor_penetration(c)}
+        # skate speed and ratio are weighted by contact pairs, the rest by frames
         for k, v in vals.items():
-            w = foot_skating(c, fps)["contact_frac"] * n if k in ("skate_speed", "skate_ratio") else n
+            w = fs["contact_frac"] * n if k in ("skate_speed", "skate_ratio") else n
             acc.setdefault(k, []).append((v, w))
     return {k: float(sum(v * w for v, w in x) / max(sum(w for _, w in x), 1e-12)) for k, x in acc.items()}
 

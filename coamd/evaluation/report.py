@@ -64,7 +64,8 @@ def section_real(ev, data, idx_sets) -> dict:
     for r, idx in enumerate(idx_sets):
         clips = [data.clips[i] for i in idx]
         runs.append(S.score_generation(ev, data, [data.captions[i] for i in idx], [c.joints for c in clips], seed=r,
-                                       contents=[c.content for c in clips]))
+                                       contents=[c.content for c in clips],
+                                       motion_emb=S.real_test_embeddings(ev, data)[idx]))
     return S.aggregate(runs)
 
 
@@ -72,7 +73,7 @@ def section_retrieval(ev, data, bundle, seed) -> dict:
     texts = data.captions
     out = {}
     t = S.embed_texts(ev, data, texts)
-    m = ev.embed_clips([c.joints for c in data.clips])
+    m = S.real_test_embeddings(ev, data)
     out["evaluator"] = S.retrieval_table(t, m, texts, seed)
     if bundle is not None:
         rec = _recognizer_embeddings(bundle, data, texts)
@@ -166,7 +167,8 @@ def run_evaluation(out: str | Path, dataset: str = "data/processed", subset: int
     report["recognition"] = section_recognition(ev, data, bundle)
     report["generation"] = {"Real motions": section_real(ev, data, idx_sets)}
     report["real_full_test"] = S.score_generation(ev, data, data.captions, [c.joints for c in data.clips], seed=seed,
-                                                  contents=[c.content for c in data.clips])
+                                                  contents=[c.content for c in data.clips],
+                                                  motion_emb=S.real_test_embeddings(ev, data))
     if generation:
         from coamd.evaluation import gen_sections
 

@@ -59,12 +59,21 @@ def prepare(dataset, evaluator: MotionTextEvaluator, seed: int = 0, text_cache: 
 
 
 def embed_texts(evaluator, data: EvalData, texts: list[str]) -> np.ndarray:
-    return evaluator.embed_text(encode_texts(texts, cache=TEXT_CACHE)).detach().numpy()
+    """Evaluator embeddings (N, E) of caption strings (MiniLM features cached on disk)."""
+    with torch.no_grad():
+        return evaluator.embed_text(encode_texts(texts, cache=TEXT_CACHE)).numpy()
+
+
+def real_test_embeddings(evaluator, data: EvalData) -> np.ndarray:
+    """Evaluator embeddings (N_test, E) of all real test clips, computed once per run."""
+    if "test_emb" not in data.cache:
+        data.cache["test_emb"] = evaluator.embed_clips([c.joints for c in data.clips])
+    return data.cache["test_emb"]
 
 
 def score_generation(evaluator, data: EvalData, texts: list[str], motions: list[np.ndarray],
                      mm_motions: list[list[np.ndarray]] | None = None, seed: int = 0,
-                     contents: list[str] | None = None) -> dict:
+                     contents: list[str] | None = None, motion_emb: np.ndarray | None = None) -> dict:
     """All generation metrics of one set of (text, motion) pairs.
 
     texts: N captions; motions: N arrays (T_i, 21, 3) metres at 20 fps; mm_motions: optional list
@@ -73,7 +82,7 @@ def score_generation(evaluator, data: EvalData, texts: list[str], motions: list[
     content label text (independent of the recognizer). Returns a flat dict of floats.
     """
     t = embed_texts(evaluator, data, texts)
-    m = evaluator.embed_clips(motions)
+    m = evaluator.embed_clips(motions) if motion_emb is None else motion_emb
     r = M.r_precision(t, m, 32, 3, seed=seed)
     out = {"r_top1": r[0], "r_top2": r[1], "r_top3": r[2],
            "fid": M.frechet_distance(data.ref_emb, m),
@@ -119,7 +128,7 @@ def label_predictions(motion_emb: np.ndarray, label_emb: np.ndarray, names: list
 def evaluator_recognition(evaluator, data: EvalData) -> dict:
     """Zero-shot recognition by the evaluator (nearest content / style label text)."""
     ds = data.dataset
-    m = evaluator.embed_clips([c.joints for c in data.clips])
+    m = real_test_embeddings(evaluator, data)
     out = {}
     for kind, names, texts, train in (("content", ds.contents, ds.content_texts, data.train_contents),
                                       ("style", ds.styles, ds.style_texts, data.train_styles)):
