@@ -178,13 +178,16 @@ def test_rotations_drive_the_rest_skeleton_along_the_streamed_bones(native, ncli
         for k in range(0, n, 3):
             pos, loc = s.frame(k)
             fk = native.forward_kinematics(pos[0], loc, rest)
-            # every bone points like the streamed one (the hips/chest side children up to their twist)
+            # Every bone below a single-child joint points exactly like the streamed one. Below Hips
+            # and Chest (three children each) a rigid rotation cannot match a generated pose's bones
+            # exactly: the client solver matches the first child (Spine, Neck) exactly, the server's
+            # Kabsch fit spreads the error, so those get a loose bound.
             for c in range(1, 21):
                 p = parents[c]
                 a, b = fk[c] - fk[p], pos[c] - pos[p]
-                cos = a @ b / (np.linalg.norm(a) * np.linalg.norm(b))
-                tol = 0.05 if c in (5, 9, 13, 17) else 0.01
-                assert np.arccos(np.clip(cos, -1, 1)) < tol, (server_rotations, k, native.JOINT_NAMES[c])
+                angle = np.arccos(np.clip(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)), -1, 1))
+                exact = parents.count(p) == 1 or (not server_rotations and c in (1, 3))
+                assert angle < (0.01 if exact else 0.3), (server_rotations, k, native.JOINT_NAMES[c], angle)
 
 
 def test_cancel_and_server_errors_reach_the_engine_as_states(native, nclient):

@@ -62,11 +62,15 @@ SampleInfo Playback::sample(double t, float* positions, float* local, float* wor
   info.total_frames = status == StreamStatus::Complete ? buf_.total() : 0;
   const bool ended = status != StreamStatus::Receiving;
   const double last = n > 0 ? (n - 1) / static_cast<double>(fps_) : 0.0;
-  double m;
+  double m = 0.0;
 
   if (status == StreamStatus::Failed || status == StreamStatus::Cancelled) {
     info.state = status == StreamStatus::Failed ? PlayState::Error : PlayState::Cancelled;
     m = last_motion_;
+  } else if (status == StreamStatus::Complete && n == 0) {  // an empty motion: nothing to play
+    info.state = PlayState::Finished;
+    buffering_ = true;
+    m = 0.0;
   } else if (buffering_) {
     const double ahead = last - resume_at_;
     if (n > 0 && (ended || ahead + 1e-6 >= delay_)) {
@@ -76,7 +80,7 @@ SampleInfo Playback::sample(double t, float* positions, float* local, float* wor
     m = resume_at_;
     info.state = PlayState::Buffering;
   }
-  if (status != StreamStatus::Failed && status != StreamStatus::Cancelled && !buffering_) {
+  if (status != StreamStatus::Failed && status != StreamStatus::Cancelled && n > 0 && !buffering_) {
     m = t - origin_;
     if (m < 0.0) m = 0.0;
     if (m > last) {

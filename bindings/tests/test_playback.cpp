@@ -175,3 +175,14 @@ TEST(Playback, ErrorAndCancelFreezeThePose) {
     EXPECT_EQ(max_abs_diff(pos, clip.frame(6), 63), 0.f);
   }
 }
+
+TEST(Playback, EmptyCompleteStreamIsFinishedWithoutAPose) {
+  FrameBuffer buf(4);
+  buf.complete(0);
+  Playback pb(buf, kFps, 0.2f);
+  float pos[63] = {42.f};
+  const auto info = pb.sample(3.0, pos, nullptr, nullptr);
+  EXPECT_EQ(info.state, PlayState::Finished);
+  EXPECT_EQ(info.frame, -1);
+  EXPECT_EQ(pos[0], 42.f) << "outputs untouched without a frame";
+}
