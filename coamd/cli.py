@@ -107,7 +107,7 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         serve(ServerConfig(host=a.host, port=a.port, backend=a.backend, checkpoint=a.checkpoint,
                            batching=not a.no_batching, max_batch=a.max_batch, max_queue=a.max_queue,
                            token=token, tls_cert=a.tls_cert, tls_key=a.tls_key, grace_s=a.grace,
-                           ready_file=a.ready_file, fault_injection=a.fault_injection))
+                           ready_file=a.ready_file, fault_injection=a.fault_injection, threads=a.threads))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -144,6 +144,8 @@ def _add_server(sub) -> None:
     p.add_argument("--tls-cert", default=None, help="PEM certificate chain (turns TLS on, with --tls-key)")
     p.add_argument("--tls-key", default=None, help="PEM private key")
     p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="model threads (0 = half the usable cores, at least 1)")
     p.add_argument("--ready-file", default=None, help="write the bound port here once serving")
     p.add_argument("--fault-injection", action="store_true",
                    help="testing only: texts containing [fail-model] / [fail-guidance] make that "
