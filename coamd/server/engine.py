@@ -188,8 +188,11 @@ class ServerEngine:
 
 
 def load_server_engine(backend: str = "onnxruntime", checkpoint: str | None = None,
-                       fault_injection: bool = False) -> ServerEngine:
-    """Load the runtime (``coamd.runtime.load_engine``) and wrap it for the server."""
+                       fault_injection: bool = False, threads: int | None = None) -> ServerEngine:
+    """Load the runtime (``coamd.runtime.load_engine``) and wrap it for the server.
+    ``threads``: intra-op threads of the backend (ONNX Runtime sessions; torch is set globally)."""
     from coamd.runtime import load_engine
 
-    return ServerEngine(load_engine(backend=backend, checkpoint=checkpoint), fault_injection=fault_injection)
+    opts = {"threads": threads} if threads and backend != "torch" else {}
+    return ServerEngine(load_engine(backend=backend, checkpoint=checkpoint, **opts),
+                        fault_injection=fault_injection)
