@@ -13,7 +13,7 @@ import pytest
 from coamd.data.bvh import (canonical_joint_positions, euler_to_matrix, forward_kinematics,
                             local_transforms, read_bvh)
 from coamd.io.bvh_export import (CHANNELS, DATASET_SKELETON, REST_DIRECTIONS, ROOT_NAME,
-                                 BVHExportError, joints_to_local_rotations,
+                                 BVHExportError, RotationStream, joints_to_local_rotations,
                                  local_rotations_to_joints, skeleton_from_joints, solve_rotations,
                                  write_bvh)
 from coamd.io.rotations import quat_to_matrix
@@ -199,16 +199,32 @@ def test_local_quaternions_drive_the_skeleton(real_bvh_dir, tmp_path):
     np.testing.assert_allclose(forward_kinematics(bvh)[:, 1] / 100.0, joints[:, 0], atol=1e-6)
 
 
-def test_fixed_skeleton_for_chunked_conversion(test_clips):
-    clip = max(test_clips, key=lambda c: c.joints.shape[0])
-    full = joints_to_local_rotations(clip.joints, DATASET_SKELETON)
-    half = clip.joints.shape[0] // 2
-    first = joints_to_local_rotations(clip.joints[:half], DATASET_SKELETON)
-    # rotations of joints solved without temporal interpolation do not depend on the chunking
-    for name in ("Hips", "Chest", "Neck", "Head", "Shoulder_L", "Shoulder_R"):
-        j = JOINT_INDEX[name]
-        dots = np.abs(np.sum(full[:half, j] * first[:, j], axis=-1))
-        assert dots.min() > 1 - 1e-5, name
+def _quat_angle_deg(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
+    dot = np.abs(np.sum(q1.astype(np.float64) * q2, axis=-1))
+    return 2 * np.degrees(np.arccos(np.clip(dot, 0.0, 1.0)))
+
+
+def test_streamed_rotations_do_not_depend_on_chunking(test_clips):
+    """The server converts 4-frame chunks: a stream gives the same rotations in chunks as at once,
+    drives the dataset skeleton back onto the joints, and is as smooth as a whole-clip conversion."""
+    step_stream, step_whole = [], []
+    for clip in test_clips[:40]:
+        x = clip.joints
+        whole = RotationStream().push(x)
+        stream = RotationStream()
+        chunks = np.concatenate([stream.push(x[i:i + 4]) for i in range(0, len(x), 4)])
+        assert chunks.shape == (len(x), NUM_JOINTS, 4)
+        assert _quat_angle_deg(chunks, whole).max() < 0.1, clip.id  # float32 rounding only
+        back = local_rotations_to_joints(chunks, x[:, 0], DATASET_SKELETON)
+        assert np.linalg.norm(back - x, axis=-1).max() < 2e-3, clip.id
+        step_stream.append(_quat_angle_deg(chunks[:-1], chunks[1:]))
+        offline = joints_to_local_rotations(x, DATASET_SKELETON)
+        step_whole.append(_quat_angle_deg(offline[:-1], offline[1:]))
+    p_stream = np.percentile(np.concatenate(step_stream), 99, axis=0)
+    p_whole = np.percentile(np.concatenate(step_whole), 99, axis=0)
+    print("\n99th percentile rotation change per frame at 20 fps (deg), streamed / whole clip:",
+          {n: f"{a:.1f}/{b:.1f}" for n, a, b in zip(JOINT_NAMES, p_stream, p_whole)})
+    assert np.all(p_stream <= p_whole + 2.0)
 
 
 def test_reference_hierarchy_is_the_datasets(real_bvh_dir):

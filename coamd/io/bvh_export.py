@@ -220,13 +220,34 @@ def _fill_twist(delta: np.ndarray, sine: np.ndarray) -> np.ndarray:
     return interp + w * diff
 
 
-def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None
+def _hold_twist(delta: np.ndarray, sine: np.ndarray, held: float) -> tuple[np.ndarray, float]:
+    """Causal version of :func:`_fill_twist` for streaming: each frame moves from the previous
+    frame's twist ``held`` towards its own measurement by how well it is determined. Returns the
+    twists (T,) and the last one (the state for the next chunk)."""
+    w = np.clip((sine - _TWIST_UNSURE) / (_TWIST_SURE - _TWIST_UNSURE), 0.0, 1.0)
+    out = np.empty_like(delta)
+    for t in range(len(delta)):
+        d = float(np.angle(np.exp(1j * (delta[t] - held))))
+        if w[t] < 1.0 and abs(d) > np.pi / 2:  # hyperextension, as in _fill_twist
+            d = float(np.angle(np.exp(1j * (d + np.pi))))
+        held = held + w[t] * d
+        out[t] = held
+    return out, held
+
+
+def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None,
+                    twist_state: dict[str, float] | None = None
                     ) -> tuple[np.ndarray, np.ndarray, BVHSkeleton]:
     """Joint positions -> global and local joint rotations on the dataset's BVH skeleton.
 
     Args:
         joints: (T, 21, 3) metres, canonical joint order, right-handed Y up.
         skeleton: rest skeleton; None measures it from ``joints`` (:func:`skeleton_from_joints`).
+        twist_state: None for a whole clip: an undetermined hinge twist (limb straight) is
+            interpolated from frames before and after. A dict switches to causal streaming: each
+            frame's twist depends only on earlier frames, starting from the values in the dict
+            (empty: the typical pose), and the dict is updated for the next chunk
+            (see :class:`RotationStream`).
     Returns:
         ``(global_rot, local_rot, skeleton)``: (T, 21, 3, 3) float64 rotation matrices mapping each
         joint's local frame to the world (global) or to its parent's frame (local; for ``Hips``
@@ -264,7 +285,12 @@ def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None
                 b, _ = normalize(p[:, JOINT_INDEX[dst]] - p[:, JOINT_INDEX[src]])
                 sine = np.linalg.norm(np.cross(a, b), axis=-1)
                 h = np.einsum("tab,b->ta", rot, np.asarray(hint, np.float64))
-                delta = share * _fill_twist(signed_angle(h, b, a), sine)
+                measured = signed_angle(h, b, a)
+                if twist_state is None:
+                    delta = share * _fill_twist(measured, sine)
+                else:
+                    delta, twist_state[name] = _hold_twist(measured, sine, twist_state.get(name, 0.0))
+                    delta = share * delta
                 rot = axis_angle_matrix(a, delta) @ rot
             G[:, j] = rot
         else:
@@ -283,18 +309,45 @@ def joints_to_local_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None =
 
     Args:
         joints: (T, 21, 3) metres, canonical joint order (:data:`coamd.skeleton.JOINT_NAMES`).
-        skeleton: rest skeleton; None measures it from ``joints``. Pass one fixed skeleton when
-            converting a motion in chunks so every chunk uses the same rest pose.
+        skeleton: rest skeleton; None measures it from ``joints``.
     Returns:
         (T, 21, 4) float32 quaternions (x, y, z, w), w >= 0: joint j's rotation relative to its
-        parent's frame in the dataset's BVH rest frames (rest offsets along
+        parent's frame in the dataset's BVH rest frames (rest offsets ``skeleton.offsets``, along
         :data:`REST_DIRECTIONS`); the Hips rotation is relative to the world. With
         ``R = quat_to_matrix(q)`` the BVH Euler channels are ``matrix_to_euler_deg(R, "ZXY")``.
     Raises:
         BVHExportError: bad shape or non-finite values.
+
+    This converts a whole clip: the twist of a straight elbow or knee is interpolated from frames
+    before and after. To convert a stream chunk by chunk use :class:`RotationStream`, which
+    carries state between chunks (calling this per chunk would let upper-arm twists jump at
+    chunk edges).
     """
     _, local, _ = solve_rotations(joints, skeleton)
     return matrix_to_quat(local).astype(np.float32)
+
+
+class RotationStream:
+    """Chunk-by-chunk conversion of a stream of joint positions to local rotations.
+
+    Every frame's rotations depend only on that frame and earlier ones (the twist of straight
+    elbows and knees is held from earlier frames), so pushing a motion in chunks of any size gives
+    exactly the rotations of pushing it at once, with no jumps at chunk edges. Use one stream
+    per motion.
+
+    Args:
+        skeleton: the fixed rest skeleton every chunk refers to (default: the dataset's).
+    """
+
+    def __init__(self, skeleton: BVHSkeleton = DATASET_SKELETON):
+        self.skeleton = skeleton
+        self._twist: dict[str, float] = {}
+
+    def push(self, joints: np.ndarray) -> np.ndarray:
+        """joints (n, 21, 3) metres, the next frames -> (n, 21, 4) float32 quaternions (x, y, z, w),
+        the same convention as :func:`joints_to_local_rotations`. Raises BVHExportError."""
+        _, local, _ = solve_rotations(joints, self.skeleton, twist_state=self._twist)
+        return matrix_to_quat(local).astype(np.float32)
 
 
 def local_rotations_to_joints(local: np.ndarray, root: np.ndarray,
