@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coamd.io.rotations import (axis_angle_matrix, kabsch, matrix_to_euler_deg, matrix_to_quat,
+from coamd.io.rotations import (axis_angle_matrix, cross, kabsch, matrix_to_euler_deg, matrix_to_quat,
                                 normalize, quat_to_matrix, signed_angle, swing)
 from coamd.skeleton import FPS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 
@@ -145,6 +145,11 @@ REST_DIRECTIONS = np.array(
     [normalize(np.array(REFERENCE_OFFSETS_CM[n]))[0] if j else (0.0, 1.0, 0.0)
      for j, n in enumerate(JOINT_NAMES)])
 """(21, 3) unit rest directions of each joint's offset in its parent's frame (Hips: +Y)."""
+
+
+_TYPICAL_MATRICES = np.stack([
+    quat_to_matrix(np.array(TYPICAL_LOCAL_QUAT[n])) if n in TYPICAL_LOCAL_QUAT else np.eye(3)
+    for n in JOINT_NAMES])
 
 
 class BVHExportError(ValueError):
@@ -267,8 +272,7 @@ def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None,
     eye = np.broadcast_to(np.eye(3), (T, 3, 3))
     for j, name in enumerate(JOINT_NAMES):  # parents come before children
         parent_rot = G[:, PARENTS[j]] if j else eye
-        typical = (quat_to_matrix(np.array(TYPICAL_LOCAL_QUAT[name])) if name in TYPICAL_LOCAL_QUAT
-                   else np.eye(3))
+        typical = _TYPICAL_MATRICES[j]
         kids = CHILDREN[j]
         if len(kids) >= 2:
             rest = np.stack([offs[c] for c in kids])
@@ -283,7 +287,7 @@ def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None,
             if name in TWIST_HINTS:
                 src, dst, hint, share = TWIST_HINTS[name]
                 b, _ = normalize(p[:, JOINT_INDEX[dst]] - p[:, JOINT_INDEX[src]])
-                sine = np.linalg.norm(np.cross(a, b), axis=-1)
+                sine = np.linalg.norm(cross(a, b), axis=-1)
                 h = np.einsum("tab,b->ta", rot, np.asarray(hint, np.float64))
                 measured = signed_angle(h, b, a)
                 if twist_state is None:

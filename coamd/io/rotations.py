@@ -15,6 +15,14 @@ from scipy.spatial.transform import Rotation
 _EPS = 1e-9
 
 
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of (..., 3) vectors (``np.cross`` without its per-call overhead)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+                     a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                     a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
+
+
 def normalize(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Unit vectors and norms of (..., 3) vectors; a zero vector stays zero (norm 0)."""
     n = np.linalg.norm(v, axis=-1)
@@ -47,16 +55,16 @@ def swing(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     For opposite vectors the axis is any direction perpendicular to ``u`` (180 degrees).
     """
     u, v = np.broadcast_arrays(np.asarray(u, np.float64), np.asarray(v, np.float64))
-    cross = np.cross(u, v)
-    sin = np.linalg.norm(cross, axis=-1)
+    c = cross(u, v)
+    sin = np.linalg.norm(c, axis=-1)
     cos = np.sum(u * v, axis=-1)
-    axis = cross / np.maximum(sin, _EPS)[..., None]
+    axis = c / np.maximum(sin, _EPS)[..., None]
     opposite = (sin < 1e-8) & (cos < 0)
     if np.any(opposite):
         # a perpendicular of u: cross with the world axis least aligned with it
         uo = u[opposite]
         helper = np.eye(3)[np.argmin(np.abs(uo), axis=-1)]
-        axis[opposite] = normalize(np.cross(uo, helper))[0]
+        axis[opposite] = normalize(cross(uo, helper))[0]
     return axis_angle_matrix(axis, np.arctan2(sin, cos))
 
 
@@ -86,7 +94,7 @@ def signed_angle(a: np.ndarray, b: np.ndarray, axis: np.ndarray) -> np.ndarray:
     onto the plane perpendicular to ``axis``. Shapes (..., 3) -> (...)."""
     a = a - np.sum(a * axis, -1, keepdims=True) * axis
     b = b - np.sum(b * axis, -1, keepdims=True) * axis
-    return np.arctan2(np.sum(np.cross(a, b) * axis, -1), np.sum(a * b, -1))
+    return np.arctan2(np.sum(cross(a, b) * axis, -1), np.sum(a * b, -1))
 
 
 def matrix_to_euler_deg(R: np.ndarray, order: str = "ZXY") -> np.ndarray:
