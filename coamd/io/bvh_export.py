@@ -38,6 +38,10 @@ kinematics has actually put it, so length mismatches do not accumulate down a ch
   from positions.
 * leaves (``Head``, ``Hand_*``, ``Toes_*``): their typical local rotation.
 
+For rigs and the streaming server, :func:`joints_to_local_rotations` gives the same rotations as
+quaternions, and :class:`RotationStream` converts a motion chunk by chunk (causal, so the result
+does not depend on the chunk size and nothing jumps at chunk edges).
+
 Measured in ``tests/test_bvh_export.py``: on the dataset's own clips the solved global rotations
 of the fully determined joints (hips, chest, upper arms, thighs, shins) equal the source file's
 (median 0.0 degrees; up to about 17 degrees only in frames where the limb is straight within 2
