@@ -335,6 +335,211 @@ def _add_generate(sub) -> None:
     q.set_defaults(func=_cmd_retrieve)
 
 
+# ----------------------------------------------------------------------------- train
+def _cmd_train(a: argparse.Namespace) -> None:
+    from coamd.train import trainers
+
+    _, _, run = trainers()[a.train_cmd]
+    try:
+        run(a)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _add_train(sub) -> None:
+    from coamd.train import trainers
+
+    p = sub.add_parser("train", help="train a model (ae, recognizer, generator, evaluator)",
+                       description="Train one model on the processed dataset with progress bars, "
+                       "periodic resumable checkpoints (RUN_DIR/state.pt, --resume), JSON-lines logs "
+                       "(RUN_DIR/log.jsonl) and seeds; the trained weights go to --out. "
+                       "`--eval-only` measures a checkpoint on the test split.")
+    tsub = p.add_subparsers(dest="train_cmd", required=True)
+    for name, (help_, add_args, _) in trainers().items():
+        t = tsub.add_parser(name, help=help_, description=f"Train {help_}.")
+        add_args(t)
+        t.set_defaults(func=_cmd_train)
+
+
+# ----------------------------------------------------------------------------- eval
+def _cmd_eval(a: argparse.Namespace) -> None:
+    from coamd.evaluation.report import run_evaluation
+
+    cmd = "coamd eval " + " ".join(sys.argv[2:]) if a.command_line is None else a.command_line
+    try:
+        r = run_evaluation(a.out, dataset=a.dataset, subset=a.subset, repeats=a.repeats, seed=a.seed,
+                           evaluator_path=a.evaluator, checkpoint=a.checkpoint, backend=a.backend,
+                           mm_texts=a.mm_texts, mm_samples=a.mm_samples, grid=not a.no_grid,
+                           generation=not a.no_generation, progress=not a.quiet, command=cmd,
+                           sections=tuple(x for x in a.sections.split(",") if x) if a.sections else None)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+    g = r["generation"]
+    for name, row in g.items():
+        print(f"{name:32s} R@1 {row['r_top1'][0]:.3f}  R@3 {row['r_top3'][0]:.3f}  FID {row['fid'][0]:.3f}  "
+              f"cosine {row['cosine'][0]:.3f}")
+    for k, v in r.get("missing", {}).items():
+        print(f"missing {k}: {v}")
+    print(f"report -> {Path(a.out) / 'report.md'} ({r['seconds']:.0f} s)")
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="score the models with the evaluator; Markdown + JSON + plots",
+                       description="Evaluate the shipped (or given) checkpoint on the test split with the "
+                       "independent text-motion evaluator: generation (R-precision, FID, MM-Dist, Diversity, "
+                       "MultiModality, cosine score, foot skating, jitter, penetration), recognition, retrieval, "
+                       "editing, modality and guidance ablations, quality versus latency. Every table has a "
+                       "real-motions row. Writes OUT/report.md, OUT/report.json and OUT/plots/*.png.")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"processed dataset (default: {DEFAULT_DATASET})")
+    p.add_argument("--subset", type=int, default=64,
+                   help="test texts per generation repeat, at least 32 (default: 64; the test split has 624)")
+    p.add_argument("--repeats", type=int, default=3, help="generation repeats for the 95%% CIs (default: 3)")
+    p.add_argument("--seed", type=int, default=0, help="seed of caption choice, subsets and sampling (default: 0)")
+    p.add_argument("--evaluator", default=None, help="evaluator weights (default: the shipped evaluator.pt)")
+    p.add_argument("--checkpoint", default=None, help="model checkpoint folder (default: the shipped one)")
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "tensorrt"],
+                   help="generation backend (default: torch)")
+    p.add_argument("--mm-texts", type=int, default=16, help="texts per repeat used for MultiModality (default: 16)")
+    p.add_argument("--mm-samples", type=int, default=3, help="motions per text for MultiModality (default: 3)")
+    p.add_argument("--no-grid", action="store_true", help="skip the quality-versus-latency grid")
+    p.add_argument("--no-generation", action="store_true", help="only the real-data tables (no generator needed)")
+    p.add_argument("--sections", default=None,
+                   help="comma list of generation, guidance, editing, grid, modality (default: all); "
+                        "recognition, retrieval and the real rows are always computed")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_eval)
+
+
+# ----------------------------------------------------------------------------- generate / recognize / retrieve
+def _engine(a: argparse.Namespace, guidance: bool = True):
+    from coamd.runtime import load_engine
+
+    try:
+        return load_engine(backend=a.backend, checkpoint=a.checkpoint, guidance=guidance, dataset=a.dataset)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _cmd_generate(a: argparse.Namespace) -> None:
+    from coamd.io.motion import save_motion
+    from coamd.sampling.sampler import GenerationRequest
+
+    for name, path, exts in (("--out", a.out, (".npz",)), ("--gif", a.gif, (".gif", ".mp4")),
+                             ("--bvh", a.bvh, (".bvh",))):
+        if path is not None and Path(path).suffix.lower() not in exts:
+            raise CLIError(f"{name} must end in {' or '.join(exts)}, got {path}")
+    req = GenerationRequest(text=a.text, duration_s=a.duration, seed=a.seed, cfg_scale=a.cfg_scale,
+                            iterations=a.iterations, ode_steps=a.ode_steps, solver=a.solver, order=a.order,
+                            guidance=not a.no_guidance, guidance_scale=a.guidance_scale)
+    try:
+        req.validate(60)  # cheap checks before loading models (the sampler checks again)
+    except ValueError as exc:
+        if "too long" not in str(exc):
+            raise CLIError(str(exc)) from exc
+    eng = _engine(a, guidance=not a.no_guidance)
+    t = time.perf_counter()
+    try:
+        joints = eng.sampler.sample(req)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    dt = time.perf_counter() - t
+    save_motion(a.out, joints, text=a.text)
+    print(f"generated {joints.shape[0]} frames ({joints.shape[0] / 20:.1f} s at 20 fps) in {dt:.2f} s "
+          f"on {eng.backend_name} ({'guided' if req.guidance else 'unguided'}, {req.order} order, "
+          f"{req.iterations} iterations x {req.ode_steps} {req.solver} steps, cfg {req.cfg_scale:g}) -> {a.out}")
+    if a.bvh:
+        from coamd.io.bvh_export import write_bvh
+
+        write_bvh(a.bvh, joints, 20.0)
+        print(f"BVH -> {a.bvh}")
+    if a.gif:
+        from coamd.io.render import render_motion
+
+        render_motion(joints, a.gif, fps=20.0, title=a.text)
+        print(f"preview -> {a.gif}")
+
+
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    from coamd.runtime import backend_names
+
+    p.add_argument("--backend", default="torch",
+                   help=f"inference backend: {', '.join(backend_names())} (default: torch)")
+    p.add_argument("--checkpoint", default=None, help="model checkpoint folder (default: the shipped one)")
+    p.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help=f"processed dataset, for retrieval (default: {DEFAULT_DATASET})")
+
+
+def _cmd_recognize(a: argparse.Namespace) -> None:
+    from coamd.io.motion import MotionFileError, load_motion
+
+    try:
+        m = load_motion(a.file)
+    except (FileNotFoundError, MotionFileError) as exc:
+        raise CLIError(str(exc)) from exc
+    if abs(m.fps - 20.0) > 1e-6:
+        raise CLIError(f"{a.file} is at {m.fps:g} fps; the recognizer expects 20 fps")
+    eng = _engine(a, guidance=False)
+    try:
+        res = eng.recognize(m.joints, top_k=a.top_k)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    for kind in ("content", "style"):
+        print(f"{kind}: " + ", ".join(f"{r.label} {r.score:.3f}" for r in res[kind]))
+
+
+def _cmd_retrieve(a: argparse.Namespace) -> None:
+    if not a.text.strip():
+        raise CLIError("text is empty; describe a motion, e.g. 'a person waves the right hand'")
+    eng = _engine(a, guidance=False)
+    try:
+        res = eng.retrieve(a.text, top_k=a.top_k)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+    for i, r in enumerate(res, 1):
+        print(f"{i}. {r.label} ({r.content}, {r.style}) {r.score:.3f}  \"{r.caption}\"")
+
+
+def _add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="text to motion with the shipped model",
+                       description="Generate a motion (21 joints, metres, 20 fps) from text with masked "
+                       "autoregressive flow-matching sampling, classifier-free guidance and (unless "
+                       "--no-guidance) recognizer guidance. Prints the time taken.")
+    p.add_argument("text", help="what the person does, e.g. 'a happy person waves the right hand'")
+    p.add_argument("--duration", type=float, default=4.0, help="seconds, up to 12 (default: 4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed and settings, same motion (default: 0)")
+    p.add_argument("--no-guidance", action="store_true", help="skip recognizer guidance (faster)")
+    p.add_argument("--guidance-scale", type=float, default=1.0, help="gamma of the guidance step (default: 1)")
+    p.add_argument("--cfg-scale", type=float, default=3.0, help="classifier-free guidance scale, 1 = off (default: 3)")
+    p.add_argument("--iterations", type=int, default=8, help="masked autoregressive iterations (default: 8)")
+    p.add_argument("--ode-steps", type=int, default=8, help="fixed ODE steps per iteration (default: 8)")
+    p.add_argument("--solver", choices=["euler", "heun"], default="euler", help="ODE solver (default: euler)")
+    p.add_argument("--order", choices=["random", "left_to_right"], default="random",
+                   help="token order; left_to_right finalises the start first for streaming (default: random)")
+    _engine_args(p)
+    p.add_argument("--out", required=True, help="output motion file (.npz)")
+    p.add_argument("--bvh", default=None, help="also write a BVH file (joint rotations on the dataset skeleton)")
+    p.add_argument("--gif", default=None, help="also render a stick-figure preview (.gif or .mp4)")
+    p.set_defaults(func=_cmd_generate)
+
+    r = sub.add_parser("recognize", help="top-k content and style of a motion file",
+                       description="Classify a motion (.npz, 20 fps) with the action recognizer: nearest "
+                       "content and style label texts by cosine similarity.")
+    r.add_argument("file", help="motion file (.npz)")
+    r.add_argument("--top-k", type=int, default=3, help="how many answers per label kind (default: 3)")
+    _engine_args(r)
+    r.set_defaults(func=_cmd_recognize)
+
+    q = sub.add_parser("retrieve", help="closest test-split motions to a text",
+                       description="Rank the test-split motions of the processed dataset by the recognizer's "
+                       "text-motion similarity (the first call embeds the split and caches it).")
+    q.add_argument("text", help="a description of a motion")
+    q.add_argument("--top-k", type=int, default=5, help="how many motions (default: 5)")
+    _engine_args(q)
+    q.set_defaults(func=_cmd_retrieve)
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -350,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_ADDERS = [_add_data, _add_render, _add_server, _add_eval]
+_ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,248 @@
+"""Multi-modal motion autoencoder (CoAMD paper section 3.2, eq. 2; appendix B).
+
+Encoder: shallow, independent 1-D convolutional projections of the joint, bone and motion
+streams (:mod:`coamd.data.streams`), early fusion by concatenation and a 1x1 convolution, then a
+shared ResNet-style 1-D convolutional encoder that halves time twice: joints (B, T, 21, 3) metres at
+20 fps with T % 4 == 0 -> latent tokens z (B, T/4, D), one token per 4 frames (0.2 s).
+
+Decoder: CAUSAL in time. Every convolution pads on the left only and upsampling repeats a token
+onto its own 4 frames before the next causal convolution, so the frames of token i depend only
+on tokens 0..i: frames streamed after token i is final never change when later tokens arrive.
+It predicts the hips position (normalised by the dataset's hips statistics) and the other joints
+relative to the hips, and returns absolute joints (B, 4L, 21, 3) in metres.
+
+Loss (eq. 2): the sum over streams k of Smooth L1 between the target stream X_k and the stream
+re-derived from the decoded joints, each divided by a per-stream scale taken from the dataset
+statistics (buffers). The joints-only ablation (``streams=("joint",)``) uses only the joint stream
+for both the input and the loss.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from coamd.data.streams import bone_stream, motion_stream
+from coamd.models.config import ModelConfig
+from coamd.skeleton import NUM_JOINTS
+
+DOWNSAMPLE = 4
+"""Frames per latent token."""
+_STREAM_JOINTS = {"joint": NUM_JOINTS, "bone": NUM_JOINTS - 1, "motion": NUM_JOINTS}
+_STD_FLOOR = {"joint": 0.02, "bone": 0.01, "motion": 0.005}  # metres (per frame for motion)
+
+
+@dataclasses.dataclass
+class AEConfig(ModelConfig):
+    """Autoencoder hyper-parameters (``coamd.models.presets`` holds the named presets)."""
+
+    streams: tuple = ("joint", "bone", "motion")  # ("joint",) is the joints-only ablation
+    stream_dim: int = 64        # channels of each per-stream projection
+    width: int = 128            # channels of the shared encoder/decoder
+    latent_dim: int = 32        # D
+    blocks: int = 2             # residual blocks per resolution (encoder and decoder)
+    kernel: int = 3
+    local_scale: float = 0.5    # metres; scale of the hips-relative joint offsets the decoder emits
+    loss_beta: float = 0.02     # Smooth L1 beta in normalised units
+    loss_weights: tuple = (8.0, 1.0, 1.0)  # joint, bone, motion (bone/motion unused if absent)
+
+    def __post_init__(self):
+        bad = [s for s in self.streams if s not in _STREAM_JOINTS]
+        if not self.streams or bad or self.streams[0] != "joint":
+            raise ValueError(f"streams must start with 'joint' and use joint/bone/motion, got {self.streams}")
+        for k in ("stream_dim", "width", "latent_dim", "blocks", "kernel"):
+            if int(getattr(self, k)) < 1:
+                raise ValueError(f"{k} must be positive, got {getattr(self, k)}")
+
+
+# ----------------------------------------------------------------------------- building blocks
+class CausalConv1d(nn.Conv1d):
+    """Conv1d over (B, C, T) padded on the left only (replicating the first frame): output t
+    depends on inputs <= t."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, dilation: int = 1):
+        super().__init__(cin, cout, kernel, dilation=dilation)
+        self.left = (kernel - 1) * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.left:
+            x = torch.cat([x[:, :, :1].expand(-1, -1, self.left), x], dim=2)
+        return super().forward(x)
+
+
+def _conv(cin: int, cout: int, kernel: int, dilation: int = 1, causal: bool = False) -> nn.Module:
+    if causal:
+        return CausalConv1d(cin, cout, kernel, dilation)
+    return nn.Conv1d(cin, cout, kernel, dilation=dilation, padding=dilation * (kernel - 1) // 2,
+                     padding_mode="replicate")
+
+
+class ResBlock(nn.Module):
+    """x + W2 act(conv_k,dilated(act(x))): a ResNet block over time (no normalisation across time,
+    so the causal variant stays causal)."""
+
+    def __init__(self, width: int, kernel: int, dilation: int, causal: bool):
+        super().__init__()
+        self.conv = _conv(width, width, kernel, dilation, causal)
+        self.proj = nn.Conv1d(width, width, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.proj(F.silu(self.conv(F.silu(x))))
+
+
+def _stage(width: int, n: int, kernel: int, causal: bool) -> list[nn.Module]:
+    return [ResBlock(width, kernel, 3 ** (i % 3), causal) for i in range(n)]
+
+
+class RepeatUpsample(nn.Module):
+    """(B, C, T) -> (B, C, 2T), each step repeated twice (keeps causality)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.repeat_interleave(2, dim=2)
+
+
+# ----------------------------------------------------------------------------- the model
+class MotionAutoencoder(nn.Module):
+    """Multi-modal AE: ``encode`` joints -> tokens, causal ``decode`` tokens -> joints, ``loss``.
+
+    Args:
+        config: :class:`AEConfig`.
+        stats: the dataset statistics (``MotionDataset.stats``: ``{joint,bone,motion}_{mean,std}``
+            arrays, (21|20, 3) metres); stored as buffers so a checkpoint carries them. None gives
+            neutral statistics (zero mean, unit std), to be overwritten by ``load_state_dict``.
+    """
+
+    def __init__(self, config: AEConfig | None = None, stats: dict[str, Any] | None = None):
+        super().__init__()
+        self.config = cfg = config or AEConfig()
+        for s, j in _STREAM_JOINTS.items():
+            mean = np.zeros((j, 3), np.float32) if stats is None else np.asarray(stats[f"{s}_mean"], np.float32)
+            std = np.ones((j, 3), np.float32) if stats is None else np.asarray(stats[f"{s}_std"], np.float32)
+            if mean.shape != (j, 3) or std.shape != (j, 3):
+                raise ValueError(f"stats for the {s} stream must be ({j}, 3), got {mean.shape}/{std.shape}")
+            self.register_buffer(f"{s}_mean", torch.from_numpy(mean.copy()))
+            self.register_buffer(f"{s}_std", torch.from_numpy(np.maximum(std, _STD_FLOOR[s])))
+        w, k = cfg.width, cfg.kernel
+        # encoder: per-stream projections, early fusion, shared downsampling ResNet
+        self.proj = nn.ModuleDict({s: _conv(_STREAM_JOINTS[s] * 3, cfg.stream_dim, k) for s in cfg.streams})
+        self.fuse = nn.Conv1d(cfg.stream_dim * len(cfg.streams), w, 1)
+        enc: list[nn.Module] = [*_stage(w, cfg.blocks, k, False)]
+        for _ in range(2):
+            enc += [nn.Conv1d(w, w, 4, stride=2, padding=1, padding_mode="replicate"),
+                    *_stage(w, cfg.blocks, k, False)]
+        self.encoder = nn.Sequential(*enc)
+        self.to_latent = nn.Conv1d(w, cfg.latent_dim, 1)
+        # decoder: causal convolutions, upsampling by repetition
+        dec: list[nn.Module] = [CausalConv1d(cfg.latent_dim, w, k), *_stage(w, cfg.blocks, k, True)]
+        for _ in range(2):
+            dec += [RepeatUpsample(), CausalConv1d(w, w, k), *_stage(w, cfg.blocks, k, True)]
+        self.decoder = nn.Sequential(*dec)
+        self.to_joints = nn.Conv1d(w, NUM_JOINTS * 3, 1)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    # --------------------------------------------------------------------- encode / decode
+    def _normalised_streams(self, joints: torch.Tensor) -> list[torch.Tensor]:
+        streams = {"joint": joints}
+        if "bone" in self.config.streams:
+            streams["bone"] = bone_stream(joints)
+        if "motion" in self.config.streams:
+            streams["motion"] = motion_stream(joints)
+        out = []
+        for s in self.config.streams:
+            x = (streams[s] - getattr(self, f"{s}_mean")) / getattr(self, f"{s}_std")
+            out.append(x.flatten(2).transpose(1, 2))  # (B, J*3, T)
+        return out
+
+    def encode(self, joints: torch.Tensor) -> torch.Tensor:
+        """Joints (B, T, 21, 3) metres at 20 fps, T a positive multiple of 4 -> z (B, T/4, D).
+
+        Raises ValueError on another shape or a T that is not a multiple of 4.
+        """
+        if joints.ndim != 4 or tuple(joints.shape[2:]) != (NUM_JOINTS, 3):
+            raise ValueError(f"joints must be (B, T, {NUM_JOINTS}, 3), got {tuple(joints.shape)}")
+        if joints.shape[1] == 0 or joints.shape[1] % DOWNSAMPLE:
+            raise ValueError(f"the number of frames must be a positive multiple of {DOWNSAMPLE}, "
+                             f"got {joints.shape[1]}")
+        x = torch.cat([self.proj[s](x) for s, x in zip(self.config.streams, self._normalised_streams(joints))], 1)
+        h = self.encoder(self.fuse(F.silu(x)))
+        return self.to_latent(h).transpose(1, 2)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Tokens z (B, L, D) -> joints (B, 4L, 21, 3) metres at 20 fps. Causal: frames
+        4i..4i+3 depend only on z[:, :i+1]. Raises ValueError on a bad shape."""
+        if z.ndim != 3 or z.shape[-1] != self.config.latent_dim or z.shape[1] == 0:
+            raise ValueError(f"z must be (B, L>0, {self.config.latent_dim}), got {tuple(z.shape)}")
+        h = self.decoder(z.transpose(1, 2))
+        out = self.to_joints(F.silu(h)).transpose(1, 2)  # (B, T, 63)
+        b, t = out.shape[:2]
+        out = out.reshape(b, t, NUM_JOINTS, 3)
+        hips = out[:, :, :1] * self.joint_std[0] + self.joint_mean[0]
+        local = out[:, :, 1:] * self.config.local_scale
+        return torch.cat([hips, hips + local], dim=2)
+
+    def forward(self, joints: torch.Tensor) -> torch.Tensor:
+        """Reconstruction: decode(encode(joints)), same shape as ``joints``."""
+        return self.decode(self.encode(joints))
+
+    # --------------------------------------------------------------------- loss (eq. 2)
+    def stream_scales(self) -> dict[str, torch.Tensor]:
+        """Per-stream scalar loss scale (metres): the mean of that stream's dataset std."""
+        return {s: getattr(self, f"{s}_std").mean() for s in self.config.streams}
+
+    def loss(self, joints: torch.Tensor, recon: torch.Tensor,
+             valid: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Eq. 2: sum over the configured streams of the normalised Smooth L1 between the target
+        stream and the stream re-derived from ``recon``.
+
+        Args:
+            joints, recon: (B, T, 21, 3) metres. valid: (B, T) bool, False on padding frames
+                (the motion stream of the last valid frame is compared too: with last-frame
+                padding it is zero in both). Returns (scalar loss, per-stream floats).
+        """
+        if joints.shape != recon.shape:
+            raise ValueError(f"target {tuple(joints.shape)} and reconstruction {tuple(recon.shape)} differ")
+        m = torch.ones(joints.shape[:2], dtype=torch.bool, device=joints.device) if valid is None else valid
+        m = m.to(joints.dtype)[..., None, None]
+        scales = self.stream_scales()
+        fns = {"joint": lambda x: x, "bone": bone_stream, "motion": motion_stream}
+        total, parts = joints.new_zeros(()), {}
+        for s, w in zip(self.config.streams, self._weights()):
+            a, b = fns[s](joints) / scales[s], fns[s](recon) / scales[s]
+            err = F.smooth_l1_loss(b, a, beta=self.config.loss_beta, reduction="none")
+            val = (err * m).sum() / (m.sum() * err.shape[2] * 3).clamp_min(1)
+            parts[s] = float(val.detach())
+            total = total + w * val
+        return total, parts
+
+    def _weights(self) -> list[float]:
+        order = {"joint": 0, "bone": 1, "motion": 2}
+        return [float(self.config.loss_weights[order[s]]) for s in self.config.streams]
+
+    # --------------------------------------------------------------------- persistence
+    def checkpoint(self) -> dict[str, Any]:
+        """``{"config": dict, "state_dict": ...}`` (the project's checkpoint layout)."""
+        return {"config": self.config.to_dict(), "state_dict": self.state_dict(), "kind": "autoencoder"}
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict[str, Any]) -> "MotionAutoencoder":
+        """Rebuild from :meth:`checkpoint`'s dict (e.g. ``torch.load(path)``)."""
+        model = cls(AEConfig.from_dict(ckpt["config"]))
+        model.load_state_dict(ckpt["state_dict"])
+        return model.eval()
+
+
+def pad_to_multiple(joints: torch.Tensor, multiple: int = DOWNSAMPLE) -> tuple[torch.Tensor, int]:
+    """Pad (B, T, 21, 3) at the end by repeating the last frame up to a multiple of ``multiple``;
+    returns (padded, original T)."""
+    t = joints.shape[1]
+    extra = (-t) % multiple
+    if extra:
+        joints = torch.cat([joints, joints[:, -1:].expand(-1, extra, -1, -1)], dim=1)
+    return joints, t
