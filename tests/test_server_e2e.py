@@ -344,6 +344,26 @@ def test_rotations_on_request(client):
     np.testing.assert_allclose(np.linalg.norm(r.rotations, axis=-1), 1.0, atol=1e-3)
 
 
+def test_request_cli_saves_npz_bvh_gif(server, tmp_path):
+    from coamd.data.bvh import read_bvh
+    from coamd.io.motion import load_motion
+
+    out = tmp_path / "walk.npz"
+    proc = subprocess.run([COAMD, "request", "a person walks forward", "--server", server.target,
+                           "--out", str(out), "--bvh", str(tmp_path / "walk.bvh"), "--gif", str(tmp_path / "walk.gif"),
+                           "--duration", "1.2", "--no-guidance", "--iterations", "2", "--seed", "5"],
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "time to first frame" in proc.stdout and "total" in proc.stdout
+    m = load_motion(out)
+    assert m.joints.shape == (24, 21, 3) and m.text == "a person walks forward"
+    assert (tmp_path / "walk.gif").stat().st_size > 1000
+    assert read_bvh(tmp_path / "walk.bvh").motion.shape[0] == 24
+    bad = subprocess.run([COAMD, "request", "x", "--server", server.target, "--out", str(out), "--duration", "99"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "INVALID_ARGUMENT: duration_s:" in bad.stderr
+
+
 # ------------------------------------------------------------------ auth, TLS, queue bound
 def test_auth_and_tls(secure_server, tls_files):
     cert, _ = tls_files
