@@ -540,6 +540,32 @@ def _add_generate(sub) -> None:
     q.set_defaults(func=_cmd_retrieve)
 
 
+# ----------------------------------------------------------------------------- train
+def _cmd_train(a: argparse.Namespace) -> None:
+    from coamd.train import trainers
+
+    _, _, run = trainers()[a.train_cmd]
+    try:
+        run(a)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _add_train(sub) -> None:
+    from coamd.train import trainers
+
+    p = sub.add_parser("train", help="train a model (ae, recognizer, generator, evaluator)",
+                       description="Train one model on the processed dataset with progress bars, "
+                       "periodic resumable checkpoints (RUN_DIR/state.pt, --resume), JSON-lines logs "
+                       "(RUN_DIR/log.jsonl) and seeds; the trained weights go to --out. "
+                       "`--eval-only` measures a checkpoint on the test split.")
+    tsub = p.add_subparsers(dest="train_cmd", required=True)
+    for name, (help_, add_args, _) in trainers().items():
+        t = tsub.add_parser(name, help=help_, description=f"Train {help_}.")
+        add_args(t)
+        t.set_defaults(func=_cmd_train)
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
