@@ -160,6 +160,32 @@ def _add_server(sub) -> None:
     r.set_defaults(func=_cmd_request)
 
 
+# ----------------------------------------------------------------------------- train
+def _cmd_train(a: argparse.Namespace) -> None:
+    from coamd.train import trainers
+
+    _, _, run = trainers()[a.train_cmd]
+    try:
+        run(a)
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _add_train(sub) -> None:
+    from coamd.train import trainers
+
+    p = sub.add_parser("train", help="train a model (ae, recognizer, generator, evaluator)",
+                       description="Train one model on the processed dataset with progress bars, "
+                       "periodic resumable checkpoints (RUN_DIR/state.pt, --resume), JSON-lines logs "
+                       "(RUN_DIR/log.jsonl) and seeds; the trained weights go to --out. "
+                       "`--eval-only` measures a checkpoint on the test split.")
+    tsub = p.add_subparsers(dest="train_cmd", required=True)
+    for name, (help_, add_args, _) in trainers().items():
+        t = tsub.add_parser(name, help=help_, description=f"Train {help_}.")
+        add_args(t)
+        t.set_defaults(func=_cmd_train)
+
+
 # ----------------------------------------------------------------------------- eval
 def _cmd_eval(a: argparse.Namespace) -> None:
     from coamd.evaluation.report import run_evaluation
@@ -169,7 +195,8 @@ def _cmd_eval(a: argparse.Namespace) -> None:
         r = run_evaluation(a.out, dataset=a.dataset, subset=a.subset, repeats=a.repeats, seed=a.seed,
                            evaluator_path=a.evaluator, checkpoint=a.checkpoint, backend=a.backend,
                            mm_texts=a.mm_texts, mm_samples=a.mm_samples, grid=not a.no_grid,
-                           generation=not a.no_generation, progress=not a.quiet, command=cmd)
+                           generation=not a.no_generation, progress=not a.quiet, command=cmd,
+                           sections=tuple(x for x in a.sections.split(",") if x) if a.sections else None)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
     g = r["generation"]
@@ -202,6 +229,9 @@ def _add_eval(sub) -> None:
     p.add_argument("--mm-samples", type=int, default=3, help="motions per text for MultiModality (default: 3)")
     p.add_argument("--no-grid", action="store_true", help="skip the quality-versus-latency grid")
     p.add_argument("--no-generation", action="store_true", help="only the real-data tables (no generator needed)")
+    p.add_argument("--sections", default=None,
+                   help="comma list of generation, guidance, editing, grid, modality (default: all); "
+                        "recognition, retrieval and the real rows are always computed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--command-line", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_eval)
@@ -335,32 +365,6 @@ def _add_generate(sub) -> None:
     q.set_defaults(func=_cmd_retrieve)
 
 
-# ----------------------------------------------------------------------------- train
-def _cmd_train(a: argparse.Namespace) -> None:
-    from coamd.train import trainers
-
-    _, _, run = trainers()[a.train_cmd]
-    try:
-        run(a)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CLIError(str(exc)) from exc
-
-
-def _add_train(sub) -> None:
-    from coamd.train import trainers
-
-    p = sub.add_parser("train", help="train a model (ae, recognizer, generator, evaluator)",
-                       description="Train one model on the processed dataset with progress bars, "
-                       "periodic resumable checkpoints (RUN_DIR/state.pt, --resume), JSON-lines logs "
-                       "(RUN_DIR/log.jsonl) and seeds; the trained weights go to --out. "
-                       "`--eval-only` measures a checkpoint on the test split.")
-    tsub = p.add_subparsers(dest="train_cmd", required=True)
-    for name, (help_, add_args, _) in trainers().items():
-        t = tsub.add_parser(name, help=help_, description=f"Train {help_}.")
-        add_args(t)
-        t.set_defaults(func=_cmd_train)
-
-
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -376,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval]
+_ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval, _add_generate]
 
 
 def main(argv: list[str] | None = None) -> int:
