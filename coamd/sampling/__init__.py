@@ -5,6 +5,6 @@
 fixed-step ODE solvers. The PyTorch recognizer guidance is ``coamd.sampling.guidance.TorchGuide``.
 """
 from coamd.sampling.backend import Backend, Guide
-from coamd.sampling.sampler import Edit, FrameChunk, GenerationRequest, GenerationState, MaskedARSampler
+from coamd.sampling.sampler import Edit, EditSpec, FrameChunk, GenerationRequest, GenerationState, MaskedARSampler
 
-__all__ = ["Backend", "Guide", "MaskedARSampler", "GenerationRequest", "GenerationState", "Edit", "FrameChunk"]
+__all__ = ["Backend", "Guide", "MaskedARSampler", "GenerationRequest", "GenerationState", "Edit", "EditSpec", "FrameChunk"]

@@ -52,6 +52,49 @@ class Edit:
 
 
 @dataclass
+class EditSpec:
+    """General editing form: ``joints`` (T, 21, 3) metres, the motion's whole timeline at 20 fps
+    (T = 4 * the request's tokens), and ``keep`` (T,) bool, the frames to keep (values elsewhere
+    are ignored). Any pattern works (prefix, suffix, in-between, several spans); only whole tokens
+    (4 aligned frames all kept) are kept in latent space."""
+
+    joints: np.ndarray
+    keep: np.ndarray
+
+
+def _as_spec(edit, frames: int) -> EditSpec:
+    """Edit or EditSpec -> EditSpec over ``frames`` frames (ValueError on bad shapes)."""
+    if isinstance(edit, EditSpec):
+        j, keep = np.asarray(edit.joints, np.float32), np.asarray(edit.keep, bool)
+        if j.shape != (frames, 21, 3) or keep.shape != (frames,):
+            raise ValueError(f"edit joints/keep must be ({frames}, 21, 3)/({frames},) for this duration, "
+                             f"got {j.shape}/{keep.shape}")
+        if not np.isfinite(j[keep]).all():
+            raise ValueError("edit joints contain NaN or infinite values in kept frames")
+        return EditSpec(j, keep)
+    if not isinstance(edit, Edit):
+        raise ValueError(f"edit must be an Edit or EditSpec, got {type(edit).__name__}")
+    j = np.zeros((frames, 21, 3), np.float32)
+    keep = np.zeros(frames, bool)
+    for name in ("prefix", "suffix"):
+        a = getattr(edit, name)
+        if a is None:
+            continue
+        a = np.asarray(a, np.float32)
+        if a.ndim != 3 or a.shape[1:] != (21, 3) or not np.isfinite(a).all():
+            raise ValueError(f"edit {name} must be finite joints of shape (n, 21, 3), got {a.shape}")
+        if a.shape[0] < FRAMES_PER_TOKEN:
+            raise ValueError(f"edit {name} needs at least {FRAMES_PER_TOKEN} frames, got {a.shape[0]}")
+        if a.shape[0] > frames:
+            raise ValueError(f"edit {name} has {a.shape[0]} frames but the motion has only {frames}")
+        if name == "prefix":
+            j[: len(a)], keep[: len(a)] = a, True
+        else:
+            j[frames - len(a):], keep[frames - len(a):] = a, True
+    return EditSpec(j, keep)
+
+
+@dataclass
 class GenerationRequest:
     """One text-to-motion request. ``validate`` raises ValueError naming a bad field.
 
@@ -74,7 +117,7 @@ class GenerationRequest:
     guidance: bool = True
     guidance_scale: float = 1.0
     guidance_weights: dict | None = None
-    edit: Edit | None = None
+    edit: Edit | EditSpec | None = None
 
     def tokens(self) -> int:
         return int(round(self.duration_s * FPS / FRAMES_PER_TOKEN))
@@ -110,21 +153,13 @@ class GenerationRequest:
                 raise ValueError(f"unknown guidance weight keys {sorted(bad)}; expected {sorted(DEFAULT_WEIGHTS)}")
         if self.edit is not None:
             T = self.tokens() * FRAMES_PER_TOKEN
-            given = 0
-            for name in ("prefix", "suffix"):
-                a = getattr(self.edit, name)
-                if a is None:
-                    continue
-                a = np.asarray(a)
-                if a.ndim != 3 or a.shape[1:] != (21, 3) or not np.isfinite(a).all():
-                    raise ValueError(f"edit {name} must be finite joints of shape (n, 21, 3), got {a.shape}")
-                if a.shape[0] < FRAMES_PER_TOKEN:
-                    raise ValueError(f"edit {name} needs at least {FRAMES_PER_TOKEN} frames, got {a.shape[0]}")
-                given += a.shape[0]
-            if given == 0:
-                raise ValueError("edit given without prefix or suffix frames")
-            if given >= T:
-                raise ValueError(f"edit keeps {given} frames but the motion has only {T}; nothing to generate")
+            spec = _as_spec(self.edit, T)
+            kept_tokens = spec.keep.reshape(-1, FRAMES_PER_TOKEN).all(1)
+            if not kept_tokens.any():
+                raise ValueError(f"the edit keeps no whole token ({FRAMES_PER_TOKEN} aligned frames); "
+                                 "give at least 4 aligned frames to keep")
+            if kept_tokens.all():
+                raise ValueError(f"the edit keeps all {T} frames; nothing to generate")
 
 
 @dataclass
@@ -202,26 +237,18 @@ class MaskedARSampler:
 
     def _edit_latents(self, req: GenerationRequest, L: int) -> tuple[np.ndarray, np.ndarray]:
         """(latents (L, D), known (L,) bool) of the kept tokens of an edit."""
+        encode = getattr(self.backend, "encode", None)
+        if encode is None:
+            raise ValueError(f"backend {self.backend.name} has no encoder; editing needs one (use the torch backend)")
         T = L * FRAMES_PER_TOKEN
-        D = self.backend.latent_dim
-        timeline = np.zeros((T, 21, 3), np.float32)
-        given = np.zeros(T, bool)
-        pre, suf = req.edit.prefix, req.edit.suffix
-        if pre is not None:
-            pre = np.asarray(pre, np.float32)
-            timeline[: len(pre)] = pre
-            given[: len(pre)] = True
-        if suf is not None:
-            suf = np.asarray(suf, np.float32)
-            timeline[T - len(suf):] = suf
-            given[T - len(suf):] = True
-        # frames to generate are filled with the nearest given frame so the encoder sees no jump
-        idx = np.flatnonzero(given)
+        spec = _as_spec(req.edit, T)
+        # frames to generate are filled with the nearest kept frame so the encoder sees no jump
+        idx = np.flatnonzero(spec.keep)
         nearest = idx[np.abs(np.arange(T)[:, None] - idx[None]).argmin(1)]
-        timeline = timeline[nearest]
-        known = given.reshape(L, FRAMES_PER_TOKEN).all(1)
-        z = np.zeros((L, D), np.float32)
-        z[known] = np.asarray(self.backend.encode(timeline[None]), np.float32)[0][known]
+        timeline = spec.joints[nearest]
+        known = spec.keep.reshape(L, FRAMES_PER_TOKEN).all(1)
+        z = np.zeros((L, self.backend.latent_dim), np.float32)
+        z[known] = np.asarray(encode(timeline[None]), np.float32)[0][known]
         return z, known
 
     # ------------------------------------------------------------------ state machine

@@ -168,18 +168,33 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
             cap_off.append(len(cap_ids))
         out[f"{split}_cap_ids"] = np.array(cap_ids, dtype=np.int64)
         out[f"{split}_cap_offsets"] = np.array(cap_off, dtype=np.int64)
+    out["text_feats"] = caption_features(texts, Path(cfg.work_dir), progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **out)
+    tmp.replace(path)
+    return out
+
+
+def caption_features(texts: list[str], work_dir: Path, progress: bool = True) -> np.ndarray:
+    """(N, 384) float32 MiniLM features of ``texts`` (frozen encoder), cached in ``work_dir`` by
+    the texts' digest."""
+    from tqdm import tqdm
+
+    key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    path = work_dir / f"captions_{key}.npy"
+    if path.exists():
+        return np.load(path)
     from coamd.models.text import TextEncoder
 
     enc = TextEncoder()
     feats = []
     with torch.inference_mode():
-        for i in range(0, len(texts), 256):
+        for i in tqdm(range(0, len(texts), 256), desc="encoding captions", disable=not progress):
             feats.append(enc.encode(texts[i:i + 256]).float().numpy())
-    out["text_feats"] = np.concatenate(feats).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
-    tmp.replace(path)
+    out = np.concatenate(feats).astype(np.float32)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    np.save(path, out)
     return out
 
 
