@@ -64,5 +64,13 @@ demo: setup data
 bench: setup
 	@echo "benchmarks arrive with the runtime"
 
+# Default (small) preset end to end on the CPU; weights go to coamd/checkpoints/default/.
+# TRAIN_ARGS adds arguments to every trainer (e.g. TRAIN_ARGS=--resume).
+TRAIN_ARGS ?=
+train: setup data
+	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --max-minutes 20 $(TRAIN_ARGS)
+	$(VENV)/bin/coamd train recognizer --preset small --dataset $(DATASET) --max-minutes 25 $(TRAIN_ARGS)
+	$(VENV)/bin/coamd train generator --preset small --dataset $(DATASET) $(TRAIN_ARGS)
+
 clean:
 	rm -rf demo_out bench_out build
