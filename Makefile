@@ -62,7 +62,8 @@ demo: setup data
 	@echo "demo outputs in demo_out/ (npz, bvh, gif, latency.json, server.log)"
 
 bench: setup
-	@echo "benchmarks arrive with the runtime"
+	mkdir -p bench_out
+	nice -n 10 $(VENV)/bin/coamd bench latency --json bench_out/latency.json
 
 # Default (small) preset end to end on the CPU; weights go to coamd/checkpoints/default/.
 # TRAIN_ARGS adds arguments to every trainer (e.g. TRAIN_ARGS=--resume).

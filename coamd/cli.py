@@ -286,11 +286,13 @@ def _cmd_generate(a: argparse.Namespace) -> None:
         print(f"preview -> {a.gif}")
 
 
-def _engine_args(p: argparse.ArgumentParser) -> None:
+def _engine_args(p: argparse.ArgumentParser, default_backend: str = "torch") -> None:
     from coamd.runtime import backend_names
 
-    p.add_argument("--backend", default="torch",
-                   help=f"inference backend: {', '.join(backend_names())} (default: torch)")
+    extra = (" (ONNX Runtime on the CPU; the graphs are exported on first use and cached in "
+             "~/.cache/coamd)" if default_backend == "onnxruntime" else "")
+    p.add_argument("--backend", default=default_backend,
+                   help=f"inference backend: {', '.join(backend_names())} (default: {default_backend}){extra}")
     p.add_argument("--checkpoint", default=None, help="model checkpoint folder (default: the shipped one)")
     p.add_argument("--dataset", default=DEFAULT_DATASET,
                    help=f"processed dataset, for retrieval (default: {DEFAULT_DATASET})")
@@ -342,7 +344,7 @@ def _add_generate(sub) -> None:
     p.add_argument("--solver", choices=["euler", "heun"], default="euler", help="ODE solver (default: euler)")
     p.add_argument("--order", choices=["random", "left_to_right"], default="random",
                    help="token order; left_to_right finalises the start first for streaming (default: random)")
-    _engine_args(p)
+    _engine_args(p, default_backend="onnxruntime")
     p.add_argument("--out", required=True, help="output motion file (.npz)")
     p.add_argument("--bvh", default=None, help="also write a BVH file (joint rotations on the dataset skeleton)")
     p.add_argument("--gif", default=None, help="also render a stick-figure preview (.gif or .mp4)")
@@ -365,6 +367,108 @@ def _add_generate(sub) -> None:
     q.set_defaults(func=_cmd_retrieve)
 
 
+# ----------------------------------------------------------------------------- export / bench
+def _cmd_export(a: argparse.Namespace) -> None:
+    from coamd.export.onnx_export import GRAPHS, OPTIONAL_GRAPHS, ExportError, export_models
+    from coamd.export.parity import TOLERANCE, check_parity, worst
+
+    fused = []
+    for item in (a.fused_ode or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        solver, _, steps = item.partition(":")
+        if solver not in ("euler", "heun") or not steps.isdigit() or int(steps) < 1:
+            raise CLIError(f"--fused-ode items look like euler:8 or heun:4, got {item!r}")
+        fused.append((solver, int(steps)))
+    try:
+        from coamd.models.bundle import load_bundle
+
+        bundle = load_bundle(a.checkpoint)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from exc
+    if bundle.transformer is None or bundle.diffusion is None:
+        raise CLIError(f"{bundle.path} has no generator.pt; nothing to export")
+    t = time.perf_counter()
+    try:
+        man = export_models(bundle, a.out, checkpoint=bundle.path, graphs=GRAPHS + OPTIONAL_GRAPHS,
+                            fused_ode=fused, progress=not a.quiet)
+    except ExportError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"exported {len(man['graphs'])} graphs of {bundle.path} -> {a.out} in {time.perf_counter() - t:.0f} s")
+    if not a.no_check:
+        res = check_parity(bundle, a.out)
+        g, c, err = worst(res)
+        print(f"parity vs PyTorch: max abs error {err:.2e} ({g} {c}); tolerance {TOLERANCE:g}")
+        if err > TOLERANCE:
+            raise CLIError(f"parity check failed: {g} {c} max abs error {err:.2e} > {TOLERANCE:g}")
+    if a.tensorrt:
+        from coamd.export.tensorrt import TensorRTUnavailable, build_engines
+
+        try:
+            built = build_engines(a.out, fp16=a.fp16)
+        except TensorRTUnavailable as exc:
+            raise CLIError(f"TensorRT engines not built: {exc}") from exc
+        print(f"TensorRT engines: {', '.join(sorted(built))}")
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export the generation models to ONNX (and TensorRT engines)",
+                       description="Export the text encoder, AE decoder/encoder, masked transformer and "
+                       "diffusion-MLP velocity of a checkpoint to ONNX (dynamo exporter, dynamic batch/"
+                       "sequence/token axes), optionally fused ODE graphs and TensorRT engines, then check "
+                       "parity with PyTorch (max abs error <= 1e-4). `coamd generate --backend onnxruntime` "
+                       "exports on first use by itself (cached under ~/.cache/coamd).")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
+    p.add_argument("--out", required=True, help="output folder for the .onnx graphs and manifest.json")
+    p.add_argument("--fused-ode", default="euler:8",
+                   help="comma list of solver:steps fused ODE graphs to add, '' for none (default: euler:8)")
+    p.add_argument("--no-check", action="store_true", help="skip the parity check against PyTorch")
+    p.add_argument("--tensorrt", action="store_true", help="also build TensorRT engines (needs tensorrt + GPU)")
+    p.add_argument("--fp16", action="store_true", help="TensorRT engines in fp16")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_export)
+
+
+def _bench_module(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if not path.exists():
+        raise CLIError(f"{path} not found: benchmarks run from a source checkout of coamd")
+    spec = importlib.util.spec_from_file_location(f"coamd_bench_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _cmd_bench_latency(a: argparse.Namespace) -> None:
+    mod = _bench_module("latency")
+    try:
+        mod.run_from_args(a, "coamd bench latency " + " ".join(sys.argv[3:]))
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="benchmarks (latency)")
+    bsub = p.add_subparsers(dest="bench_cmd", required=True)
+    lat = bsub.add_parser("latency", help="time to first frame, latency and real-time factor per backend",
+                          description="Generate 2/5/10 s motions on each backend (torch eager, ONNX Runtime "
+                          "with and without the fused ODE graph, TensorRT where present), guidance on/off, "
+                          "both token orders; writes JSON records, a markdown table and plots, the FLOPs of "
+                          "one generation and the achieved FLOP/s against a matmul peak measured in the same run.")
+    _bench_module_args(lat)
+    lat.set_defaults(func=_cmd_bench_latency)
+
+
+def _bench_module_args(p) -> None:
+    try:
+        _bench_module("latency").add_arguments(p)
+    except CLIError:
+        p.add_argument("--json", required=True, help="output JSON file")
+
+
 # ----------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -380,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval, _add_generate]
+_ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval, _add_generate, _add_export, _add_bench]
 
 
 def main(argv: list[str] | None = None) -> int:
