@@ -42,12 +42,13 @@ def _cpu() -> str:
 
 
 class Server:
-    def __init__(self, backend: str, log: Path):
+    def __init__(self, backend: str, log: Path, checkpoint: str | None = None):
         self.ready = log.with_suffix(".port")
         self.ready.unlink(missing_ok=True)
         self.log = open(log, "w")
         coamd = str(Path(sys.executable).with_name("coamd"))
-        self.proc = subprocess.Popen([coamd, "serve", "--port", "0", "--backend", backend,
+        ckpt = ["--checkpoint", checkpoint] if checkpoint else []
+        self.proc = subprocess.Popen([coamd, "serve", "--port", "0", "--backend", backend, *ckpt,
                                       "--ready-file", str(self.ready)], stdout=self.log, stderr=subprocess.STDOUT,
                                      cwd=ROOT)
         deadline = time.monotonic() + 300
@@ -77,7 +78,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--server", default=None, help="HOST:PORT of a running server (default: start one)")
     p.add_argument("--backend", default="onnxruntime", help="backend of the started server (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=5, help="requests per client (default: %(default)s)")
+    p.add_argument("--checkpoint", default=None, help="model folder of the started server (default: shipped)")
+    p.add_argument("--repeats", type=int, default=8, help="requests per client (default: %(default)s)")
     p.add_argument("--duration", type=float, default=4.0, help="motion seconds (default: %(default)s)")
     p.add_argument("--iterations", type=int, default=0, help="masked-AR iterations, 0 = server default")
     p.add_argument("--ode-steps", type=int, default=0, help="ODE steps, 0 = server default")
@@ -95,7 +97,7 @@ def main(argv=None) -> int:
 
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    server = None if a.server else Server(a.backend, out.with_suffix(".server.log"))
+    server = None if a.server else Server(a.backend, out.with_suffix(".server.log"), a.checkpoint)
     target = a.server or server.target
     try:
         guidance = a.guidance == "on"
@@ -139,6 +141,9 @@ def main(argv=None) -> int:
             server.stop()
 
     ttff = {k: _stats([r["ttff_ms"] for r in v]) for k, v in rows.items()}
+    # What the client adds on top of the server's own time to first frame (which varies with the
+    # machine's load from request to request): client-measured minus server-measured.
+    overhead = {k: _stats([r["ttff_ms"] - r["server_ttff_ms"] for r in v]) for k, v in rows.items()}
     total = {k: _stats([r["total_ms"] for r in v]) for k, v in rows.items()}
     result = {
         "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "platform": platform.platform()},
@@ -147,15 +152,18 @@ def main(argv=None) -> int:
         "time_to_first_frame_ms": ttff,
         "total_ms": total,
         "ttff_ratio_cpp_over_python": ttff["cpp"]["median"] / ttff["python"]["median"],
+        "client_overhead_ms": overhead,
+        "client_overhead_ratio_cpp_over_python": overhead["cpp"]["median"] / overhead["python"]["median"],
         "sample_us_per_call": sample,
         "runs": rows,
     }
     out.write_text(json.dumps(result, indent=2))
     print(f"\nmachine: {result['machine']['cpu']} ({result['machine']['cores']} cores)")
-    print(f"{'client':8s} {'ttff median ms':>15s} {'total median ms':>16s}")
+    print(f"{'client':8s} {'ttff median ms':>15s} {'client part ms':>15s} {'total median ms':>16s}")
     for k in ("cpp", "python"):
-        print(f"{k:8s} {ttff[k]['median']:15.1f} {total[k]['median']:16.1f}")
-    print(f"ttff ratio C++ / Python (medians): {result['ttff_ratio_cpp_over_python']:.3f}")
+        print(f"{k:8s} {ttff[k]['median']:15.1f} {overhead[k]['median']:15.2f} {total[k]['median']:16.1f}")
+    print(f"ttff ratio C++ / Python (medians): {result['ttff_ratio_cpp_over_python']:.3f}; "
+          f"client part (ttff - server ttff) ratio: {result['client_overhead_ratio_cpp_over_python']:.3f}")
     s = sample
     print(f"sample() per call: {s['after_end']['mean_us']:.3f} us mean, {s['after_end']['p50_us']:.3f} us p50 "
           f"(after the end, {s['frames']} frames); {s['while_receiving']['p50_us']:.3f} us p50 while receiving")
