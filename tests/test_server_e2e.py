@@ -1,5 +1,8 @@
 """End-to-end tests of `coamd serve` as a real process on loopback, with the shipped checkpoint.
 
+The servers use the torch backend (no ONNX export in the test budget; backend parity is tested
+with the runtime). ``COAMD_TEST_SERVER_BACKEND`` and ``COAMD_TEST_CHECKPOINT`` override both.
+
 Two servers start once per module: a plaintext one (batching, fault injection for the isolation
 tests) and a TLS + bearer-token one with a tiny queue (max_batch 1, max_queue 1) for auth, TLS and
 RESOURCE_EXHAUSTED. Requests use few iterations so the file stays fast on a 2-core CPU.
@@ -26,6 +29,12 @@ from coamd.client.proto import SERVICE_NAME, pb, pb_grpc
 ROOT = Path(__file__).resolve().parents[1]
 COAMD = str(Path(sys.executable).with_name("coamd"))
 BACKEND = os.environ.get("COAMD_TEST_SERVER_BACKEND", "torch")
+CHECKPOINT = os.environ.get("COAMD_TEST_CHECKPOINT")
+_DEFAULT_CKPT = ROOT / "coamd" / "checkpoints" / "default"
+if CHECKPOINT is None and not all((_DEFAULT_CKPT / f).exists()
+                                  for f in ("autoencoder.pt", "recognizer.pt", "generator.pt")):
+    pytest.skip(f"the default checkpoint in {_DEFAULT_CKPT} is incomplete (autoencoder, recognizer and "
+                "generator .pt are needed); train it or set COAMD_TEST_CHECKPOINT", allow_module_level=True)
 FAST = dict(iterations=2, ode_steps=2)        # few iterations keep every request short
 TOKEN = "s3cret-token"
 
@@ -34,8 +43,9 @@ class ServerProcess:
     def __init__(self, tmp: Path, *extra: str, name: str = "server"):
         self.ready = tmp / f"{name}.port"
         self.log = open(tmp / f"{name}.log", "w")
+        ckpt = ["--checkpoint", CHECKPOINT] if CHECKPOINT else []
         self.proc = subprocess.Popen([COAMD, "serve", "--port", "0", "--backend", BACKEND,
-                                      "--ready-file", str(self.ready), *extra],
+                                      "--ready-file", str(self.ready), *ckpt, *extra],
                                      stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         self.log_path = tmp / f"{name}.log"
         deadline = time.monotonic() + 120
