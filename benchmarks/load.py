@@ -44,6 +44,10 @@ def start_server(args, batching: bool, log_dir: Path) -> tuple[subprocess.Popen,
     log = open(log_dir / f"server-{int(batching)}.log", "w")
     cmd = [str(Path(sys.executable).with_name("coamd")), "serve", "--port", "0", "--ready-file", str(ready),
            "--backend", args.backend, "--max-batch", str(args.max_batch), "--max-queue", "64"]
+    if args.checkpoint:
+        cmd += ["--checkpoint", args.checkpoint]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
     if not batching:
         cmd.append("--no-batching")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
@@ -135,6 +139,8 @@ def main(argv=None) -> int:
     p.add_argument("--guidance", action=argparse.BooleanOptionalAction, default=False,
                    help="recognizer guidance (default: off)")
     p.add_argument("--backend", default="onnxruntime", help="server backend when we start it (default: %(default)s)")
+    p.add_argument("--checkpoint", default=None, help="server --checkpoint (default: the shipped one)")
+    p.add_argument("--threads", type=int, default=0, help="server --threads (0 = its default)")
     p.add_argument("--max-batch", type=int, default=8, help="server --max-batch (default: %(default)s)")
     p.add_argument("--token", default=None, help="bearer token for --server")
     p.add_argument("--timeout", type=float, default=300.0, help="per-request deadline in seconds")

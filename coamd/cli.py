@@ -145,7 +145,7 @@ def _add_server(sub) -> None:
     p.add_argument("--tls-key", default=None, help="PEM private key")
     p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0,
-                   help="model threads (0 = half the usable cores, at least 1)")
+                   help="model threads (0 = torch: half the usable cores; ONNX Runtime: its default, all cores)")
     p.add_argument("--ready-file", default=None, help="write the bound port here once serving")
     p.add_argument("--fault-injection", action="store_true",
                    help="testing only: texts containing [fail-model] / [fail-guidance] make that "
