@@ -168,3 +168,50 @@ def test_bad_input_errors(engines):
     with pytest.raises(ValueError, match="exceed"):
         ort_be.context(np.zeros((1, L, ort_be.latent_dim), np.float32), np.ones((1, L), bool),
                        np.zeros((1, L), bool), np.zeros((1, 384), np.float32))
+
+
+def test_registered_in_load_engine_registry(engines):
+    from coamd.runtime import _BACKENDS, backend_names
+    from coamd.runtime.onnx_backend import _factory
+
+    assert {"onnxruntime", "tensorrt", "torch"} <= set(backend_names())
+    assert _BACKENDS["onnxruntime"] is _factory
+    b, ort_be, _, _ = engines
+    be = _factory(b, export_dir=ort_be.export_dir)
+    assert be.name == "onnxruntime:CPUExecutionProvider"
+    import onnxruntime as ort
+
+    if "TensorrtExecutionProvider" not in ort.get_available_providers():
+        from coamd.runtime.tensorrt_backend import TensorRTBackend
+
+        with pytest.raises(ProviderUnavailable, match="CUDAExecutionProvider|TensorrtExecutionProvider"):
+            TensorRTBackend(ort_be.export_dir)
+
+
+def test_export_cache_is_keyed_by_weights_and_reused(engines, tmp_path, monkeypatch):
+    import shutil
+
+    from coamd.export import cache
+    from coamd.export import onnx_export as E
+
+    b, ort_be, _, _ = engines
+    monkeypatch.setenv("COAMD_CACHE", str(tmp_path))
+    d = cache.export_dir_for(b)
+    assert d.parent == tmp_path / "onnx" and d.name == E.bundle_hash(b)
+    shutil.copytree(ort_be.export_dir, d)
+    calls = []
+    monkeypatch.setattr(cache, "export_models", lambda *a, **k: calls.append(k))
+    assert cache.ensure_export(bundle=b, fused_ode=(), progress=False) == d
+    assert calls == []  # nothing re-exported
+    # other weights -> another folder
+    import torch
+
+    saved = b.diffusion.out.bias.detach().clone()
+    with torch.no_grad():
+        b.diffusion.out.bias.add_(1.0)
+    try:
+        assert cache.export_dir_for(b) != d
+    finally:
+        with torch.no_grad():
+            b.diffusion.out.bias.copy_(saved)
+    assert cache.export_dir_for(b) == d
