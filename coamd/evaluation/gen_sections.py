@@ -47,9 +47,13 @@ def _score(ev, data, texts, motions, contents, sec=None, mm=None, seed=0):
     return row
 
 
+SECTIONS = ("generation", "guidance", "editing", "grid", "modality")
+
+
 def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle=None, mm_texts=16,
-            mm_samples=3, grid=True, progress=True) -> None:
-    """Fill report["generation"] (unguided, guided), "guidance_ablation", "editing", "latency_grid"."""
+            mm_samples=3, grid=True, progress=True, sections=SECTIONS) -> None:
+    """Fill report["generation"] (unguided, guided) and, when in ``sections``,
+    "guidance_ablation" ("guidance"), "editing" and "latency_grid" ("grid")."""
     try:
         runner = GenerationRunner(backend=backend, checkpoint=checkpoint)
     except GeneratorUnavailable as exc:
@@ -89,6 +93,18 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
 
     idx = idx_sets[0]
     texts, durs, contents = _texts(data, idx)
+    if "editing" in sections:
+        try:
+            report["editing"] = editing(runner, ev, data, idx)
+        except Exception as exc:  # noqa: BLE001
+            report["missing"]["editing"] = f"{type(exc).__name__}: {exc}"
+    if grid and "grid" in sections:
+        d = report["settings"]["sampler_defaults"]
+        K, g = int(d.get("iterations", 8)), float(d.get("guidance_scale", 1.0))
+        reuse = {(0.0, K): first["Unguided (w/o recognizer)"][:2], (g, K): first["Guided (recognizer J+B+M)"][:2]}
+        report["latency_grid"] = latency_grid(runner, ev, data, idx, d, progress, reuse=reuse)
+    if "guidance" not in sections:
+        return
     real_row = S.score_generation(ev, data, texts, [data.clips[i].joints for i in idx], seed=0, contents=contents)
     # guidance ablation (repeat 0's texts and seeds)
     abl = {"Real motions": real_row}
@@ -108,13 +124,6 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
     except Exception as exc:  # noqa: BLE001
         report["missing"]["guidance_once"] = f"{type(exc).__name__}: {exc}"
     report["guidance_ablation"] = abl
-
-    try:
-        report["editing"] = editing(runner, ev, data, idx)
-    except Exception as exc:  # noqa: BLE001
-        report["missing"]["editing"] = f"{type(exc).__name__}: {exc}"
-    if grid:
-        report["latency_grid"] = latency_grid(runner, ev, data, idx, report["settings"]["sampler_defaults"], progress)
 
 
 def guidance_summary(gen: dict) -> str:
@@ -154,8 +163,9 @@ def _guide_once(runner, states):
     return out
 
 
-def editing(runner, ev, data, idx) -> dict:
-    """Prefix, suffix and in-between generation on repeat 0's texts (sampler defaults)."""
+def editing(runner, ev, data, idx, guidance: bool = False) -> dict:
+    """Prefix, suffix and in-between generation on repeat 0's texts (sampler defaults, recognizer
+    guidance on or off)."""
     texts, durs, contents = _texts(data, idx)
     clips = [data.clips[i] for i in idx]
     real = S.score_generation(ev, data, texts, [c.joints for c in clips], seed=0, contents=contents)
@@ -165,7 +175,7 @@ def editing(runner, ev, data, idx) -> dict:
         for i, (t, c) in enumerate(zip(texts, clips)):
             T = min((len(c.joints) // 4) * 4, 200)
             j = c.joints[:T]
-            reqs.append(runner.request(t, T / 20.0, 7 * 100003 + i, edit=_edit_spec(task, j)))
+            reqs.append(runner.request(t, T / 20.0, 7 * 100003 + i, edit=_edit_spec(task, j), guidance=guidance))
         motions, sec = runner.run(reqs)
         for m, c in zip(motions, clips):
             T = min((len(c.joints) // 4) * 4, 200)
@@ -174,8 +184,11 @@ def editing(runner, ev, data, idx) -> dict:
             keep_err.append(float(np.linalg.norm(m[:n][keep[:n]] - c.joints[:n][keep[:n]], axis=-1).mean() * 100))
         row = _score(ev, data, texts, motions, contents, sec / len(reqs))
         row["kept_frames_error_cm"] = float(np.mean(keep_err))
-        tasks[task] = {"Real motions": real, "CoAMD (sampler defaults)": row}
-    return {"note": "; ".join(f"{k}: {v}" for k, v in EDIT_TASKS.items()) + ". Clips capped at 10 s.", "tasks": tasks}
+        name = "CoAMD, guided" if guidance else "CoAMD, unguided"
+        tasks[task] = {"Real motions": real, name: row}
+    return {"note": "; ".join(f"{k}: {v}" for k, v in EDIT_TASKS.items()) + ". Clips capped at 10 s; "
+                    + ("recognizer guidance on" if guidance else "recognizer guidance off (CPU budget)")
+                    + "; `kept_frames_error_cm` in the JSON is the error on the kept frames.", "tasks": tasks}
 
 
 def _kept_mask(task, T):
@@ -198,24 +211,33 @@ def _edit_spec(task, joints):
     return EditSpec(joints=joints, keep=keep)
 
 
-def latency_grid(runner, ev, data, idx, defaults, progress) -> dict:
-    """Quality (R@1, FID, cosine) and seconds per motion over guidance scale x iterations."""
+def latency_grid(runner, ev, data, idx, defaults, progress, reuse=None, scales=None, iterations=None) -> dict:
+    """Quality (R@1, FID, cosine) and seconds per motion over guidance scale x iterations K.
+
+    Default grid: scales {0 (off), default, 2 x default} x K {default / 2, default}. ``reuse``
+    {(scale, K): (motions, seconds per motion)} holds runs already made with the same texts and
+    seeds (the first generation repeat), which are not generated again."""
     texts, durs, contents = _texts(data, idx)
     K = int(defaults.get("iterations", 8))
     g = float(defaults.get("guidance_scale", 1.0))
-    its = sorted({max(2, K // 2), K, 2 * K})
-    scales = [0.0, g, 2 * g]
+    its = sorted(set(iterations or [max(2, K // 2), K]))
+    scales = list(scales or [0.0, g, 2 * g])
+    reuse = reuse or {}
     pts = []
     bar = _bar(len(its) * len(scales), "quality vs latency", progress)
     for gs in scales:
         for k in its:
-            m, sec = _generate(runner, texts, durs, seed=0, iterations=k, guidance=gs > 0,
-                               guidance_scale=gs if gs > 0 else g)
+            if (gs, k) in reuse:
+                m, sec = reuse[(gs, k)]
+            else:
+                m, sec = _generate(runner, texts, durs, seed=0, iterations=k, guidance=gs > 0,
+                                   guidance_scale=gs if gs > 0 else g)
             row = S.score_generation(ev, data, texts, m, seed=0, contents=contents)
             pts.append({"guidance_scale": gs, "iterations": k, "sec_per_motion": sec, **row})
             bar.update(1)
     bar.close()
-    return {"points": pts, "note": f"{len(texts)} texts of the first repeat, same seeds at every point; "
+    real = S.score_generation(ev, data, texts, [data.clips[i].joints for i in idx], seed=0, contents=contents)
+    return {"points": pts, "real": real, "note": f"{len(texts)} texts of the first repeat, same seeds at every point; "
                                    "seconds per motion = wall time of the batched run / number of motions."}
 
 
@@ -243,7 +265,7 @@ def modality_ablation(report, ev, data, bundle, idx) -> None:
     texts, _, contents = _texts(data, idx)
     clips = [data.clips[i].joints for i in idx]
     variants = {}
-    if bundle is not None:
+    if bundle is not None and getattr(bundle, "autoencoder", None) is not None:
         variants["J+B+M (shipped)"] = bundle.autoencoder
     for name, pats in AE_VARIANT_GLOBS.items():
         p = _find(pats)

@@ -75,7 +75,7 @@ def section_retrieval(ev, data, bundle, seed) -> dict:
     t = S.embed_texts(ev, data, texts)
     m = S.real_test_embeddings(ev, data)
     out["evaluator"] = S.retrieval_table(t, m, texts, seed)
-    if bundle is not None:
+    if bundle is not None and getattr(bundle, "recognizer", None) is not None:
         rec = _recognizer_embeddings(bundle, data, texts)
         out["recognizer"] = S.retrieval_table(rec["text"], rec["fused"], texts, seed)
     return out
@@ -115,7 +115,7 @@ def section_recognition(ev, data, bundle) -> dict:
     """Top-1 content/style by frequency group: the recognizer (fused and single-stream heads) and,
     as an independent reference, the evaluator's zero-shot nearest label text."""
     out = {"evaluator (zero-shot)": S.evaluator_recognition(ev, data)}
-    if bundle is not None:
+    if bundle is not None and getattr(bundle, "recognizer", None) is not None:
         rec = _recognizer_embeddings(bundle, data, data.captions)
         ds = data.dataset
         for stream in ("fused", "joint", "bone", "motion"):
@@ -134,16 +134,24 @@ def section_recognition(ev, data, bundle) -> dict:
 def run_evaluation(out: str | Path, dataset: str = "data/processed", subset: int = 64, repeats: int = 3,
                    seed: int = 0, evaluator_path: str | None = None, checkpoint: str | None = None,
                    backend: str = "torch", mm_texts: int = 16, mm_samples: int = 3, grid: bool = True,
-                   generation: bool = True, progress: bool = True, command: str | None = None) -> dict:
+                   generation: bool = True, progress: bool = True, command: str | None = None,
+                   sections: tuple[str, ...] | None = None) -> dict:
     """Run the whole evaluation and write ``report.md``, ``report.json`` and ``plots/*.png`` in ``out``.
 
     subset: test texts per generation repeat (>= 32, the R-precision batch); repeats: generation
-    repeats for the 95 % intervals. Raises ValueError on bad arguments, FileNotFoundError when the
+    repeats for the 95 % intervals; sections: subset of ``gen_sections.SECTIONS`` (None = all;
+    recognition, retrieval and the real rows are always there). Raises ValueError on bad arguments, FileNotFoundError when the
     dataset or the evaluator is missing.
     """
     from coamd.data.dataset import MotionDataset
     from coamd.evaluation.evaluator import load_evaluator
 
+    from coamd.evaluation.gen_sections import SECTIONS
+
+    sections = tuple(SECTIONS if sections is None else sections)
+    bad = [x for x in sections if x not in SECTIONS]
+    if bad:
+        raise ValueError(f"unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
     if subset < 32:
         raise ValueError(f"--subset must be at least 32 (one R-precision batch), got {subset}")
     if repeats < 1:
@@ -173,12 +181,15 @@ def run_evaluation(out: str | Path, dataset: str = "data/processed", subset: int
         from coamd.evaluation import gen_sections
 
         gen_sections.run_all(report, ev, data, idx_sets, checkpoint=checkpoint, backend=backend, bundle=bundle,
-                             mm_texts=mm_texts, mm_samples=mm_samples, grid=grid, progress=progress)
+                             mm_texts=mm_texts, mm_samples=mm_samples, grid=grid, progress=progress,
+                             sections=sections)
     else:
         report["missing"]["generation"] = "skipped (--no-generation)"
     from coamd.evaluation import gen_sections
 
-    gen_sections.modality_ablation(report, ev, data, bundle, idx_sets[0])
+    if "modality" in sections:
+        gen_sections.modality_ablation(report, ev, data, bundle, idx_sets[0])
+    report["settings"]["sections"] = list(sections)
     report["seconds"] = round(time.perf_counter() - t_start, 1)
     report = S.to_jsonable(report)
     (out / "report.json").write_text(json.dumps(report, indent=1, allow_nan=True))
@@ -211,10 +222,13 @@ def _load_bundle(checkpoint, report):
         report["missing"]["recognizer"] = f"coamd.models.bundle not available ({exc})"
         return None
     try:
-        return load_bundle(checkpoint)
+        bundle = load_bundle(checkpoint)
     except Exception as exc:  # noqa: BLE001 - any load failure is reported, not fatal
         report["missing"]["recognizer"] = f"could not load the model bundle: {type(exc).__name__}: {exc}"
         return None
+    if getattr(bundle, "recognizer", None) is None:
+        report["missing"]["recognizer"] = f"no recognizer.pt in {getattr(bundle, 'path', checkpoint)}"
+    return bundle
 
 
 # ----------------------------------------------------------------------------- plots
@@ -313,9 +327,13 @@ def render_markdown(r: dict, plots: dict[str, str]) -> str:
     if "latency_grid" in r:
         g = r["latency_grid"]
         L += ["## Quality versus latency", "", g.get("note", ""), ""]
-        L += [_table(["guidance scale", "iterations K", "R@1", "FID", "Cosine", "s/motion"],
-                     [[f"{p['guidance_scale']:g}", str(p["iterations"]), f"{p['r_top1']:.3f}", f"{p['fid']:.3f}",
-                       f"{p['cosine']:.3f}", f"{p['sec_per_motion']:.2f}"] for p in g["points"]]), ""]
+        rows = [["Real motions", "–", "–", f"{g['real']['r_top1']:.3f}", f"{g['real']['fid']:.3f}",
+                 f"{g['real']['cosine']:.3f}", f"{g['real']['content_acc']:.3f}", "–"]] if "real" in g else []
+        rows += [["Generated", f"{p['guidance_scale']:g}", str(p["iterations"]), f"{p['r_top1']:.3f}", f"{p['fid']:.3f}",
+                  f"{p['cosine']:.3f}", f"{p.get('content_acc', float('nan')):.3f}", f"{p['sec_per_motion']:.2f}"]
+                 for p in g["points"]]
+        L += [_table(["Motions", "guidance scale", "iterations K", "R@1", "FID", "Cosine", "Content acc", "s/motion"],
+                     rows), ""]
         if "quality_vs_latency" in plots:
             L += [f"![quality vs latency]({plots['quality_vs_latency']})", ""]
     if "editing" in r:
