@@ -61,13 +61,13 @@ def test_coamd_eval_tiny_subset_writes_report(tmp_path, dataset):
     out = tmp_path / "rep"
     env = dict(os.environ)
     cmd = [sys.executable, "-m", "coamd.cli", "eval", "--out", str(out), "--subset", "32", "--repeats", "1",
-           "--mm-texts", "4", "--mm-samples", "2", "--no-grid", "--quiet",
+           "--mm-texts", "4", "--mm-samples", "2", "--sections", "generation,modality", "--quiet",
            "--dataset", str(dataset.root)]
     res = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     rep = json.loads((out / "report.json").read_text())
     md = (out / "report.md").read_text()
-    for heading in ("## Generation", "## Recognition", "## Retrieval", "## Modality ablation"):
+    for heading in ("## Generation", "## Recognition", "## Retrieval", "## Modality ablation", "Command:"):
         assert heading in md
     real = rep["generation"]["Real motions"]
     assert real["r_top1"][0] > 4 / 32, f"real R@1 {real['r_top1'][0]} not well above chance"
