@@ -1,4 +1,4 @@
-// Small vector/quaternion helpers for the client (header-only, no allocation).
+// Small vector and quaternion functions for the client (header-only, no allocation).
 // Quaternions are (x, y, z, w), unit length, Hamilton product; q * v rotates v.
 #pragma once
 
