@@ -30,6 +30,7 @@ class AETrainConfig(ModelConfig):
     grad_clip: float = 1.0
     log_every: int = 50
     checkpoint_every_s: float = 60.0
+    decoder_only: bool = False  # fine-tune the decoder of --init with the encoder frozen
 
     def __post_init__(self):
         if self.crop % 4 or self.crop <= 0:
@@ -77,6 +78,11 @@ def add_args(p: argparse.ArgumentParser) -> None:
     common.add_common_args(p, "ae", "autoencoder.pt")
     p.add_argument("--joints-only", action="store_true",
                    help="the joints-only ablation: joint stream for input and loss (streams=joint)")
+    p.add_argument("--init", default=None,
+                   help="start from this autoencoder checkpoint instead of random weights")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="with --init: train only the decoder, the encoder frozen, so the latent space "
+                        "(and a generator trained on it) stays valid")
 
 
 def run(a: argparse.Namespace) -> dict:
@@ -108,6 +114,10 @@ def run(a: argparse.Namespace) -> dict:
     tcfg = tcfg.replace(**common.parse_overrides(a.train_overrides))
     if a.steps:
         tcfg = tcfg.replace(steps=a.steps)
+    if a.decoder_only:
+        if not a.init and not a.resume:
+            raise ValueError("--decoder-only needs --init CHECKPOINT (the autoencoder whose encoder stays)")
+        tcfg = tcfg.replace(decoder_only=True)
     run_dir = Path(a.run_dir)
     state_path = run_dir / "state.pt"
     log = common.JsonlLog(run_dir / "log.jsonl")
@@ -118,11 +128,19 @@ def run(a: argparse.Namespace) -> dict:
         tcfg = AETrainConfig.from_dict(st["train_config"])
         step, elapsed = st["step"], st["elapsed"]
         np_rng = st["np_rng"]
+    elif a.init:
+        model = MotionAutoencoder.from_checkpoint(torch.load(a.init, map_location="cpu", weights_only=False))
+        model = model.to(a.device).train()
+        step, elapsed, np_rng = 0, 0.0, np.random.default_rng(a.seed)
     else:
         cfg = autoencoder_config(a.preset, **overrides)
         model = MotionAutoencoder(cfg, ds.stats).to(a.device).train()
         step, elapsed, np_rng = 0, 0.0, np.random.default_rng(a.seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
+    if tcfg.decoder_only:
+        for mod in (model.proj, model.fuse, model.encoder, model.to_latent):
+            mod.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     if a.resume:
         opt.load_state_dict(st["optimizer"])
     budget = common.Budget(tcfg.steps, a.max_minutes, elapsed)
@@ -145,11 +163,16 @@ def run(a: argparse.Namespace) -> dict:
             g["lr"] = lr
         x, valid, _ = sampler.sample(tcfg.batch_size)
         x, valid = x.to(a.device), valid.to(a.device)
-        recon = model(x)
+        if tcfg.decoder_only:
+            with torch.no_grad():
+                z = model.encode(x)
+            recon = model.decode(z)
+        else:
+            recon = model(x)
         loss, parts = model.loss(x, recon, valid)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
         opt.step()
         step += 1
         run_loss += float(loss.detach())
@@ -171,7 +194,7 @@ def run(a: argparse.Namespace) -> dict:
     train_s = budget.elapsed
     model.eval()
     val = evaluate_autoencoder(model, ds.split("val"), a.device, progress=not a.quiet)
-    meta = {"preset": a.preset, "steps": step, "train_seconds": round(train_s, 1),
+    meta = {"preset": a.preset, "steps": step, "decoder_only": tcfg.decoder_only, "init": a.init, "train_seconds": round(train_s, 1),
             "val": val, "dataset": str(a.dataset), "threads": torch.get_num_threads()}
     common.save_model(a.out, model.checkpoint(), meta)
     log.write(event="done", **meta)
