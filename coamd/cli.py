@@ -196,7 +196,8 @@ def _cmd_eval(a: argparse.Namespace) -> None:
                            evaluator_path=a.evaluator, checkpoint=a.checkpoint, backend=a.backend,
                            mm_texts=a.mm_texts, mm_samples=a.mm_samples, grid=not a.no_grid,
                            generation=not a.no_generation, progress=not a.quiet, command=cmd,
-                           sections=tuple(x for x in a.sections.split(",") if x) if a.sections else None)
+                           sections=tuple(x for x in a.sections.split(",") if x) if a.sections else None,
+                           grid_scales=a.grid_scales, grid_iterations=a.grid_iterations)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
     g = r["generation"]
@@ -228,6 +229,10 @@ def _add_eval(sub) -> None:
     p.add_argument("--mm-texts", type=int, default=16, help="texts per repeat used for MultiModality (default: 16)")
     p.add_argument("--mm-samples", type=int, default=3, help="motions per text for MultiModality (default: 3)")
     p.add_argument("--no-grid", action="store_true", help="skip the quality-versus-latency grid")
+    p.add_argument("--grid-scales", type=float, nargs="+", default=None,
+                   help="guidance scales of the grid, 0 = off (default: 0, the sampler's, twice the sampler's)")
+    p.add_argument("--grid-iterations", type=int, nargs="+", default=None,
+                   help="iteration counts K of the grid (default: half the sampler's, the sampler's)")
     p.add_argument("--no-generation", action="store_true", help="only the real-data tables (no generator needed)")
     p.add_argument("--sections", default=None,
                    help="comma list of generation, guidance, editing, grid, modality (default: all); "

@@ -51,7 +51,7 @@ SECTIONS = ("generation", "guidance", "editing", "grid", "modality")
 
 
 def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle=None, mm_texts=16,
-            mm_samples=3, grid=True, progress=True, sections=SECTIONS) -> None:
+            mm_samples=3, grid=True, progress=True, sections=SECTIONS, grid_scales=None, grid_iterations=None) -> None:
     """Fill report["generation"] (unguided, guided) and, when in ``sections``,
     "guidance_ablation" ("guidance"), "editing" and "latency_grid" ("grid")."""
     try:
@@ -102,7 +102,8 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
         d = report["settings"]["sampler_defaults"]
         K, g = int(d.get("iterations", 8)), float(d.get("guidance_scale", 1.0))
         reuse = {(0.0, K): first["Unguided (w/o recognizer)"][:2], (g, K): first["Guided (recognizer J+B+M)"][:2]}
-        report["latency_grid"] = latency_grid(runner, ev, data, idx, d, progress, reuse=reuse)
+        report["latency_grid"] = latency_grid(runner, ev, data, idx, d, progress, reuse=reuse,
+                                              scales=grid_scales, iterations=grid_iterations)
     if "guidance" not in sections:
         return
     real_row = S.score_generation(ev, data, texts, [data.clips[i].joints for i in idx], seed=0, contents=contents)
@@ -267,11 +268,13 @@ def modality_ablation(report, ev, data, bundle, idx) -> None:
     variants = {}
     if bundle is not None and getattr(bundle, "autoencoder", None) is not None:
         variants["J+B+M (shipped)"] = bundle.autoencoder
+        notes.append(f"autoencoder J+B+M: the shipped {getattr(bundle, 'path', 'default')}/autoencoder.pt")
     for name, pats in AE_VARIANT_GLOBS.items():
         p = _find(pats)
         if p:
             try:
                 variants[name] = _load_ae(p)
+                notes.append(f"autoencoder {name}: {p} (trained by the model trainer, `coamd train ae`, not shipped)")
             except Exception as exc:  # noqa: BLE001
                 notes.append(f"{name}: {p} did not load ({exc})")
         else:
@@ -284,6 +287,8 @@ def modality_ablation(report, ev, data, bundle, idx) -> None:
         out["autoencoder"][name] = row
     for name, row in report.get("recognition", {}).items():
         out["recognizer"][name] = {"content": row["content"]["overall"], "style": row["style"]["overall"]}
+    notes.append("Autoencoder rows score the reconstructions (encode, decode) of the first repeat's real test clips "
+                 "(up to 10 s) with the evaluator; MPJPE in cm on the same clips")
     notes.append("Recognizer rows: the single-stream heads (joint, bone, motion) and the fused head of the SAME "
                  "trained recognizer, not separately trained J / J+B / J+M recognizers")
     out["note"] = ". ".join(notes) + "."

@@ -135,7 +135,8 @@ def run_evaluation(out: str | Path, dataset: str = "data/processed", subset: int
                    seed: int = 0, evaluator_path: str | None = None, checkpoint: str | None = None,
                    backend: str = "torch", mm_texts: int = 16, mm_samples: int = 3, grid: bool = True,
                    generation: bool = True, progress: bool = True, command: str | None = None,
-                   sections: tuple[str, ...] | None = None) -> dict:
+                   sections: tuple[str, ...] | None = None, grid_scales: list[float] | None = None,
+                   grid_iterations: list[int] | None = None) -> dict:
     """Run the whole evaluation and write ``report.md``, ``report.json`` and ``plots/*.png`` in ``out``.
 
     subset: test texts per generation repeat (>= 32, the R-precision batch); repeats: generation
@@ -182,7 +183,7 @@ def run_evaluation(out: str | Path, dataset: str = "data/processed", subset: int
 
         gen_sections.run_all(report, ev, data, idx_sets, checkpoint=checkpoint, backend=backend, bundle=bundle,
                              mm_texts=mm_texts, mm_samples=mm_samples, grid=grid, progress=progress,
-                             sections=sections)
+                             sections=sections, grid_scales=grid_scales, grid_iterations=grid_iterations)
     else:
         report["missing"]["generation"] = "skipped (--no-generation)"
     from coamd.evaluation import gen_sections
