@@ -162,3 +162,30 @@ def test_scheduler_without_batching_serves_one_at_a_time():
     res = _run(go())
     sched.close()
     assert all(r == (12, ("done", None)) for r in res) and set(model.batches) == {1}
+
+
+def test_new_request_first_step_runs_alone():
+    model = ScriptedModel()
+    sched = Scheduler(model, max_batch=8, max_queue=8)
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        old = [Job(params=dict(frames=400), loop=loop) for _ in range(3)]
+        for j in old:
+            sched.submit(j)
+        await asyncio.sleep(0.1)                        # the three share steps by now
+        n_before = len(model.batches)
+        new = Job(params=dict(frames=8), loop=loop)
+        sched.submit(new)
+        res = await _drain(new)
+        for j in old:
+            j.cancel()
+        await asyncio.gather(*(_drain(j) for j in old))
+        return n_before, res
+
+    n_before, res = _run(go())
+    sched.close()
+    assert res == (8, ("done", None))
+    after = model.batches[n_before:]
+    assert 1 in after and 4 in after                    # first step alone, then shared with the old three
+    assert after.index(1) < after.index(4)

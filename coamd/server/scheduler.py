@@ -9,6 +9,11 @@ request leaves it at once (continuous batching, as in Orca / vLLM). With ``batch
 batch is capped at one request: requests are served one after another (the baseline of
 ``benchmarks/load.py``).
 
+First-step priority (``prioritize_new``): a request that has not run any step yet gets its first
+step in a batch of the new requests only, so its first frames do not wait for a full batch step
+of everyone else (like prefill priority in LLM servers); from its second step on it shares the
+batch. This trades a little throughput for time to first frame under load.
+
 Admission is bounded: at most ``max_batch`` jobs are active and at most ``max_queue`` wait;
 ``submit`` raises ``QueueFull`` beyond that (the service answers RESOURCE_EXHAUSTED).
 
@@ -65,6 +70,7 @@ class Job:
     t_submit: float = field(default_factory=time.monotonic)
     t_start: float | None = None
     state: Any = None
+    steps: int = 0
     max_batch: int = 0
     guidance_note: str = ""
     _cancelled: threading.Event = field(default_factory=threading.Event)
@@ -100,13 +106,15 @@ class Scheduler:
     requests waiting for a slot; ``submit`` raises QueueFull beyond it.
     """
 
-    def __init__(self, model: StepModel, max_batch: int = 8, max_queue: int = 32, batching: bool = True):
+    def __init__(self, model: StepModel, max_batch: int = 8, max_queue: int = 32, batching: bool = True,
+                 prioritize_new: bool = True):
         if max_batch < 1 or max_queue < 0:
             raise ValueError(f"max_batch must be >= 1 and max_queue >= 0, got {max_batch}, {max_queue}")
         self.model = model
         self.max_batch = max_batch if batching else 1
         self.max_queue = max_queue
         self.batching = batching
+        self.prioritize_new = prioritize_new
         self._pending: collections.deque[Job] = collections.deque()
         self._active: list[Job] = []
         self._cond = threading.Condition()
@@ -175,6 +183,9 @@ class Scheduler:
             with self._cond:
                 self._active = [j for j in self._active if not self._retire_if_dead(j)]
                 batch = list(self._active)
+                fresh = [j for j in batch if j.steps == 0]
+                if self.prioritize_new and fresh and len(fresh) < len(batch):
+                    batch = fresh
             if batch:
                 try:
                     self._step(batch)
@@ -200,6 +211,7 @@ class Scheduler:
         self.batch_histogram[n] += 1
         for job in batch:
             job.max_batch = max(job.max_batch, n)
+            job.steps += 1
         try:
             results = list(zip(batch, self.model.step([j.state for j in batch])))
         except Exception as exc:  # noqa: BLE001
