@@ -94,17 +94,33 @@ async def run_load(target: str, clients: int, requests: int, args) -> dict:
     await asyncio.gather(*(worker(w) for w in range(clients)))
     wall = time.perf_counter() - t0
     pct = lambda xs, q: float(1000 * np.percentile(xs, q)) if xs else float("nan")  # noqa: E731
-    return dict(clients=clients, requests=requests, ok=len(ttff), errors=len(errors),
+    return dict(clients=clients, requests=requests, ok=len(ttff), errors=len(errors), _ttff=ttff, _total=total,
                 error_samples=errors[:3], ttff_p50_ms=pct(ttff, 50), ttff_p99_ms=pct(ttff, 99),
                 total_p50_ms=pct(total, 50), total_p99_ms=pct(total, 99), wall_s=wall,
                 frames=frames, frames_per_s=frames / wall, mean_max_batch=float(np.mean(batches)) if batches else 0.0)
+
+
+def merge(rs: list[dict]) -> dict:
+    """One record from repeats: percentiles over every request, median throughput over repeats."""
+    ttff = [x for r in rs for x in r["_ttff"]]
+    total = [x for r in rs for x in r["_total"]]
+    pct = lambda xs, q: float(1000 * np.percentile(xs, q)) if xs else float("nan")  # noqa: E731
+    fps = [r["frames_per_s"] for r in rs]
+    return dict(clients=rs[0]["clients"], requests=sum(r["requests"] for r in rs), repeats=len(rs),
+                ok=sum(r["ok"] for r in rs), errors=sum(r["errors"] for r in rs),
+                error_samples=[e for r in rs for e in r["error_samples"]][:3],
+                ttff_p50_ms=pct(ttff, 50), ttff_p99_ms=pct(ttff, 99), total_p50_ms=pct(total, 50),
+                total_p99_ms=pct(total, 99), frames_per_s=float(np.median(fps)), frames_per_s_runs=fps,
+                frames=sum(r["frames"] for r in rs), wall_s=sum(r["wall_s"] for r in rs),
+                mean_max_batch=float(np.mean([r["mean_max_batch"] for r in rs])))
 
 
 def markdown(records: list[dict], meta: dict) -> str:
     lines = [f"# Load test ({meta['machine']})", "",
              f"Command: `{meta['command']}`", "",
              f"Requests: {meta['duration_s']} s motions, guidance {'on' if meta['guidance'] else 'off'}, "
-             f"iterations {meta['iterations'] or 'default'}, backend {meta['backend']}.", "",
+             f"iterations {meta['iterations'] or 'default'}, backend {meta['backend']}; {meta['repeats']} "
+             "interleaved repeats: TTFF percentiles over all requests, frames/s the median of the repeats.", "",
              "| batching | clients | ok | errors | TTFF p50 ms | TTFF p99 ms | total p50 ms | total p99 ms "
              "| frames/s | mean batch |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
@@ -133,6 +149,8 @@ def main(argv=None) -> int:
                    help="batching modes to start servers for (default: on off)")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrent clients (default: 1 8)")
     p.add_argument("--requests", type=int, default=16, help="requests per run (default: %(default)s)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="repeat the client counts, interleaved; throughput is the median (default: %(default)s)")
     p.add_argument("--duration", type=float, default=4.0, help="motion seconds per request (default: %(default)s)")
     p.add_argument("--iterations", type=int, default=0, help="masked-AR iterations (0 = server default)")
     p.add_argument("--ode-steps", type=int, default=0, help="ODE steps (0 = server default)")
@@ -157,19 +175,25 @@ def main(argv=None) -> int:
                 c.wait_ready(60)
                 c.generate(PROMPTS[0], duration_s=args.duration, guidance=args.guidance,
                            iterations=args.iterations, ode_steps=args.ode_steps, timeout=args.timeout)
-            for n in args.clients:
-                rec = asyncio.run(run_load(target, n, max(args.requests, n), args))
+            runs: dict[int, list[dict]] = {n: [] for n in args.clients}
+            for r in range(args.repeats):  # client counts interleaved, so drifting load hits all alike
+                for n in args.clients:
+                    rec = asyncio.run(run_load(target, n, max(args.requests, n), args))
+                    runs[n].append(rec)
+                    print(f"batching {batching}, repeat {r + 1}/{args.repeats}, {n} clients: TTFF p50 "
+                          f"{rec['ttff_p50_ms']:.0f} ms, p99 {rec['ttff_p99_ms']:.0f} ms, "
+                          f"{rec['frames_per_s']:.1f} frames/s, {rec['errors']} errors", flush=True)
+            for n, rs in runs.items():
+                rec = merge(rs)
                 rec["batching"] = batching if batching is not None else "external"
                 records.append(rec)
-                print(f"batching {rec['batching']}, {n} clients: TTFF p50 {rec['ttff_p50_ms']:.0f} ms, "
-                      f"p99 {rec['ttff_p99_ms']:.0f} ms, {rec['frames_per_s']:.1f} frames/s, "
-                      f"{rec['errors']} errors, mean batch {rec['mean_max_batch']:.1f}", flush=True)
         finally:
             if proc is not None:
                 stop_server(proc)
     meta = dict(machine=f"{platform.machine()} {os.cpu_count()}-core CPU, {platform.system()}",
                 command="python benchmarks/load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                duration_s=args.duration, guidance=args.guidance, iterations=args.iterations, backend=args.backend)
+                duration_s=args.duration, guidance=args.guidance, iterations=args.iterations, backend=args.backend,
+                repeats=args.repeats)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=2))
