@@ -32,7 +32,7 @@ class GenerationRunner:
             raise GeneratorUnavailable(f"sampler/runtime not importable: {exc}") from exc
         try:
             self.engine = load_engine(backend=backend, checkpoint=checkpoint)
-        except (ImportError, FileNotFoundError, ValueError, RuntimeError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a partial checkpoint folder fails in many ways; report it
             raise GeneratorUnavailable(f"could not load the engine ({backend}): {exc}") from exc
         self.sampler = self.engine.sampler
         self.backend_name = getattr(self.engine, "backend_name", backend)
