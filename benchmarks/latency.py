@@ -155,12 +155,14 @@ def run(json_path: str | Path, md_path: str | Path | None = None, plots_dir: str
         orders=ORDERS, guidance=(False, True), repeats: int = 3, sweep: bool = True,
         checkpoint: str | None = None, bundle=None, iterations: int | None = None,
         ode_steps: int | None = None, threads: int | None = None, progress: bool = True,
-        command: str | None = None) -> dict:
+        command: str | None = None, sweep_values=(2, 4, 8, 16), random_init: str | None = None, dataset: str = "data/processed") -> dict:
     """Run the benchmark, write JSON (+ markdown and plots); returns the JSON dict."""
     from tqdm import tqdm
 
     from coamd.sampling.sampler import GenerationRequest
 
+    if bundle is None and random_init:
+        bundle = random_bundle(random_init, dataset)
     if bundle is None:
         from coamd.models.bundle import load_bundle
 
@@ -172,6 +174,10 @@ def run(json_path: str | Path, md_path: str | Path | None = None, plots_dir: str
                 "cfg_scale": defaults.cfg_scale, "solver": defaults.solver,
                 "guidance_scale": defaults.guidance_scale}
     result: dict[str, Any] = {"command": command, "machine": machine(), "settings": settings,
+                              "weights": f"random init of preset {random_init}" if random_init
+                              else str(getattr(bundle, "path", checkpoint)),
+                              "model_configs": {k: getattr(bundle, k).config.to_dict()
+                                                for k in ("autoencoder", "recognizer", "transformer")},
                               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     result["matmul"] = matmul_peak()
     bes, skipped = build_backends(bundle, list(backends), threads, progress)
@@ -206,7 +212,7 @@ def run(json_path: str | Path, md_path: str | Path | None = None, plots_dir: str
                                                 "gflops_per_s": round(gf, 2),
                                                 "fraction_of_peak": round(gf / peak, 4)})
     if sweep and "onnxruntime" in bes:
-        result["sweeps"] = run_sweeps(bes, settings, repeats, progress)
+        result["sweeps"] = run_sweeps(bes, settings, repeats, progress, sweep_values)
     result["targets"] = check_targets(result)
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     Path(json_path).parent.mkdir(parents=True, exist_ok=True)
@@ -218,13 +224,34 @@ def run(json_path: str | Path, md_path: str | Path | None = None, plots_dir: str
     return result
 
 
-def run_sweeps(bes: dict, settings: dict, repeats: int, progress: bool = True) -> list[dict]:
+def random_bundle(preset: str, dataset: str = "data/processed"):
+    """A ModelBundle of ``preset``'s architecture with random weights (real dataset statistics).
+
+    Latency and FLOPs depend on the shapes, not on the weight values, so this times the shipped
+    architecture before (or without) its trained checkpoint. Raises ValueError for an unknown preset."""
+    from coamd.data.dataset import MotionDataset
+    from coamd.models.bundle import ModelBundle
+    from coamd.models.generator import build_generator
+    from coamd.models.presets import build_autoencoder, build_recognizer
+
+    import torch
+
+    torch.manual_seed(0)  # the same random weights every run: the export cache is reused
+    stats = MotionDataset(dataset).stats
+    ae = build_autoencoder(preset, stats).eval()
+    rec = build_recognizer(preset, stats).eval()
+    tr, df = build_generator(preset, latent_dim=ae.config.latent_dim)
+    return ModelBundle(Path(f"random-init:{preset}"), ae, rec, tr.eval(), df.eval())
+
+
+def run_sweeps(bes: dict, settings: dict, repeats: int, progress: bool = True,
+               values=(2, 4, 8, 16)) -> list[dict]:
     """Unguided 10 s, left_to_right, on onnxruntime and torch: latency vs iterations and ODE steps."""
     from tqdm import tqdm
 
     out = []
-    jobs = [(b, "iterations", v) for b in ("onnxruntime", "torch") if b in bes for v in (2, 4, 8, 16)]
-    jobs += [(b, "ode_steps", v) for b in ("onnxruntime", "torch") if b in bes for v in (2, 4, 8, 16)]
+    jobs = [(b, "iterations", v) for b in ("onnxruntime", "torch") if b in bes for v in values]
+    jobs += [(b, "ode_steps", v) for b in ("onnxruntime", "torch") if b in bes for v in values]
     for b, knob, v in tqdm(jobs, desc="sweeps", disable=not progress):
         kw = dict(duration=10.0, guidance=False, order="left_to_right", iterations=settings["iterations"],
                   ode_steps=settings["ode_steps"])
@@ -277,7 +304,7 @@ def check_targets(result: dict) -> list[dict]:
 def markdown(result: dict) -> str:
     """The results as markdown: machine, settings, latency table, targets, FLOPs, profile."""
     m, s = result["machine"], result["settings"]
-    lines = [f"# Latency benchmark ({result['started']})", "",
+    lines = [f"# Latency benchmark ({result['started']})", "", f"Weights: {result.get('weights')}", "",
              f"Machine: {m['cpu']}, {m['cores']} cores, no GPU={not m['gpu']}; torch {m['torch']}, "
              f"onnxruntime {m['onnxruntime']}. fp32 matmul peak measured in this run: "
              f"{result['matmul']['peak_gflops']} GFLOP/s (squares {result['matmul']['square']}, "
@@ -402,6 +429,10 @@ def add_arguments(p) -> None:
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: cores)")
     p.add_argument("--no-sweep", action="store_true", help="skip the iterations/ODE-steps sweeps")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
+    p.add_argument("--random-init", default=None, metavar="PRESET",
+                   help="time PRESET's architecture (small|paper) with random weights instead of a checkpoint "
+                        "(latency and FLOPs depend on shapes, not weight values)")
+    p.add_argument("--sweep-values", default="2,4,8,16", help="iterations / ODE steps of the sweeps (default: 2,4,8,16)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -411,7 +442,8 @@ def run_from_args(a, command: str) -> int:
               backends=[b.strip() for b in a.backends.split(",") if b.strip()],
               durations=tuple(float(x) for x in a.durations.split(",")), repeats=a.repeats,
               sweep=not a.no_sweep, checkpoint=a.checkpoint, iterations=a.iterations, ode_steps=a.ode_steps,
-              threads=a.threads, progress=not a.quiet, command=command)
+              threads=a.threads, progress=not a.quiet, command=command, random_init=a.random_init,
+              sweep_values=tuple(int(v) for v in a.sweep_values.split(",")))
     print(markdown(res))
     return 0
 
