@@ -88,7 +88,8 @@ def embed_clips(model, clips, batch: int = 32, progress: bool = False) -> dict[s
 
 @torch.no_grad()
 def evaluate_recognizer(model, ds, split: str = "test", feats: dict | None = None,
-                        weights=None, seed: int = 0, progress: bool = False) -> dict:
+                        weights=None, seed: int = 0, progress: bool = False,
+                        cache_path: Path | None = None) -> dict:
     """Test-split metrics of the recognizer.
 
     * ``content_top1`` / ``style_top1`` (and top-3): nearest label text among the dataset's
@@ -106,7 +107,7 @@ def evaluate_recognizer(model, ds, split: str = "test", feats: dict | None = Non
     cap_tr = [c.caption_texts()[rng.integers(len(c.caption_texts()))] for c in clips]
     cap_he = [c.caption_texts(heldout=True)[0] if c.caption_texts(heldout=True) else cap_tr[i]
               for i, c in enumerate(clips)]
-    feats = feats if feats is not None else text_features(texts + cap_tr + cap_he)
+    feats = feats if feats is not None else text_features(texts + cap_tr + cap_he, cache_path)
     emb = embed_clips(model, clips, progress=progress)
     content_t = model.embed_text(torch.stack([feats[t] for t in ds.content_texts]))
     style_t = model.embed_text(torch.stack([feats[t] for t in ds.style_texts]))
@@ -170,7 +171,8 @@ def run(a: argparse.Namespace) -> dict:
         ckpt = torch.load(a.out, map_location="cpu", weights_only=False)
         model = ActionRecognizer.from_checkpoint(ckpt)
         t = time.perf_counter()
-        m = evaluate_recognizer(model, ds, "test", progress=not a.quiet)
+        m = evaluate_recognizer(model, ds, "test", progress=not a.quiet,
+                                cache_path=run_dir / "text_features.pt")
         m["eval_seconds"] = round(time.perf_counter() - t, 1)
         _print_metrics(a.out, m)
         return m
