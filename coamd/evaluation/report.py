@@ -169,7 +169,7 @@ def run_evaluation(out: str | Path, dataset: str = "data/processed", subset: int
     report: dict = {"command": command, "settings": dict(subset=subset, repeats=repeats, seed=seed, backend=backend,
                                                           mm_texts=mm_texts, mm_samples=mm_samples, n_test=n_test,
                                                           n_fid_reference=len(data.ref_emb)),
-                    "machine": f"{platform.machine()} {platform.processor() or ''} {_cpu_count()} cores, no GPU".strip(),
+                    "machine": _machine(),
                     "evaluator": _evaluator_meta(evaluator_path), "missing": {}}
     bundle = _load_bundle(checkpoint, report)
     report["retrieval"] = section_retrieval(ev, data, bundle, seed)
@@ -197,6 +197,27 @@ def run_evaluation(out: str | Path, dataset: str = "data/processed", subset: int
     plots = write_plots(report, out / "plots")
     (out / "report.md").write_text(render_markdown(report, plots))
     return report
+
+
+def _machine() -> str:
+    """CPU model and core count (Linux /proc/cpuinfo; platform module elsewhere)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = "no GPU"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001
+        pass
+    return f"{name}, {_cpu_count()} cores, {gpu}"
 
 
 def _cpu_count() -> int:
