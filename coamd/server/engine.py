@@ -191,8 +191,17 @@ def load_server_engine(backend: str = "onnxruntime", checkpoint: str | None = No
                        fault_injection: bool = False, threads: int | None = None) -> ServerEngine:
     """Load the runtime (``coamd.runtime.load_engine``) and wrap it for the server.
     ``threads``: intra-op threads of the backend (ONNX Runtime sessions; torch is set globally)."""
+    from pathlib import Path
+
+    from coamd.models.bundle import DEFAULT_CHECKPOINT
     from coamd.runtime import load_engine
 
+    root = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    missing = [f for f in ("autoencoder.pt", "recognizer.pt", "generator.pt") if not (root / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"checkpoint folder {root} lacks {', '.join(missing)}; the server needs the "
+                                "autoencoder, the action recognizer and the generator (`coamd train ...`), "
+                                "or pass --checkpoint DIR")
     opts = {"threads": threads} if threads and backend != "torch" else {}
     return ServerEngine(load_engine(backend=backend, checkpoint=checkpoint, **opts),
                         fault_injection=fault_injection)
