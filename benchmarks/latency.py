@@ -119,8 +119,8 @@ def count_flops(bundle, req_kw: dict) -> float:
 
 
 def build_backends(bundle, names: list[str], threads: int | None = None, progress: bool = True) -> dict:
-    """{label: backend}: ``torch`` (eager), ``onnxruntime`` (fused ODE graphs where exported),
-    ``onnxruntime-per-step`` (one velocity call per ODE step, to measure what fusing pays),
+    """{label: backend}: ``torch`` (eager), ``onnxruntime`` (one velocity call per ODE step, the
+    default), ``onnxruntime-fused`` (the fused 8-step Euler ODE graph, to measure what fusing pays),
     ``tensorrt`` (skipped with the reason where the provider is missing)."""
     from coamd.runtime.torch_backend import TorchBackend
 
@@ -135,10 +135,11 @@ def build_backends(bundle, names: list[str], threads: int | None = None, progres
 
         export_dir = export_dir or ensure_export(bundle=bundle, progress=progress)
         try:
-            if n == "onnxruntime":
-                out[n] = OnnxRuntimeBackend(export_dir, threads=threads)
-            elif n == "onnxruntime-per-step":
+            if n == "onnxruntime":  # as load_engine builds it (one velocity call per ODE step)
                 out[n] = OnnxRuntimeBackend(export_dir, threads=threads, fused_ode=False)
+            elif n == "onnxruntime-fused":  # all ODE steps of an iteration in one graph
+                fused_dir = ensure_export(bundle=bundle, fused_ode=(("euler", 8),), progress=progress)
+                out[n] = OnnxRuntimeBackend(fused_dir, threads=threads, fused_ode=True)
             elif n == "tensorrt":
                 from coamd.runtime.tensorrt_backend import TensorRTBackend
 
@@ -151,7 +152,7 @@ def build_backends(bundle, names: list[str], threads: int | None = None, progres
 
 
 def run(json_path: str | Path, md_path: str | Path | None = None, plots_dir: str | Path | None = None,
-        backends=("torch", "onnxruntime", "onnxruntime-per-step", "tensorrt"), durations=DURATIONS,
+        backends=("torch", "onnxruntime", "onnxruntime-fused", "tensorrt"), durations=DURATIONS,
         orders=ORDERS, guidance=(False, True), repeats: int = 3, sweep: bool = True,
         checkpoint: str | None = None, bundle=None, iterations: int | None = None,
         ode_steps: int | None = None, threads: int | None = None, progress: bool = True,
@@ -185,7 +186,7 @@ def run(json_path: str | Path, md_path: str | Path | None = None, plots_dir: str
     result["skipped_backends"] = skipped
     guide = TorchGuide(bundle.autoencoder, bundle.recognizer, bundle.transformer)
     jobs = [(b, g, o, d) for b in bes for g in guidance for o in orders for d in durations
-            if not (b == "onnxruntime-per-step" and (d != max(durations)))]
+            if not (b == "onnxruntime-fused" and (d != max(durations)))]
     records = []
     for b, g, o, d in tqdm(jobs, desc="latency", disable=not progress):
         kw = dict(duration=d, guidance=g, order=o, iterations=settings["iterations"],
@@ -419,8 +420,8 @@ def add_arguments(p) -> None:
     p.add_argument("--json", required=True, help="output JSON file")
     p.add_argument("--markdown", default=None, help="markdown table (default: the JSON path with .md)")
     p.add_argument("--plots", default=None, help="folder for the plots (default: next to the JSON)")
-    p.add_argument("--backends", default="torch,onnxruntime,onnxruntime-per-step,tensorrt",
-                   help="comma list of torch, onnxruntime, onnxruntime-per-step, tensorrt (default: all; "
+    p.add_argument("--backends", default="torch,onnxruntime,onnxruntime-fused,tensorrt",
+                   help="comma list of torch, onnxruntime, onnxruntime-fused, tensorrt (default: all; "
                         "missing providers are skipped with the reason)")
     p.add_argument("--durations", default="2,5,10", help="motion lengths in seconds (default: 2,5,10)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per configuration, median (default: 3)")

@@ -17,7 +17,10 @@ from pathlib import Path
 from coamd.export.onnx_export import GRAPHS, OPTIONAL_GRAPHS, ExportError, bundle_hash, export_models, \
     export_text_encoder, read_manifest
 
-DEFAULT_FUSED_ODE = (("euler", 8),)  # the sampler's default solver and steps
+# Fused ODE graphs exported on first use: none. On the 2-core CPU the fused 8-step graph measured
+# slower than 8 velocity calls (benchmarks/results/latency_small_random.md); `coamd export
+# --fused-ode euler:8` still writes it for providers where per-call overhead dominates (GPUs).
+DEFAULT_FUSED_ODE: tuple = ()
 
 
 def cache_root() -> Path:

@@ -237,11 +237,12 @@ class OnnxRuntimeBackend:
 
 
 # ----------------------------------------------------------------------------- registry
-def _factory(bundle, device: str = "cpu", threads: int | None = None, fused_ode: bool = True,
+def _factory(bundle, device: str = "cpu", threads: int | None = None, fused_ode: bool = False,
              export_dir: str | Path | None = None, progress: bool = True, **_: Any) -> OnnxRuntimeBackend:
     """``load_engine(backend="onnxruntime")``: export the bundle on first use (cached by its
     weights hash, :func:`coamd.export.cache.ensure_export`) and open the sessions. ``device`` is
-    ``cpu`` (default) or ``cuda``."""
+    ``cpu`` (default) or ``cuda``. ``fused_ode`` is off by default: on the 2-core CPU the fused
+    ODE graph measured slower than one velocity call per step (benchmarks/results)."""
     from coamd.export.cache import ensure_export
 
     d = Path(export_dir) if export_dir is not None else ensure_export(bundle=bundle, progress=progress)
