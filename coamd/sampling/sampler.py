@@ -43,8 +43,11 @@ class Edit:
 
     prefix (n, 21, 3) metres: the motion starts with these frames; suffix (m, 21, 3): it ends with
     these frames; both: generate the in-between. Only whole latent tokens (4 frames) inside the
-    given frames are kept; they are encoded with the autoencoder, and the output frames are the
-    decoded ones, so kept frames match the input within the autoencoder's reconstruction error.
+    given frames are kept: they are encoded with the autoencoder and stay fixed while the masked
+    transformer fills the rest (in-painting in latent space). The output returns the kept frames
+    exactly as given and eases the generated frames into them at the seams
+    (:func:`paste_kept_frames`): decoding alone would not keep them, because the causal decoder's
+    frames of a kept token also depend on the generated tokens before it.
     """
 
     prefix: np.ndarray | None = None
@@ -187,6 +190,7 @@ class GenerationState:
     filled: int = 0                  # tokens of ``order`` filled so far
     released_tokens: int = 0
     scores: list[float] = field(default_factory=list)  # recognizer score S after each guided step
+    kept: np.ndarray | None = None   # (T, 21, 3) given frames of an edit (NaN where generated)
 
     @property
     def length(self) -> int:
@@ -199,6 +203,40 @@ class GenerationState:
     @property
     def done(self) -> bool:
         return self.released_tokens == self.length
+
+
+SEAM_BEFORE = FRAMES_PER_TOKEN      # generated frames eased into a following kept span
+SEAM_AFTER = 2 * FRAMES_PER_TOKEN   # generated frames eased out of a preceding kept span
+
+
+def paste_kept_frames(decoded: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Editing output: the given frames where kept, decoded frames elsewhere, with the seams eased.
+
+    decoded (n, 21, 3) decoded frames 0..n-1; kept (n, 21, 3) given frames, NaN where generated.
+    At each kept span [a, b): the offset ``kept[a] - decoded[a]`` is added to the SEAM_BEFORE
+    generated frames before ``a`` with weights rising to 1, and ``kept[b-1] - decoded[b-1]`` to
+    the SEAM_AFTER frames after ``b`` with weights falling to 0, so the motion meets the kept
+    frames without a jump. Only frames < n are used: with the causal decoder, and because the
+    token before a kept span is released together with it, a frame's value never changes once
+    released (streaming stays exact).
+    """
+    out = decoded.copy()
+    n = len(decoded)
+    keep = ~np.isnan(kept[:, 0, 0])
+    if not keep.any():
+        return out
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], keep, [False]]).astype(np.int8)))
+    for a, b in zip(edges[::2], edges[1::2]):
+        d0 = kept[a] - decoded[a]
+        for f in range(max(0, a - SEAM_BEFORE), a):
+            if not keep[f]:
+                out[f] += d0 * (f - (a - SEAM_BEFORE - 1)) / (SEAM_BEFORE + 1)
+        d1 = kept[b - 1] - decoded[b - 1]
+        for f in range(b, min(n, b + SEAM_AFTER)):
+            if not keep[f]:
+                out[f] += d1 * (1 - (f - b + 1) / (SEAM_AFTER + 1))
+    out[keep] = kept[keep]
+    return out
 
 
 def _prefix_known(known: np.ndarray) -> int:
@@ -249,7 +287,14 @@ class MaskedARSampler:
         known = spec.keep.reshape(L, FRAMES_PER_TOKEN).all(1)
         z = np.zeros((L, self.backend.latent_dim), np.float32)
         z[known] = np.asarray(encode(timeline[None]), np.float32)[0][known]
-        return z, known
+        return z, known, spec
+
+    def _edit_frames(self, spec: "EditSpec", L: int) -> np.ndarray:
+        """(T, 21, 3) given frames of the whole kept tokens, NaN elsewhere."""
+        keep = np.repeat(spec.keep.reshape(L, FRAMES_PER_TOKEN).all(1), FRAMES_PER_TOKEN)
+        kept = np.full((L * FRAMES_PER_TOKEN, 21, 3), np.nan, np.float32)
+        kept[keep] = spec.joints[keep]
+        return kept
 
     # ------------------------------------------------------------------ state machine
     def start(self, request: GenerationRequest, text_feat: np.ndarray | None = None) -> GenerationState:
@@ -262,14 +307,16 @@ class MaskedARSampler:
         L = request.tokens()
         if text_feat is None:
             text_feat = self.encode_text([request.text])[0]
+        kept = None
         if request.edit is not None:
-            z, known = self._edit_latents(request, L)
+            z, known, spec = self._edit_latents(request, L)
+            kept = self._edit_frames(spec, L)
         else:
             z, known = np.zeros((L, self.backend.latent_dim), np.float32), np.zeros(L, bool)
         rng = np.random.default_rng(int(request.seed))
         order = token_order(np.flatnonzero(~known), request.order, rng)
         return GenerationState(request, np.asarray(text_feat, np.float32), z, known, order,
-                               cosine_schedule(len(order), int(request.iterations)), rng)
+                               cosine_schedule(len(order), int(request.iterations)), rng, kept=kept)
 
     def step(self, states: list[GenerationState]) -> list[FrameChunk]:
         """One masked autoregressive iteration for every state (finished states are skipped).
@@ -406,8 +453,9 @@ class MaskedARSampler:
         joints = np.asarray(self.backend.decode(z), np.float32)
         for b, (i, s, k) in enumerate(need):
             a, e = s.released_tokens * FRAMES_PER_TOKEN, k * FRAMES_PER_TOKEN
+            frames = joints[b, :e] if s.kept is None else paste_kept_frames(joints[b, :e], s.kept[:e])
             s.released_tokens = k
-            chunks[i] = FrameChunk(a, np.ascontiguousarray(joints[b, a:e]), s.done)
+            chunks[i] = FrameChunk(a, np.ascontiguousarray(frames[a:e]), s.done)
         return chunks
 
     # ------------------------------------------------------------------ conveniences

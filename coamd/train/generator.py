@@ -42,11 +42,11 @@ class GeneratorTrainConfig:
     out: str = "coamd/checkpoints/default/generator.pt"
     work_dir: str = "runs/generator"
     steps: int = 6000
-    max_minutes: float = 30.0        # wall-clock budget (the LR schedule ends by then too)
-    batch_size: int = 64
-    lr: float = 6e-4
+    max_minutes: float = 28.0        # wall-clock budget (the LR schedule ends by then too)
+    batch_size: int = 48
+    lr: float = 8e-4
     weight_decay: float = 0.01
-    warmup: int = 200
+    warmup: int = 100
     ema: float = 0.999
     cond_drop: float = 0.1           # probability of the null text (classifier-free guidance)
     diff_samples: int = 4            # (t, eps) draws per masked token
@@ -438,7 +438,7 @@ def add_args(p) -> None:
     p.add_argument("--autoencoder", default="",
                    help="frozen autoencoder checkpoint whose latents are modelled "
                         "(default: coamd/checkpoints/default/autoencoder.pt)")
-    p.add_argument("--batch-size", type=int, default=None, help="sequences per step (default: 64)")
+    p.add_argument("--batch-size", type=int, default=None, help="sequences per step (default: 48)")
 
 
 def run(a) -> dict:

@@ -1,0 +1,125 @@
+"""Generation quality of the shipped model on the test split: recognised content, foot skating, jitter.
+
+For ``--clips`` test clips (seeded choice) each motion is generated twice per phrasing: from one
+caption of the training families (A-D) and from the held-out family E, guided and unguided, with
+the clip's own duration (clamped to 1-10 s). Measured:
+
+* content accuracy: the action recognizer's top-1 content of the generated motion equals the
+  clip's content (the recognizer scores the real clips in the same run as the reference row);
+* style accuracy the same way (reported, no target);
+* foot skating (mean horizontal toe speed in floor contact, m/s) and jitter (mean jerk, m/s^3)
+  from :mod:`coamd.evaluation.metrics`, as ratios to the same real clips.
+
+Run: ``python -m benchmarks.generation_quality --json bench_out/generation_quality.json``
+(``--help`` for options). Reusable: :func:`measure_generation_quality`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _metrics(joints: np.ndarray) -> tuple[float, float]:
+    from coamd.evaluation.metrics import foot_skating, jitter
+
+    return foot_skating(joints)["skate_speed"], jitter(joints)
+
+
+def measure_generation_quality(engine, dataset: str = "data/processed", clips: int = 96, seed: int = 0,
+                               batch_size: int = 16, progress: bool = True, **settings) -> dict:
+    """Generate for ``clips`` test clips (families A-D and E captions, guided and unguided) and
+    score them. ``settings`` are extra :class:`GenerationRequest` fields (iterations, cfg_scale...).
+    Returns a dict of rows {name: {content_acc, style_acc, skate_speed, jitter, n, seconds}}."""
+    from tqdm import tqdm
+
+    from coamd.data.captions import HELDOUT_FAMILY
+    from coamd.data.dataset import MotionDataset
+    from coamd.sampling.sampler import GenerationRequest
+
+    ds = MotionDataset(dataset)
+    test = ds.split("test")
+    rng = np.random.default_rng(seed)
+    pick = [test[i] for i in rng.choice(len(test), size=min(clips, len(test)), replace=False)]
+    durs = [float(np.clip(len(c.joints) / 20.0, 1.0, 10.0)) for c in pick]
+    seen = [str(rng.choice(c.caption_texts(heldout=False))) for c in pick]
+    held = [next(x["text"] for x in c.captions if x["family"] == HELDOUT_FAMILY) for c in pick]
+
+    def score(motions, name, seconds=None):
+        rec = [engine.recognize(m, top_k=1) for m in motions]
+        ms = [_metrics(m) for m in motions]
+        return {"content_acc": float(np.mean([r["content"][0].label == c.content for r, c in zip(rec, pick)])),
+                "style_acc": float(np.mean([r["style"][0].label == c.style for r, c in zip(rec, pick)])),
+                "skate_speed": float(np.mean([m[0] for m in ms])), "jitter": float(np.mean([m[1] for m in ms])),
+                "n": len(motions), **({"seconds_per_motion": seconds} if seconds is not None else {})}
+
+    rows = {"real test clips": score([c.joints[: int(d * 20)] for c, d in zip(pick, durs)], "real")}
+    total = 4 * len(pick)
+    bar = tqdm(total=total, desc="generating", disable=not progress, unit="motion")
+    for guided in (False, True):
+        for fam, texts in (("A-D", seen), ("E (held out)", held)):
+            reqs = [GenerationRequest(text=t, duration_s=d, seed=seed * 100003 + i, guidance=guided, **settings)
+                    for i, (t, d) in enumerate(zip(texts, durs))]
+            motions, t0 = [], time.perf_counter()
+            for s in range(0, len(reqs), batch_size):
+                motions += engine.sampler.sample_batch(reqs[s:s + batch_size])
+                bar.update(len(reqs[s:s + batch_size]))
+            sec = (time.perf_counter() - t0) / len(reqs)
+            rows[f"{'guided' if guided else 'unguided'}, captions {fam}"] = score(motions, fam, sec)
+    bar.close()
+    real = rows["real test clips"]
+    for r in rows.values():
+        r["skate_ratio_vs_real"] = r["skate_speed"] / max(real["skate_speed"], 1e-9)
+        r["jitter_ratio_vs_real"] = r["jitter"] / max(real["jitter"], 1e-9)
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clips", type=int, default=96, help="test clips (default: 96)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the clip/caption choice and sampling (default: 0)")
+    p.add_argument("--dataset", default="data/processed", help="processed dataset (default: data/processed)")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
+    p.add_argument("--backend", default="torch", help="runtime backend (default: torch)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--iterations", type=int, default=None, help="sampler iterations (default: the sampler's)")
+    p.add_argument("--ode-steps", type=int, default=None, help="ODE steps (default: the sampler's)")
+    p.add_argument("--cfg-scale", type=float, default=None, help="CFG scale (default: the sampler's)")
+    p.add_argument("--guidance-scale", type=float, default=None, help="gamma (default: the sampler's)")
+    p.add_argument("--json", default=None, help="write the rows here as JSON")
+    p.add_argument("--quiet", action="store_true")
+    a = p.parse_args(argv)
+    import torch
+
+    from coamd.runtime import load_engine
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    settings = {k: v for k, v in dict(iterations=a.iterations, ode_steps=a.ode_steps, cfg_scale=a.cfg_scale,
+                                      guidance_scale=a.guidance_scale).items() if v is not None}
+    eng = load_engine(backend=a.backend, checkpoint=a.checkpoint, dataset=a.dataset)
+    t = time.perf_counter()
+    rows = measure_generation_quality(eng, a.dataset, a.clips, a.seed, progress=not a.quiet, **settings)
+    print(f"| rows ({a.clips} test clips, {eng.backend_name}, {platform.machine()} "
+          f"{torch.get_num_threads()} threads, settings {settings or 'defaults'}) | content top-1 | style top-1 "
+          f"| foot skating m/s (x real) | jitter m/s^3 (x real) | s/motion |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {name} | {100 * r['content_acc']:.1f} % | {100 * r['style_acc']:.1f} % | "
+              f"{r['skate_speed']:.3f} ({r['skate_ratio_vs_real']:.2f}x) | {r['jitter']:.1f} "
+              f"({r['jitter_ratio_vs_real']:.2f}x) | {r.get('seconds_per_motion', float('nan')):.2f} |")
+    print(f"total {time.perf_counter() - t:.0f} s")
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({"settings": settings, "clips": a.clips, "seed": a.seed,
+                                            "backend": eng.backend_name, "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

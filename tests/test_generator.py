@@ -1,0 +1,180 @@
+"""Masked transformer, diffusion MLP and their trainer (paper eq. 3-5) on real clips' latents."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from coamd.models.generator import (DiffusionMLP, GeneratorConfig, MaskedTransformer, build_generator,
+                                    load_generator)
+from coamd.train.generator import (GeneratorTrainConfig, LatentBatches, clip_windows, load_autoencoder,
+                                   sample_masks, train_generator)
+
+TINY = dict(width=64, depth=2, heads=4, mlp_width=96, mlp_depth=2, dropout=0.0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Small graphs: one intra-op thread is faster than two on the shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def autoencoder():
+    return load_autoencoder()  # the shipped default
+
+
+@pytest.fixture(scope="module")
+def real_latents(dataset, autoencoder):
+    """AE latents (L, D) of a few real training clips, 8-20 tokens long, different contents."""
+    out, seen = [], set()
+    for c in dataset.split("train"):
+        T = len(c.joints) // 4 * 4
+        if 32 <= T <= 80 and c.content not in seen and not c.mirrored:
+            seen.add(c.content)
+            with torch.no_grad():
+                out.append((c, autoencoder.encode(torch.from_numpy(c.joints[:T])[None])[0]))
+        if len(out) == 4:
+            break
+    return out
+
+
+def test_shapes_dtypes_and_padding(real_latents):
+    torch.manual_seed(0)
+    D = real_latents[0][1].shape[1]
+    tr, df = build_generator("small", D, **TINY)
+    tr.eval()
+    z = torch.nn.utils.rnn.pad_sequence([r[1] for r in real_latents[:2]], batch_first=True)
+    L = z.shape[1]
+    pad = torch.tensor([[i >= len(r[1]) for i in range(L)] for r in real_latents[:2]])
+    mask = torch.zeros_like(pad)
+    mask[:, ::2] = True
+    text = torch.nn.functional.normalize(torch.randn(2, 384), dim=-1)
+    h = tr(z, mask, text, pad)
+    assert h.shape == (2, L, 64) and h.dtype == torch.float32
+    # the padded sequence gives the same context on its valid tokens as when run alone
+    n1 = len(real_latents[1][1])
+    alone = tr(z[1:2, :n1], mask[1:2, :n1], text[1:2], pad[1:2, :n1])
+    assert torch.allclose(alone[0], h[1, :n1], atol=1e-5)
+    v = df(z[0], torch.rand(L), h[0])
+    assert v.shape == (L, D) and v.dtype == torch.float32
+    with pytest.raises(ValueError, match="exceed"):
+        tr(torch.zeros(1, 61, D), torch.zeros(1, 61, dtype=torch.bool), text[:1])
+
+
+def test_null_text_ignores_the_text(real_latents):
+    torch.manual_seed(0)
+    D = real_latents[0][1].shape[1]
+    tr, _ = build_generator("small", D, **TINY)
+    torch.nn.init.normal_(tr.blocks[0].ada[1].weight, std=0.1)  # make the text matter
+    tr.eval()
+    z = real_latents[0][1][None].repeat(2, 1, 1)
+    mask = torch.zeros(z.shape[:2], dtype=torch.bool)
+    text = torch.nn.functional.normalize(torch.randn(2, 384), dim=-1)
+    cond = tr(z, mask, text)
+    uncond = tr(z, mask, text, drop=torch.tensor([True, True]))
+    assert not torch.allclose(cond[0], cond[1], atol=1e-4)      # the text changes the context
+    assert torch.allclose(uncond[0], uncond[1], atol=1e-6)      # the null text does not depend on it
+    assert not torch.allclose(cond[0], uncond[0], atol=1e-4)
+
+
+def test_overfits_a_few_real_clips(real_latents):
+    """Flow-matching loss on 4 real clips' latents with their captions falls well below its start."""
+    from coamd.models.text import TextEncoder
+
+    torch.manual_seed(0)
+    zs = [r[1] for r in real_latents]
+    allz = torch.cat(zs)
+    mean, std = allz.mean(0), allz.std(0) + 1e-6
+    z = torch.nn.utils.rnn.pad_sequence([(x - mean) / std for x in zs], batch_first=True)
+    pad = torch.tensor([[i >= len(x) for i in range(z.shape[1])] for x in zs])
+    text = TextEncoder().encode([r[0].caption_texts()[0] for r in real_latents])
+    tr, df = build_generator("small", z.shape[2], **TINY)
+    opt = torch.optim.AdamW(list(tr.parameters()) + list(df.parameters()), lr=2e-3)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(200):
+        mask = sample_masks(pad, (1.0, 0.0, 0.0), gen)
+        loss = df.loss(z[mask], tr(z, mask, text, pad)[mask], samples=8, generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    start, end = np.mean(losses[:10]), np.mean(losses[-20:])
+    assert end < 0.5 * start, (start, end)
+
+
+def test_masks_cover_only_valid_tokens():
+    gen = torch.Generator().manual_seed(0)
+    lens = torch.tensor([3, 10, 1, 25, 60])
+    pad = torch.arange(60)[None] >= lens[:, None]
+    for pattern in ((1.0, 0, 0), (0, 1.0, 0), (0, 0, 1.0)):
+        for _ in range(20):
+            m = sample_masks(pad, pattern, gen)
+            assert not (m & pad).any()
+            assert (m.sum(1) >= 1).all()
+            if pattern[1]:  # known prefix, unknown suffix: contiguous up to the end
+                for row, n in zip(m, lens):
+                    idx = torch.nonzero(row).flatten()
+                    assert idx[-1] == n - 1 and len(idx) == idx[-1] - idx[0] + 1
+
+
+def test_long_clips_become_canonical_windows(dataset):
+    clip = max(dataset.split("train"), key=lambda c: len(c.joints))
+    wins = clip_windows(clip.joints, 60)
+    assert len(wins) >= 2 and all(w.shape == (240, 21, 3) for w in wins)
+    for w in wins:  # each window starts with the hips above the origin like a generated motion
+        assert np.abs(w[0, 0, [0, 2]]).max() < 1e-4
+    short = next(c for c in dataset.split("train") if 40 < len(c.joints) < 200)
+    (w,) = clip_windows(short.joints, 60)
+    assert len(w) == len(short.joints) // 4 * 4 and np.array_equal(w, short.joints[: len(w)])
+
+
+def test_config_and_preset_errors():
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_generator("huge", 32)
+    with pytest.raises(ValueError, match="unknown generator config keys"):
+        GeneratorConfig.from_dict({"widht": 3})
+    with pytest.raises(ValueError, match="unknown generator training options"):
+        GeneratorTrainConfig.from_dict({"stepz": 3})
+
+
+def test_trainer_runs_resumes_and_ships_a_loadable_checkpoint(tmp_path, real_latents, dataset):
+    """Two steps, then a resumed third, on a cache of real latents; the checkpoint loads."""
+    zs = [r[1].numpy() for r in real_latents]
+    lens = np.array([len(z) for z in zs])
+    from coamd.models.text import TextEncoder
+
+    texts = [r[0].caption_texts()[0] for r in real_latents]
+    cache = {"train_z": np.concatenate(zs), "train_offsets": np.concatenate([[0], np.cumsum(lens)]),
+             "train_cap_ids": np.arange(4), "train_cap_offsets": np.arange(5),
+             "text_feats": TextEncoder().encode(texts).numpy()}
+    for k in ("z", "offsets", "cap_ids", "cap_offsets"):
+        cache[f"val_{k}"] = cache[f"train_{k}"]
+    cfg = GeneratorTrainConfig(out=str(tmp_path / "g.pt"), work_dir=str(tmp_path / "run"), steps=2, batch_size=4,
+                               warmup=1, log_every=1, threads=1, overrides=TINY)
+    s1 = train_generator(cfg, progress=False, cache=dict(cache))
+    assert s1["step"] == 2
+    cfg.steps, cfg.resume = 3, True
+    s2 = train_generator(cfg, progress=False, cache=dict(cache))
+    assert s2["step"] == 3
+    tr, df = load_generator(tmp_path / "g.pt")
+    assert isinstance(tr, MaskedTransformer) and isinstance(df, DiffusionMLP)
+    allz = np.concatenate(zs)
+    assert np.allclose(tr.latent_mean.numpy(), allz.mean(0), atol=1e-4)
+    log = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert any('"step": 3' in line for line in log)
+
+
+def test_latent_batches_pad_and_pick_training_captions():
+    rng = np.random.default_rng(0)
+    cache = {"train_z": np.arange(10 * 2, dtype=np.float32).reshape(10, 2), "train_offsets": np.array([0, 3, 10]),
+             "train_cap_ids": np.array([0, 1, 2]), "train_cap_offsets": np.array([0, 1, 3]),
+             "text_feats": np.eye(3, 384, dtype=np.float32)}
+    b = LatentBatches(cache, "train", rng)
+    z, pad, text = b.batch(2, np.array([0, 1]))
+    assert z.shape == (2, 7, 2) and pad[0].tolist() == [False] * 3 + [True] * 4 and not pad[1].any()
+    assert text[0].argmax() == 0 and text[1].argmax() in (1, 2)
