@@ -174,8 +174,8 @@ def test_editing_keeps_the_given_frames(unguided, dataset, kind):
     reconstruction, which would be off by the AE error plus the causal decoder's dependence on the
     generated tokens before them) and the rest is generated. For a prefix the eased seam jumps no
     more than the generated frames themselves move from frame to frame; for suffix and in-between
-    edits the shipped generator does not yet bring the motion to the kept frames (measured seam
-    jumps of 0.4-1.3 m, see the model card), so that quality is reported there, not asserted."""
+    edits the shipped generator does not yet bring the motion to the kept frames (seam jumps of
+    tens of centimetres to over a metre), a weakness stated in the model card, not asserted here."""
     clip = next(c for c in dataset.split("test") if c.content == "walk" and 120 <= len(c.joints) <= 200)
     T = 120
     j = clip.joints[:T]
