@@ -126,6 +126,8 @@ def run(a: argparse.Namespace) -> dict:
         st = common.load_state(state_path)
         model = MotionAutoencoder.from_checkpoint(st["model"]).to(a.device).train()
         tcfg = AETrainConfig.from_dict(st["train_config"])
+        if a.steps:  # a resumed run may be given a longer step budget
+            tcfg = tcfg.replace(steps=a.steps)
         step, elapsed = st["step"], st["elapsed"]
         np_rng = st["np_rng"]
     elif a.init:

@@ -201,6 +201,8 @@ def run(a: argparse.Namespace) -> dict:
         st = common.load_state(state_path)
         model = ActionRecognizer.from_checkpoint(st["model"]).train()
         tcfg = RecognizerTrainConfig.from_dict(st["train_config"])
+        if a.steps:  # a resumed run may be given a longer step budget
+            tcfg = tcfg.replace(steps=a.steps)
         step, elapsed, rng = st["step"], st["elapsed"], st["np_rng"]
     else:
         model = ActionRecognizer(recognizer_config(a.preset, **common.parse_overrides(a.overrides)), ds.stats)
