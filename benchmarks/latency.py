@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
 def add_arguments(p) -> None:
     p.add_argument("--json", required=True, help="output JSON file")
     p.add_argument("--markdown", default=None, help="markdown table (default: the JSON path with .md)")
-    p.add_argument("--plots", default=None, help="folder for the plots (default: next to the JSON)")
+    p.add_argument("--plots", default=None, help="folder for the plots (default: <json stem>_plots next to the JSON)")
     p.add_argument("--backends", default="torch,onnxruntime,onnxruntime-fused,tensorrt",
                    help="comma list of torch, onnxruntime, onnxruntime-fused, tensorrt (default: all; "
                         "missing providers are skipped with the reason)")
@@ -439,7 +439,7 @@ def add_arguments(p) -> None:
 
 def run_from_args(a, command: str) -> int:
     jp = Path(a.json)
-    res = run(jp, a.markdown or jp.with_suffix(".md"), a.plots or jp.parent,
+    res = run(jp, a.markdown or jp.with_suffix(".md"), a.plots or jp.parent / f"{jp.stem}_plots",
               backends=[b.strip() for b in a.backends.split(",") if b.strip()],
               durations=tuple(float(x) for x in a.durations.split(",")), repeats=a.repeats,
               sweep=not a.no_sweep, checkpoint=a.checkpoint, iterations=a.iterations, ode_steps=a.ode_steps,
