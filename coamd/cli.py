@@ -162,9 +162,9 @@ def _add_server(sub) -> None:
 
 # ----------------------------------------------------------------------------- train
 def _cmd_train(a: argparse.Namespace) -> None:
-    from coamd.train import trainers
+    from coamd.train import trainer
 
-    _, _, run = trainers()[a.train_cmd]
+    _, _, run = trainer(a.train_cmd)
     try:
         run(a)
     except (FileNotFoundError, ValueError) as exc:
@@ -172,7 +172,7 @@ def _cmd_train(a: argparse.Namespace) -> None:
 
 
 def _add_train(sub) -> None:
-    from coamd.train import trainers
+    from coamd.train import trainer, trainer_help
 
     p = sub.add_parser("train", help="train a model (ae, recognizer, generator, evaluator)",
                        description="Train one model on the processed dataset with progress bars, "
@@ -180,9 +180,12 @@ def _add_train(sub) -> None:
                        "(RUN_DIR/log.jsonl) and seeds; the trained weights go to --out. "
                        "`--eval-only` measures a checkpoint on the test split.")
     tsub = p.add_subparsers(dest="train_cmd", required=True)
-    for name, (help_, add_args, _) in trainers().items():
+    # only the chosen trainer's module is imported (trainers import torch: seconds)
+    chosen = _ARGV[_ARGV.index("train") + 1] if "train" in _ARGV[:-1] else None
+    for name, help_ in trainer_help().items():
         t = tsub.add_parser(name, help=help_, description=f"Train {help_}.")
-        add_args(t)
+        if name == chosen:
+            trainer(name)[1](t)
         t.set_defaults(func=_cmd_train)
 
 
@@ -499,8 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
 _ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval, _add_generate, _add_export, _add_bench]
 
 
+_ARGV: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_ARGV)
     try:
         args.func(args)
     except CLIError as exc:

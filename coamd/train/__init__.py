@@ -39,3 +39,23 @@ def trainers() -> dict[str, tuple[str, Callable, Callable]]:
             if name not in TRAINERS and hasattr(m, "add_args") and hasattr(m, "run"):
                 register(name, help_, m.add_args, m.run)
     return TRAINERS
+
+
+def trainer_help() -> dict[str, str]:
+    """Name -> one-line help of every trainer, without importing any trainer module (fast)."""
+    out = {name: help_ for name, (_, help_) in _BUILTIN.items()}
+    out.update({name: entry[0] for name, entry in TRAINERS.items()})
+    return out
+
+
+def trainer(name: str) -> tuple[str, Callable, Callable]:
+    """``(help, add_args, run)`` of one trainer, importing only its module.
+
+    Raises KeyError for an unknown name.
+    """
+    if name not in TRAINERS and name in _BUILTIN:
+        mod, help_ = _BUILTIN[name]
+        m = importlib.import_module(mod)
+        if name not in TRAINERS:
+            register(name, help_, m.add_args, m.run)
+    return TRAINERS[name]
