@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from coamd.client.process import ServerProcess, ServerStartError  # noqa: E402
 LIB = ROOT / "build" / "lib"
 BENCH_EXE = ROOT / "build" / "bin" / "coamd_bench_sample"
 
@@ -41,32 +42,13 @@ def _cpu() -> str:
     return platform.processor() or "unknown"
 
 
-class Server:
-    def __init__(self, backend: str, log: Path, checkpoint: str | None = None):
-        self.ready = log.with_suffix(".port")
-        self.ready.unlink(missing_ok=True)
-        self.log = open(log, "w")
-        coamd = str(Path(sys.executable).with_name("coamd"))
-        ckpt = ["--checkpoint", checkpoint] if checkpoint else []
-        self.proc = subprocess.Popen([coamd, "serve", "--port", "0", "--backend", backend, *ckpt,
-                                      "--ready-file", str(self.ready)], stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=ROOT)
-        deadline = time.monotonic() + 300
-        while not (self.ready.exists() and self.ready.read_text().strip()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise SystemExit(f"server did not start; see {log}")
-            time.sleep(0.1)
-        self.target = f"127.0.0.1:{int(self.ready.read_text())}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+def Server(backend: str, log: Path, checkpoint: str | None = None) -> ServerProcess:
+    """`coamd serve` on a free loopback port for the benchmark."""
+    ckpt = ["--checkpoint", checkpoint] if checkpoint else []
+    try:
+        return ServerProcess(["--backend", backend, *ckpt], log_path=log, timeout_s=300, cwd=ROOT)
+    except ServerStartError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def _stats(xs: list[float]) -> dict:

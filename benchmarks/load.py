@@ -21,8 +21,6 @@ import asyncio
 import json
 import os
 import platform
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,38 +31,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coamd.client import AsyncMotionClient, MotionClient  # noqa: E402
+from coamd.client.process import ServerProcess  # noqa: E402
 
 PROMPTS = ["a person walks forward", "a person runs in a circle", "a person waves with the right hand",
            "a person kicks angrily", "a person jumps happily", "an elderly person walks slowly",
            "a person dances", "a person turns left while walking"]
 
 
-def start_server(args, batching: bool, log_dir: Path) -> tuple[subprocess.Popen, str]:
-    ready = log_dir / f"port-{int(batching)}"
-    log = open(log_dir / f"server-{int(batching)}.log", "w")
-    cmd = [str(Path(sys.executable).with_name("coamd")), "serve", "--port", "0", "--ready-file", str(ready),
-           "--backend", args.backend, "--max-batch", str(args.max_batch), "--max-queue", "64"]
+def start_server(args, batching: bool, log_dir: Path) -> ServerProcess:
+    cmd = ["--backend", args.backend, "--max-batch", str(args.max_batch), "--max-queue", "64"]
     if args.checkpoint:
         cmd += ["--checkpoint", args.checkpoint]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if not batching:
         cmd.append("--no-batching")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    t = time.monotonic()
-    while not (ready.exists() and ready.read_text().strip()):
-        if proc.poll() is not None or time.monotonic() - t > 300:
-            raise RuntimeError(f"server failed to start, see {log.name}")
-        time.sleep(0.1)
-    return proc, f"127.0.0.1:{int(ready.read_text())}"
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    return ServerProcess(cmd, log_path=log_dir / f"server-{int(batching)}.log", timeout_s=300)
 
 
 async def run_load(target: str, clients: int, requests: int, args) -> dict:
@@ -169,7 +151,8 @@ def main(argv=None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="coamd-load-"))
     modes = [None] if args.server else [m == "on" for m in args.modes]
     for batching in modes:
-        proc, target = (None, args.server) if args.server else start_server(args, batching, log_dir)
+        server = None if args.server else start_server(args, batching, log_dir)
+        target = args.server or server.target
         try:
             with MotionClient(target, token=args.token) as c:  # warm-up: first calls pay one-off costs
                 c.wait_ready(60)
@@ -188,8 +171,8 @@ def main(argv=None) -> int:
                 rec["batching"] = batching if batching is not None else "external"
                 records.append(rec)
         finally:
-            if proc is not None:
-                stop_server(proc)
+            if server is not None:
+                server.stop()
     meta = dict(machine=f"{platform.machine()} {os.cpu_count()}-core CPU, {platform.system()}",
                 command="python benchmarks/load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                 duration_s=args.duration, guidance=args.guidance, iterations=args.iterations, backend=args.backend,

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from coamd.client.process import ServerProcess, ServerStartError
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDED = "a person walks forward and waves with the right hand"
@@ -53,21 +52,15 @@ def ensure_export(backend: str, checkpoint: str | None) -> str:
         return "torch"
 
 
-def start_server(backend: str, checkpoint: str | None, log_path: Path) -> tuple[subprocess.Popen, str]:
-    ready = Path(tempfile.mkdtemp(prefix="coamd-demo-")) / "port"
-    cmd = [_coamd(), "serve", "--host", "127.0.0.1", "--port", "0", "--backend", backend,
-           "--ready-file", str(ready)] + (["--checkpoint", checkpoint] if checkpoint else [])
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    t = time.monotonic()
-    while not (ready.exists() and ready.read_text().strip()):
-        if proc.poll() is not None or time.monotonic() - t > 300:
-            proc.kill()
-            raise SystemExit(f"[demo] server did not start; log:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.1)
-    target = f"127.0.0.1:{int(ready.read_text())}"
-    print(f"[demo] server on {target} after {time.monotonic() - t:.1f} s (log {log_path})", flush=True)
-    return proc, target
+def start_server(backend: str, checkpoint: str | None, log_path: Path) -> ServerProcess:
+    """`coamd serve` on a free loopback port; exits the demo with the log tail if it fails."""
+    args = ["--backend", backend] + (["--checkpoint", checkpoint] if checkpoint else [])
+    try:
+        srv = ServerProcess(args, log_path=log_path, timeout_s=300)
+    except ServerStartError as exc:
+        raise SystemExit(f"[demo] {exc}") from exc
+    print(f"[demo] server on {srv.target} after {srv.startup_s:.1f} s (log {log_path})", flush=True)
+    return srv
 
 
 def edit_prefix(dataset: str, seconds: float = 1.2):
@@ -101,7 +94,8 @@ def main(argv=None) -> int:
     t_all = time.monotonic()
     backend = ensure_export(a.backend, a.checkpoint)
     prefix, clip_id = edit_prefix(a.dataset)
-    proc, target = start_server(backend, a.checkpoint, out / "server.log")
+    server = start_server(backend, a.checkpoint, out / "server.log")
+    target = server.target
     rows = []
     try:
         with MotionClient(target) as client:
@@ -129,12 +123,7 @@ def main(argv=None) -> int:
                       f"total {1000 * res.total_s:.0f} ms -> {stem}.npz/.bvh" + ("" if a.no_gif else "/.gif"),
                       flush=True)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
+        code = server.stop(grace_s=60)
     print(f"[demo] server stopped (exit {code})")
     print()
     print(f"| request | prompt | frames | time to first frame (ms) | total (ms) | real-time factor | guidance | backend |")

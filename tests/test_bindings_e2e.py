@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,10 +20,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from coamd.client.process import ServerProcess as _ServerProcess, ServerStartError
+
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
 LIB = BUILD / "lib"
-COAMD = str(Path(sys.executable).with_name("coamd"))
 BACKEND = os.environ.get("COAMD_TEST_SERVER_BACKEND", "torch")
 CHECKPOINT = os.environ.get("COAMD_TEST_CHECKPOINT")  # default: the shipped coamd/checkpoints/default
 FAST = dict(iterations=2, ode_steps=2)  # few iterations keep every request short on 2 cores
@@ -54,34 +54,14 @@ def native():
     return coamd_native
 
 
-class ServerProcess:
-    """`coamd serve` on a free loopback port (the port comes back through --ready-file)."""
-
-    def __init__(self, tmp: Path, *extra: str, name: str = "server"):
-        self.ready = tmp / f"{name}.port"
-        self.log_path = tmp / f"{name}.log"
-        self.log = open(self.log_path, "w")
-        ckpt = ("--checkpoint", CHECKPOINT) if CHECKPOINT else ()
-        self.proc = subprocess.Popen([COAMD, "serve", "--port", "0", "--backend", BACKEND, *ckpt,
-                                      "--ready-file", str(self.ready), *extra],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
-        deadline = time.monotonic() + 180
-        while not (self.ready.exists() and self.ready.read_text().strip()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-        self.target = f"127.0.0.1:{int(self.ready.read_text())}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def ServerProcess(tmp: Path, *extra: str, name: str = "server") -> _ServerProcess:
+    """A real `coamd serve` on a free loopback port with this module's backend and checkpoint."""
+    ckpt = ("--checkpoint", CHECKPOINT) if CHECKPOINT else ()
+    try:
+        return _ServerProcess(["--backend", BACKEND, *ckpt, *extra], log_path=tmp / f"{name}.log",
+                              timeout_s=180, cwd=ROOT)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 from coamd.client import FrameAssembler, MotionClient, build_generate_request
-from coamd.client.proto import SERVICE_NAME, pb, pb_grpc
+from coamd.client.process import ServerProcess as _ServerProcess, ServerStartError
+from coamd.client.proto import SERVICE_NAME, pb
 
 ROOT = Path(__file__).resolve().parents[1]
 COAMD = str(Path(sys.executable).with_name("coamd"))
@@ -39,34 +40,14 @@ FAST = dict(iterations=2, ode_steps=2)        # few iterations keep every reques
 TOKEN = "s3cret-token"
 
 
-class ServerProcess:
-    def __init__(self, tmp: Path, *extra: str, name: str = "server"):
-        self.ready = tmp / f"{name}.port"
-        self.log = open(tmp / f"{name}.log", "w")
-        ckpt = ["--checkpoint", CHECKPOINT] if CHECKPOINT else []
-        self.proc = subprocess.Popen([COAMD, "serve", "--port", "0", "--backend", BACKEND,
-                                      "--ready-file", str(self.ready), *ckpt, *extra],
-                                     stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
-        self.log_path = tmp / f"{name}.log"
-        deadline = time.monotonic() + 120
-        while not (self.ready.exists() and self.ready.read_text().strip()):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"server did not start:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-        self.port = int(self.ready.read_text())
-        self.target = f"127.0.0.1:{self.port}"
-
-    def stop(self) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+def ServerProcess(tmp: Path, *extra: str, name: str = "server") -> _ServerProcess:
+    """A real `coamd serve` on a free loopback port with this module's backend and checkpoint."""
+    ckpt = ["--checkpoint", CHECKPOINT] if CHECKPOINT else []
+    try:
+        return _ServerProcess(["--backend", BACKEND, *ckpt, *extra], log_path=tmp / f"{name}.log",
+                              timeout_s=120, cwd=ROOT)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")
