@@ -21,9 +21,10 @@ from pathlib import Path
 from coamd.client.process import ServerProcess, ServerStartError
 
 ROOT = Path(__file__).resolve().parents[1]
-GUIDED = "a person walks forward and waves with the right hand"
-UNGUIDED = "a person jumps happily"
-EDIT = "a person walks then kicks with the left leg"
+# prompts inside what the shipped model learned (the dataset's actions and styles)
+GUIDED = "a happy person waves the right hand"
+UNGUIDED = "an elderly person walks slowly forward"
+EDIT = "a person walks and turns left"
 
 
 def _coamd() -> str:
