@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from coamd.client.proto import pb
+from coamd.sampling.sampler import GenerationRequest
 from coamd.server import coords
 from coamd.skeleton import FPS, NUM_JOINTS
 
@@ -39,15 +40,19 @@ class ValidationError(ValueError):
 
 @dataclass
 class Defaults:
-    """Server defaults used where a request leaves a field at 0 / UNSPECIFIED."""
+    """Server defaults used where a request leaves a field at 0 / UNSPECIFIED.
 
-    guidance: bool = True
-    guidance_scale: float = 1.0
-    cfg_scale: float = 3.0
-    iterations: int = 8
-    ode_steps: int = 8
+    The sampling settings follow the sampler's own defaults (:class:`GenerationRequest`), except
+    the token order: the server streams, so it defaults to ``left_to_right``.
+    """
+
+    guidance: bool = GenerationRequest.guidance
+    guidance_scale: float = GenerationRequest.guidance_scale
+    cfg_scale: float = GenerationRequest.cfg_scale
+    iterations: int = GenerationRequest.iterations
+    ode_steps: int = GenerationRequest.ode_steps
     order: str = "left_to_right"
-    solver: str = "euler"
+    solver: str = GenerationRequest.solver
     max_duration_s: float = MAX_DURATION_S
     min_edit_frames: int = 4
 
