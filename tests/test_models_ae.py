@@ -135,3 +135,56 @@ def test_shipped_checkpoint_reconstructs_real_test_clips(shipped_test_error):
                    "as soon as a better checkpoint meets the target and the marker must go")
 def test_shipped_checkpoint_meets_2cm_target(shipped_test_error):
     assert shipped_test_error["mpjpe_cm"] < 2.0
+
+
+def test_velocity_root_decoder_is_causal_and_integrates_displacements(dataset, real_batch):
+    """root="velocity": the hips' horizontal path is frame 0's position plus the running sum of the
+    predicted per-frame displacements; still causal; loading a root="absolute" model keeps every
+    shared weight and starts the displacement rows at zero (hips held at frame 0's position)."""
+    torch.manual_seed(0)
+    absolute = build_autoencoder("small", dataset.stats, **TINY).eval()
+    vel = MotionAutoencoder(absolute.config.replace(root="velocity"), dataset.stats).eval()
+    assert vel.load_compatible(absolute.state_dict()) == []
+    with torch.no_grad():
+        z = absolute.encode(real_batch)
+        a, v = absolute.decode(z), vel.decode(z)
+        # zero displacement rows: horizontal hips path frozen at frame 0, everything else equal
+        assert torch.allclose(v[:, :, 0, 0::2], a[:, :1, 0, 0::2].expand_as(v[:, :, 0, 0::2]), atol=1e-6)
+        assert torch.allclose(v[:, :, 0, 1], a[:, :, 0, 1]) and torch.allclose(
+            v[:, :, 1:] - v[:, :, :1], a[:, :, 1:] - a[:, :, :1], atol=1e-6)
+        vel.to_joints.bias[63:] = torch.tensor([1.0, -2.0])  # a constant displacement per frame
+        moved = vel.decode(z)
+        step = moved[:, 1:, 0, 0::2] - moved[:, :-1, 0, 0::2]
+        expected = torch.tensor([1.0, -2.0]) * vel.config.root_velocity_scale
+        assert torch.allclose(step, expected.expand_as(step), atol=1e-5)
+        base = vel.decode(z)
+        z2 = z.clone()
+        z2[:, 5] += torch.randn_like(z2[:, 5])
+        out = vel.decode(z2)
+        assert torch.equal(out[:, :20], base[:, :20]) and (out[:, 20:] - base[:, 20:]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="root"):
+        AEConfig(root="relative")
+
+
+def test_foot_contact_term_penalises_sliding_planted_toes(dataset):
+    """On real clips, sliding the decoded toes while the real toes are on the floor raises only the
+    foot-contact part of the loss; moving them while lifted does not."""
+    from coamd.skeleton import TOE_JOINTS
+
+    ae = build_autoencoder("small", dataset.stats, foot_contact_weight=1.0, **TINY)
+    clips = [c for c in dataset.split("train") if c.joints.shape[0] >= 40][:4]
+    x = torch.from_numpy(np.stack([c.joints[:40] for c in clips]))
+    _, clean = ae.loss(x, x.clone())  # the real toes' own small residual slide, as a reference
+    on_floor = (x[:, :, list(TOE_JOINTS), 1] < ae.config.contact_height)
+    assert on_floor.any(), "real clips have planted toes"
+    slid = x.clone()
+    drift = torch.arange(40, dtype=x.dtype)[None, :, None] * 0.01  # 1 cm per frame along x
+    slid[:, :, list(TOE_JOINTS), 0] += drift.expand(-1, -1, 2)
+    _, parts = ae.loss(x, slid)
+    assert parts["foot_contact"] > 5 * clean["foot_contact"] and parts["foot_contact"] > 0.005
+    lifted = x.clone()
+    lifted[..., 1] += 1.0  # the target has no contact anywhere
+    lifted_slid = slid.clone()
+    lifted_slid[..., 1] += 1.0
+    _, parts = ae.loss(lifted, lifted_slid)
+    assert parts["foot_contact"] == 0.0

@@ -164,3 +164,26 @@ def test_shipped_recognizer_classifies_real_test_clips(dataset, text_encoder):
         right += dataset.contents[int(idx[0, 0])] == c.content
     print(f"shipped recognizer: {right}/{len(clips)} test clips (one per content) classified right")
     assert right >= 0.8 * len(clips)
+
+
+def test_stream_subset_model_has_only_its_streams(dataset):
+    """A modality-ablation recognizer (streams J+B) builds, embeds and scores with its own kinds
+    only; weights of absent streams are ignored; bad stream names are rejected."""
+    from coamd.models.recognizer import RecognizerConfig
+
+    torch.manual_seed(0)
+    jb = build_recognizer("small", dataset.stats, streams=("joint", "bone"), **TINY).eval()
+    assert jb.kinds == ("fused", "joint", "bone") and set(jb.encoders) == {"joint", "bone"}
+    x = _clip(dataset, 40)
+    emb = jb.embed_motion(x)
+    assert set(emb) == {"fused", "joint", "bone"}
+    text = torch.randn(1, 384)
+    only_motion = jb.score(x, None, text, weights={"motion": 1.0})
+    assert float(only_motion) == 0.0
+    assert torch.allclose(jb.score(x, None, text, weights=[1, 0, 0, 5]), jb.score(x, None, text, weights=[1, 0, 0, 0]))
+    back = ActionRecognizer.from_checkpoint(jb.checkpoint())
+    assert back.kinds == jb.kinds
+    with torch.no_grad():
+        assert torch.allclose(back.embed_motion(x)["fused"], emb["fused"])
+    with pytest.raises(ValueError, match="streams"):
+        RecognizerConfig(streams=("joint", "hands"))

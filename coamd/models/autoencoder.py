@@ -8,12 +8,19 @@ shared ResNet-style 1-D convolutional encoder that halves time twice: joints (B,
 Decoder: CAUSAL in time. Every convolution pads on the left only and upsampling repeats a token
 onto its own 4 frames before the next causal convolution, so the frames of token i depend only
 on tokens 0..i: frames streamed after token i is final never change when later tokens arrive.
-It predicts the hips position (normalised by the dataset's hips statistics) and the other joints
-relative to the hips, and returns absolute joints (B, 4L, 21, 3) in metres.
+It predicts the other joints relative to the hips and, with ``root="absolute"``, the hips
+position (normalised by the dataset's hips statistics) on every frame; with ``root="velocity"``
+(the default of the presets) the hips' horizontal position is the frame-0 position plus the running
+sum of predicted per-frame displacements, as in HumanML3D's root-velocity representation, so
+noise in generated latents becomes a small velocity error instead of a jump of the whole body
+(measured: it is what made generated feet slide). The running sum is causal. Returns absolute
+joints (B, 4L, 21, 3) in metres.
 
 Loss (eq. 2): the sum over streams k of Smooth L1 between the target stream X_k and the stream
 re-derived from the decoded joints, each divided by a per-stream scale taken from the dataset
-statistics (buffers). The joints-only ablation (``streams=("joint",)``) uses only the joint stream
+statistics (buffers). An optional foot-contact term (``foot_contact_weight``; the contact
+consistency loss of Tevet et al. 2023, MDM) adds the horizontal toe displacement of the decoded
+motion on frame pairs where the target's toe is on the floor. The joints-only ablation (``streams=("joint",)``) uses only the joint stream
 for both the input and the loss.
 """
 from __future__ import annotations
@@ -28,7 +35,7 @@ from torch import nn
 
 from coamd.data.streams import bone_stream, motion_stream
 from coamd.models.config import ModelConfig
-from coamd.skeleton import NUM_JOINTS
+from coamd.skeleton import NUM_JOINTS, TOE_JOINTS
 
 DOWNSAMPLE = 4
 """Frames per latent token."""
@@ -49,8 +56,14 @@ class AEConfig(ModelConfig):
     local_scale: float = 0.5    # metres; scale of the hips-relative joint offsets the decoder emits
     loss_beta: float = 0.02     # Smooth L1 beta in normalised units
     loss_weights: tuple = (8.0, 1.0, 1.0)  # joint, bone, motion (bone/motion unused if absent)
+    root: str = "absolute"      # "absolute" hips position per frame, or "velocity" (running sum)
+    root_velocity_scale: float = 0.05  # metres per frame; scale of the predicted hips displacement
+    foot_contact_weight: float = 0.0   # weight of the foot-contact term of the loss
+    contact_height: float = 0.06       # metres; a target toe below this on both frames is in contact
 
     def __post_init__(self):
+        if self.root not in ("absolute", "velocity"):
+            raise ValueError(f"root must be 'absolute' or 'velocity', got {self.root!r}")
         bad = [s for s in self.streams if s not in _STREAM_JOINTS]
         if not self.streams or bad or self.streams[0] != "joint":
             raise ValueError(f"streams must start with 'joint' and use joint/bone/motion, got {self.streams}")
@@ -141,7 +154,7 @@ class MotionAutoencoder(nn.Module):
         for _ in range(2):
             dec += [RepeatUpsample(), CausalConv1d(w, w, k), *_stage(w, cfg.blocks, k, True)]
         self.decoder = nn.Sequential(*dec)
-        self.to_joints = nn.Conv1d(w, NUM_JOINTS * 3, 1)
+        self.to_joints = nn.Conv1d(w, NUM_JOINTS * 3 + (2 if cfg.root == "velocity" else 0), 1)
 
     @property
     def latent_dim(self) -> int:
@@ -180,11 +193,17 @@ class MotionAutoencoder(nn.Module):
         if z.ndim != 3 or z.shape[-1] != self.config.latent_dim or z.shape[1] == 0:
             raise ValueError(f"z must be (B, L>0, {self.config.latent_dim}), got {tuple(z.shape)}")
         h = self.decoder(z.transpose(1, 2))
-        out = self.to_joints(F.silu(h)).transpose(1, 2)  # (B, T, 63)
+        out = self.to_joints(F.silu(h)).transpose(1, 2)  # (B, T, 63 [+ 2])
         b, t = out.shape[:2]
-        out = out.reshape(b, t, NUM_JOINTS, 3)
-        hips = out[:, :, :1] * self.joint_std[0] + self.joint_mean[0]
-        local = out[:, :, 1:] * self.config.local_scale
+        n = NUM_JOINTS * 3
+        joints = out[..., :n].reshape(b, t, NUM_JOINTS, 3)
+        hips = joints[:, :, :1] * self.joint_std[0] + self.joint_mean[0]  # (B, T, 1, 3)
+        if self.config.root == "velocity":
+            step = out[:, 1:, n:n + 2] * self.config.root_velocity_scale  # (B, T-1, 2) m/frame
+            xz = hips[:, :1, 0, 0::2] + torch.cat([torch.zeros_like(hips[:, :1, 0, 0::2]),
+                                                   torch.cumsum(step, dim=1)], dim=1)  # (B, T, 2)
+            hips = torch.stack([xz[..., 0], hips[:, :, 0, 1], xz[..., 1]], dim=-1)[:, :, None]
+        local = joints[:, :, 1:] * self.config.local_scale
         return torch.cat([hips, hips + local], dim=2)
 
     def forward(self, joints: torch.Tensor) -> torch.Tensor:
@@ -219,6 +238,15 @@ class MotionAutoencoder(nn.Module):
             val = (err * m).sum() / (m.sum() * err.shape[2] * 3).clamp_min(1)
             parts[s] = float(val.detach())
             total = total + w * val
+        if self.config.foot_contact_weight > 0 and joints.shape[1] > 1:
+            toes = list(TOE_JOINTS)
+            h = joints[:, :, toes, 1]
+            pair = m[:, 1:, 0, 0, None] * m[:, :-1, 0, 0, None]
+            contact = ((h[:, 1:] < self.config.contact_height) & (h[:, :-1] < self.config.contact_height)) * pair
+            slide = (recon[:, 1:, toes][..., 0::2] - recon[:, :-1, toes][..., 0::2]).norm(dim=-1)  # (B, T-1, 2)
+            val = (slide * contact).sum() / contact.sum().clamp_min(1) / scales["joint"]
+            parts["foot_contact"] = float(val.detach())
+            total = total + self.config.foot_contact_weight * val
         return total, parts
 
     def _weights(self) -> list[float]:
@@ -229,6 +257,27 @@ class MotionAutoencoder(nn.Module):
     def checkpoint(self) -> dict[str, Any]:
         """``{"config": dict, "state_dict": ...}`` (the project's checkpoint layout)."""
         return {"config": self.config.to_dict(), "state_dict": self.state_dict(), "kind": "autoencoder"}
+
+    def load_compatible(self, state_dict: dict[str, torch.Tensor]) -> list[str]:
+        """Load another autoencoder's weights where shapes allow: every tensor of equal shape is
+        copied; the output layer ``to_joints`` of a decoder with the other ``root`` keeps its
+        joint rows (the extra hips-displacement rows start at zero). Returns the keys not loaded
+        (for fine-tuning a decoder with a new ``root`` on a frozen encoder)."""
+        own = self.state_dict()
+        skipped = []
+        with torch.no_grad():
+            for k, v in state_dict.items():
+                if k not in own:
+                    skipped.append(k)
+                elif own[k].shape == v.shape:
+                    own[k].copy_(v)
+                elif k.startswith("to_joints.") and own[k].shape[1:] == v.shape[1:]:
+                    n = min(len(v), len(own[k]), NUM_JOINTS * 3)
+                    own[k].zero_()
+                    own[k][:n].copy_(v[:n])
+                else:
+                    skipped.append(k)
+        return skipped
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> "MotionAutoencoder":

@@ -8,6 +8,10 @@ e_m), shape (B, E). Inputs are first put in a canonical frame (hips of the first
 above the origin, facing +Z), with differentiable operations only, so gradients flow back to the
 joints (recognizer guidance, eq. 7).
 
+A recognizer built with a subset of the streams (``RecognizerConfig.streams``, e.g. ``("joint",)``
+for the paper's J row of Table 7) has encoders and heads for those streams only; the absent
+streams' embeddings are not produced and their eq. 6 weights are ignored.
+
 Text side: frozen all-MiniLM-L6-v2 features (:mod:`coamd.models.text`, (B, 384)) through a
 trained projection to (B, E) unit vectors.
 
@@ -50,8 +54,13 @@ class RecognizerConfig(ModelConfig):
     dropout: float = 0.1
     temperature: float = 0.1    # tau of eq. 1
     score_weights: tuple = (1.0, 1.0, 1.0, 1.0)  # default w_k of eq. 6 (fused, joint, bone, motion)
+    streams: tuple = ("joint", "bone", "motion")  # input streams; a subset is a modality-ablation model
 
     def __post_init__(self):
+        self.streams = tuple(self.streams)
+        if not self.streams or any(s not in _STREAM_JOINTS for s in self.streams) \
+                or len(set(self.streams)) != len(self.streams):
+            raise ValueError(f"streams must be distinct names among joint/bone/motion, got {self.streams}")
         if self.width % self.heads:
             raise ValueError(f"width {self.width} must be divisible by heads {self.heads}")
         if self.max_frames % self.patch:
@@ -118,12 +127,14 @@ class ActionRecognizer(nn.Module):
             self.register_buffer(f"{s}_std", torch.from_numpy(np.maximum(std, _STD_FLOOR[s])))
         w, p = cfg.width, cfg.patch
         n_tok = cfg.max_frames // p
-        self.embed = nn.ModuleDict({s: nn.Linear(p * j * 3, w) for s, j in _STREAM_JOINTS.items()})
+        self.kinds = tuple(k for k in KINDS if k == "fused" or k in cfg.streams)
+        """The embeddings this model produces: ``fused`` and one per configured stream."""
+        self.embed = nn.ModuleDict({s: nn.Linear(p * _STREAM_JOINTS[s] * 3, w) for s in cfg.streams})
         self.pos = nn.Parameter(torch.randn(3, n_tok, w) * 0.02)
-        self.encoders = nn.ModuleDict({s: _Encoder(cfg, cfg.layers) for s in _STREAM_JOINTS})
-        self.fuse = nn.Linear(3 * w, w)
+        self.encoders = nn.ModuleDict({s: _Encoder(cfg, cfg.layers) for s in cfg.streams})
+        self.fuse = nn.Linear(len(cfg.streams) * w, w)
         self.fused_encoder = _Encoder(cfg, cfg.fused_layers)
-        self.heads = nn.ModuleDict({k: nn.Linear(w, cfg.embed_dim) for k in KINDS})
+        self.heads = nn.ModuleDict({k: nn.Linear(w, cfg.embed_dim) for k in self.kinds})
         self.text_proj = nn.Sequential(nn.Linear(TEXT_DIM, cfg.embed_dim), nn.GELU(),
                                        nn.Linear(cfg.embed_dim, cfg.embed_dim))
         self.text_skip = nn.Linear(TEXT_DIM, cfg.embed_dim, bias=False)
@@ -162,6 +173,8 @@ class ActionRecognizer(nn.Module):
         outs = []
         feats = {}
         for i, s in enumerate(("joint", "bone", "motion")):
+            if s not in self.config.streams:
+                continue
             z = (streams[s] - getattr(self, f"{s}_mean")) / getattr(self, f"{s}_std")
             z = z.reshape(b, n, -1)
             h = self.embed[s](z) + self.pos[i, :n]
@@ -181,7 +194,8 @@ class ActionRecognizer(nn.Module):
                 recognizer canonicalises). Differentiable w.r.t. ``joints``.
             valid: (B, T) bool, True on real frames (padding at the end); None = all valid.
         Returns:
-            dict ``fused``, ``joint``, ``bone``, ``motion`` of (B, E) unit vectors. Inputs longer
+            dict ``fused``, ``joint``, ``bone``, ``motion`` of (B, E) unit vectors (only
+            ``self.kinds`` for a model with a subset of the streams). Inputs longer
             than ``max_frames`` are cut into windows whose pooled features are averaged
             (weighted by their valid tokens).
         Raises:
@@ -208,7 +222,7 @@ class ActionRecognizer(nn.Module):
             wts = (fw["_n"] * has.to(fw["_n"].dtype)).reshape(b, n_w, 1)
             feats = {k: (v.reshape(b, n_w, -1) * wts).sum(1) / wts.sum(1).clamp_min(1e-6)
                      for k, v in fw.items() if k != "_n"}
-        return {k: F.normalize(self.heads[k](feats[k]), dim=-1) for k in KINDS}
+        return {k: F.normalize(self.heads[k](feats[k]), dim=-1) for k in self.kinds}
 
     # --------------------------------------------------------------------- text side
     def embed_text(self, text_feats: torch.Tensor) -> torch.Tensor:
@@ -227,6 +241,10 @@ class ActionRecognizer(nn.Module):
             raise ValueError(f"weights must have 4 entries (fused, joint, bone, motion), got {len(w)}")
         return w
 
+    def _terms(self, weights) -> list[tuple[float, str]]:
+        """(w_k, kind) pairs of eq. 6 for the kinds this model has (absent streams drop out)."""
+        return [(w, k) for w, k in zip(self._weights(weights), KINDS) if k in self.kinds]
+
     def score(self, joints: torch.Tensor, valid: torch.Tensor | None, text_feats: torch.Tensor,
               weights=None) -> torch.Tensor:
         """Eq. 6: S(X, c) = sum_k w_k cos(R^k(X), c) for k in (fused, joint, bone, motion).
@@ -239,11 +257,11 @@ class ActionRecognizer(nn.Module):
             raise ValueError(f"{joints.shape[0]} motions but {text_feats.shape[0]} texts")
         emb = self.embed_motion(joints, valid)
         c = self.embed_text(text_feats)
-        return sum(w * (emb[k] * c).sum(-1) for w, k in zip(self._weights(weights), KINDS))
+        return sum(w * (emb[k] * c).sum(-1) for w, k in self._terms(weights))
 
     def similarity(self, emb: dict[str, torch.Tensor], text_emb: torch.Tensor, weights=None) -> torch.Tensor:
         """All-pairs eq. 6 from precomputed embeddings: (B, E) dict x (N, E) -> (B, N)."""
-        return sum(w * emb[k] @ text_emb.T for w, k in zip(self._weights(weights), KINDS))
+        return sum(w * emb[k] @ text_emb.T for w, k in self._terms(weights))
 
     @torch.no_grad()
     def classify(self, joints: torch.Tensor, valid: torch.Tensor | None, label_feats: torch.Tensor,
@@ -275,7 +293,7 @@ class ActionRecognizer(nn.Module):
         target = pos / pos.sum(1, keepdim=True)
         total = caption_emb.new_zeros(())
         parts: dict[str, float] = {}
-        for k in KINDS:
+        for k in self.kinds:
             e = emb[k]
             logits = e @ caption_emb.T / tau
             l_cap = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
@@ -285,7 +303,7 @@ class ActionRecognizer(nn.Module):
             parts[f"{k}_caption"] = float(l_cap.detach())
             parts[f"{k}_content"] = float(l_con.detach())
             parts[f"{k}_style"] = float(l_sty.detach())
-        return total / len(KINDS), parts
+        return total / len(self.kinds), parts
 
     # --------------------------------------------------------------------- persistence
     def checkpoint(self) -> dict[str, Any]:

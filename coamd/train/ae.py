@@ -31,6 +31,8 @@ class AETrainConfig(ModelConfig):
     log_every: int = 50
     checkpoint_every_s: float = 60.0
     decoder_only: bool = False  # fine-tune the decoder of --init with the encoder frozen
+    latent_noise: float = 0.0   # decoder input noise: z + u * latent_noise * std(z) * N(0, 1), u ~ U(0, 1)
+                                # per clip, so the decoder stays smooth on generated (imperfect) latents
 
     def __post_init__(self):
         if self.crop % 4 or self.crop <= 0:
@@ -78,6 +80,9 @@ def add_args(p: argparse.ArgumentParser) -> None:
     common.add_common_args(p, "ae", "autoencoder.pt")
     p.add_argument("--joints-only", action="store_true",
                    help="the joints-only ablation: joint stream for input and loss (streams=joint)")
+    p.add_argument("--streams", default=None, metavar="S[,S]",
+                   help="input/loss streams for a modality-ablation model, e.g. joint,bone "
+                        "(default: joint,bone,motion; --joints-only is the same as --streams joint)")
     p.add_argument("--init", default=None,
                    help="start from this autoencoder checkpoint instead of random weights")
     p.add_argument("--decoder-only", action="store_true",
@@ -109,6 +114,8 @@ def run(a: argparse.Namespace) -> dict:
     overrides = common.parse_overrides(a.overrides)
     if a.joints_only:
         overrides["streams"] = ["joint"]
+    elif a.streams:
+        overrides["streams"] = [x.strip() for x in a.streams.split(",")]
     preset_overrides(a.preset, "autoencoder")  # validates the preset name
     tcfg = AETrainConfig().replace(**TRAIN_PRESETS.get(a.preset, {}))
     tcfg = tcfg.replace(**common.parse_overrides(a.train_overrides))
@@ -131,7 +138,13 @@ def run(a: argparse.Namespace) -> dict:
         step, elapsed = st["step"], st["elapsed"]
         np_rng = st["np_rng"]
     elif a.init:
-        model = MotionAutoencoder.from_checkpoint(torch.load(a.init, map_location="cpu", weights_only=False))
+        init = torch.load(a.init, map_location="cpu", weights_only=False)
+        model = MotionAutoencoder.from_checkpoint(init)
+        if overrides:  # e.g. a decoder with another root representation on the same encoder
+            model = MotionAutoencoder(model.config.replace(**overrides))
+            skipped = model.load_compatible(init["state_dict"])
+            if skipped:
+                raise ValueError(f"--set {overrides} changes weights that cannot be carried over: {skipped}")
         model = model.to(a.device).train()
         step, elapsed, np_rng = 0, 0.0, np.random.default_rng(a.seed)
     else:
@@ -165,9 +178,16 @@ def run(a: argparse.Namespace) -> dict:
             g["lr"] = lr
         x, valid, _ = sampler.sample(tcfg.batch_size)
         x, valid = x.to(a.device), valid.to(a.device)
-        if tcfg.decoder_only:
-            with torch.no_grad():
+        if tcfg.decoder_only or tcfg.latent_noise > 0:
+            if tcfg.decoder_only:
+                with torch.no_grad():
+                    z = model.encode(x)
+            else:
                 z = model.encode(x)
+            if tcfg.latent_noise > 0:
+                std = z.detach().flatten(0, 1).std(0)  # (D,)
+                u = torch.rand(z.shape[0], 1, 1, device=z.device) * tcfg.latent_noise
+                z = z + u * std * torch.randn_like(z)
             recon = model.decode(z)
         else:
             recon = model(x)

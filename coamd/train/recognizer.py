@@ -118,7 +118,7 @@ def evaluate_recognizer(model, ds, split: str = "test", feats: dict | None = Non
     def topk(sim, target, k):
         return float((sim.topk(k, dim=1).indices == target[:, None]).any(1).float().mean())
 
-    for name, w in [("", weights)] + [(f"_{k}", [float(k == kk) for kk in KINDS]) for k in KINDS]:
+    for name, w in [("", weights)] + [(f"_{k}", [float(k == kk) for kk in KINDS]) for k in model.kinds]:
         sc, ss = model.similarity(emb, content_t, w), model.similarity(emb, style_t, w)
         res[f"content_top1{name}"] = topk(sc, ci, 1)
         res[f"style_top1{name}"] = topk(ss, si, 1)
@@ -143,6 +143,9 @@ def evaluate_recognizer(model, ds, split: str = "test", feats: dict | None = Non
 
 def add_args(p: argparse.ArgumentParser) -> None:
     common.add_common_args(p, "recognizer", "recognizer.pt")
+    p.add_argument("--streams", default=None, metavar="S[,S]",
+                   help="input streams for a modality-ablation model, e.g. joint or joint,bone "
+                        "(default: joint,bone,motion)")
 
 
 def _print_metrics(path: str, m: dict) -> None:
@@ -150,7 +153,7 @@ def _print_metrics(path: str, m: dict) -> None:
           f"(top-3 {100 * m['content_top3']:.1f} %), style top-1 {100 * m['style_top1']:.1f} % "
           f"(top-3 {100 * m['style_top3']:.1f} %); per embedding content/style top-1: "
           + ", ".join(f"{k} {100 * m[f'content_top1_{k}']:.1f}/{100 * m[f'style_top1_{k}']:.1f}"
-                      for k in ("fused", "joint", "bone", "motion"))
+                      for k in ("fused", "joint", "bone", "motion") if f"content_top1_{k}" in m)
           + f"; R-precision top-1/top-3 (32-clip pools): training-family captions "
             f"{100 * m['r_precision_top1_train_families']:.1f}/{100 * m['r_precision_top3_train_families']:.1f} %, "
             f"held-out family {100 * m['r_precision_top1_heldout_family']:.1f}/"
@@ -205,7 +208,10 @@ def run(a: argparse.Namespace) -> dict:
             tcfg = tcfg.replace(steps=a.steps)
         step, elapsed, rng = st["step"], st["elapsed"], st["np_rng"]
     else:
-        model = ActionRecognizer(recognizer_config(a.preset, **common.parse_overrides(a.overrides)), ds.stats)
+        overrides = common.parse_overrides(a.overrides)
+        if a.streams:
+            overrides["streams"] = tuple(x.strip() for x in a.streams.split(","))
+        model = ActionRecognizer(recognizer_config(a.preset, **overrides), ds.stats)
         model.train()
         step, elapsed, rng = 0, 0.0, np.random.default_rng(a.seed)
     model.to(a.device)
