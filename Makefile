@@ -7,7 +7,7 @@ DATA ?= ../shared/data/bandai-namco
 DATASET ?= data/processed
 JOBS ?= 2
 
-.PHONY: setup setup-native native data demo test test-python bench train clean help
+.PHONY: setup setup-native native data demo test test-python bench train ablation clean help
 
 help:
 	@echo "make setup   virtualenv in .venv (torch==2.13.0 CPU, the coamd package, test tools)"
@@ -17,6 +17,7 @@ help:
 	@echo "make native  engine clients: Debian packages (gRPC C++, GoogleTest, Mono) + CMake build in build/"
 	@echo "make bench   latency benchmarks (JSON + markdown under bench_out/)"
 	@echo "make train   train the default (small) preset end to end"
+	@echo "make ablation  modality-ablation variants (J, J+B, J+M, J+B+M) into runs/ablation/ for coamd eval"
 
 $(VENV)/.stamp: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +73,19 @@ train: setup data
 	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --max-minutes 20 $(TRAIN_ARGS)
 	$(VENV)/bin/coamd train recognizer --preset small --dataset $(DATASET) --max-minutes 25 $(TRAIN_ARGS)
 	$(VENV)/bin/coamd train generator --preset small --dataset $(DATASET) $(TRAIN_ARGS)
+
+# Modality ablation (paper Table 7): autoencoders and recognizers on stream subsets, each with the
+# same step budget and seed, into runs/ablation/ where `coamd eval` finds them.
+ABLATION_AE_STEPS ?= 1500
+ABLATION_REC_STEPS ?= 400
+ABLATION_STREAMS := j:joint jb:joint,bone jm:joint,motion jbm:joint,bone,motion
+ablation: setup data
+	@set -e; for v in $(ABLATION_STREAMS); do name=$${v%%:*}; streams=$${v#*:}; \
+	  $(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --streams $$streams \
+	    --steps $(ABLATION_AE_STEPS) --run-dir runs/ablation/ae_$$name --out runs/ablation/autoencoder_$$name.pt; \
+	  $(VENV)/bin/coamd train recognizer --preset small --dataset $(DATASET) --streams $$streams \
+	    --steps $(ABLATION_REC_STEPS) --run-dir runs/ablation/recognizer_$$name --out runs/ablation/recognizer_$$name.pt; \
+	done
 
 clean:
 	rm -rf demo_out bench_out build

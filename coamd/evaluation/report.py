@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -81,14 +80,15 @@ def section_retrieval(ev, data, bundle, seed) -> dict:
     return out
 
 
-def _recognizer_embeddings(bundle, data, texts) -> dict:
-    """Recognizer embeddings of all test clips (every stream) and of ``texts``."""
+def _recognizer_embeddings(bundle, data, texts, recognizer=None, name: str = "shipped") -> dict:
+    """Embeddings of all test clips (every kind the recognizer has), of ``texts`` and of the
+    content/style label texts, by ``recognizer`` (default: the bundle's; ``name`` keys the cache)."""
     import torch
 
-    key = ("rec", tuple(texts))
+    key = ("rec", name, tuple(texts))
     if key in data.cache:
         return data.cache[key]
-    rec = bundle.recognizer.eval()
+    rec = (recognizer if recognizer is not None else bundle.recognizer).eval()
     streams: dict[str, list] = {}
     with torch.no_grad():
         for s in range(0, len(data.clips), 32):
