@@ -188,3 +188,25 @@ def test_foot_contact_term_penalises_sliding_planted_toes(dataset):
     lifted_slid[..., 1] += 1.0
     _, parts = ae.loss(lifted, lifted_slid)
     assert parts["foot_contact"] == 0.0
+
+
+def test_filtered_root_is_the_complementary_filter_recursion(dataset, real_batch):
+    """root="filtered": p[0] = a[0], p[t] = alpha (p[t-1] + d[t]) + (1 - alpha) a[t], computed by a
+    causal convolution that must match the recursion; the decoder stays causal."""
+    torch.manual_seed(0)
+    ae = build_autoencoder("small", dataset.stats, root="filtered", root_filter=0.8, **TINY).eval()
+    a, d = torch.randn(2, 60, 2), torch.randn(2, 59, 2)
+    p = ae._complementary(a, d)
+    ref = [a[:, 0]]
+    for t in range(1, 60):
+        ref.append(0.8 * (ref[-1] + d[:, t - 1]) + 0.2 * a[:, t])
+    assert torch.allclose(p, torch.stack(ref, 1), atol=1e-4)
+    with torch.no_grad():
+        z = ae.encode(real_batch)
+        base = ae.decode(z)
+        z2 = z.clone()
+        z2[:, 4] += 1.0
+        out = ae.decode(z2)
+    assert torch.equal(out[:, :16], base[:, :16]) and (out[:, 16:] - base[:, 16:]).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="root_filter"):
+        AEConfig(root="filtered", root_filter=1.0)

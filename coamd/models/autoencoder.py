@@ -10,11 +10,12 @@ onto its own 4 frames before the next causal convolution, so the frames of token
 on tokens 0..i: frames streamed after token i is final never change when later tokens arrive.
 It predicts the other joints relative to the hips and, with ``root="absolute"``, the hips
 position (normalised by the dataset's hips statistics) on every frame; with ``root="velocity"``
-(the default of the presets) the hips' horizontal position is the frame-0 position plus the running
-sum of predicted per-frame displacements, as in HumanML3D's root-velocity representation, so
-noise in generated latents becomes a small velocity error instead of a jump of the whole body
-(measured: it is what made generated feet slide). The running sum is causal. Returns absolute
-joints (B, 4L, 21, 3) in metres.
+the hips' horizontal position is the frame-0 position plus the running sum of predicted per-frame
+displacements, as in HumanML3D's root-velocity representation, so noise in generated latents
+becomes a small velocity error instead of a jump of the whole body (measured: absolute positions
+made generated hips jitter 8x real clips); ``root="filtered"`` blends both with a causal
+complementary filter (the integrated displacements for high frequencies, the absolute
+prediction against drift). Both are causal. Returns absolute joints (B, 4L, 21, 3) in metres.
 
 Loss (eq. 2): the sum over streams k of Smooth L1 between the target stream X_k and the stream
 re-derived from the decoded joints, each divided by a per-stream scale taken from the dataset
@@ -40,6 +41,8 @@ from coamd.skeleton import NUM_JOINTS, TOE_JOINTS
 DOWNSAMPLE = 4
 """Frames per latent token."""
 _STREAM_JOINTS = {"joint": NUM_JOINTS, "bone": NUM_JOINTS - 1, "motion": NUM_JOINTS}
+ROOTS = ("absolute", "velocity", "filtered")
+"""Hips-path representations of the decoder (``AEConfig.root``)."""
 _STD_FLOOR = {"joint": 0.02, "bone": 0.01, "motion": 0.005}  # metres (per frame for motion)
 
 
@@ -56,14 +59,17 @@ class AEConfig(ModelConfig):
     local_scale: float = 0.5    # metres; scale of the hips-relative joint offsets the decoder emits
     loss_beta: float = 0.02     # Smooth L1 beta in normalised units
     loss_weights: tuple = (8.0, 1.0, 1.0)  # joint, bone, motion (bone/motion unused if absent)
-    root: str = "absolute"      # "absolute" hips position per frame, or "velocity" (running sum)
+    root: str = "absolute"      # hips path: "absolute", "velocity" (running sum) or "filtered" (both)
     root_velocity_scale: float = 0.05  # metres per frame; scale of the predicted hips displacement
+    root_filter: float = 0.9           # alpha of the "filtered" root (weight of the integrated path)
     foot_contact_weight: float = 0.0   # weight of the foot-contact term of the loss
     contact_height: float = 0.06       # metres; a target toe below this on both frames is in contact
 
     def __post_init__(self):
-        if self.root not in ("absolute", "velocity"):
-            raise ValueError(f"root must be 'absolute' or 'velocity', got {self.root!r}")
+        if self.root not in ROOTS:
+            raise ValueError(f"root must be one of {', '.join(ROOTS)}, got {self.root!r}")
+        if not 0.0 < self.root_filter < 1.0:
+            raise ValueError(f"root_filter must be in (0, 1), got {self.root_filter}")
         bad = [s for s in self.streams if s not in _STREAM_JOINTS]
         if not self.streams or bad or self.streams[0] != "joint":
             raise ValueError(f"streams must start with 'joint' and use joint/bone/motion, got {self.streams}")
@@ -154,7 +160,12 @@ class MotionAutoencoder(nn.Module):
         for _ in range(2):
             dec += [RepeatUpsample(), CausalConv1d(w, w, k), *_stage(w, cfg.blocks, k, True)]
         self.decoder = nn.Sequential(*dec)
-        self.to_joints = nn.Conv1d(w, NUM_JOINTS * 3 + (2 if cfg.root == "velocity" else 0), 1)
+        self.to_joints = nn.Conv1d(w, NUM_JOINTS * 3 + (0 if cfg.root == "absolute" else 2), 1)
+        if cfg.root == "filtered":  # causal exponential kernel alpha^k, truncated below 1e-5
+            taps = int(np.ceil(np.log(1e-5) / np.log(cfg.root_filter)))
+            kernel = cfg.root_filter ** np.arange(taps - 1, -1, -1, dtype=np.float64)  # oldest tap first
+            self.register_buffer("root_kernel", torch.tensor(kernel, dtype=torch.float32).view(1, 1, -1),
+                                 persistent=False)
 
     @property
     def latent_dim(self) -> int:
@@ -198,13 +209,31 @@ class MotionAutoencoder(nn.Module):
         n = NUM_JOINTS * 3
         joints = out[..., :n].reshape(b, t, NUM_JOINTS, 3)
         hips = joints[:, :, :1] * self.joint_std[0] + self.joint_mean[0]  # (B, T, 1, 3)
-        if self.config.root == "velocity":
+        if self.config.root != "absolute":
             step = out[:, 1:, n:n + 2] * self.config.root_velocity_scale  # (B, T-1, 2) m/frame
-            xz = hips[:, :1, 0, 0::2] + torch.cat([torch.zeros_like(hips[:, :1, 0, 0::2]),
-                                                   torch.cumsum(step, dim=1)], dim=1)  # (B, T, 2)
+            absolute = hips[:, :, 0, 0::2]  # (B, T, 2)
+            if self.config.root == "velocity":
+                xz = absolute[:, :1] + torch.cat([torch.zeros_like(absolute[:, :1]),
+                                                  torch.cumsum(step, dim=1)], dim=1)  # (B, T, 2)
+            else:
+                xz = self._complementary(absolute, step)
             hips = torch.stack([xz[..., 0], hips[:, :, 0, 1], xz[..., 1]], dim=-1)[:, :, None]
         local = joints[:, :, 1:] * self.config.local_scale
         return torch.cat([hips, hips + local], dim=2)
+
+    def _complementary(self, absolute: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """The "filtered" hips path, a complementary filter: p[0] = a[0] and
+        p[t] = alpha (p[t-1] + d[t]) + (1 - alpha) a[t], with a the predicted absolute and d the
+        predicted per-frame displacement, so high-frequency noise of a is damped by (1 - alpha) and
+        the drift of the integrated d stays bounded. Computed as a causal convolution of
+        u[0] = a[0], u[t] = alpha d[t] + (1 - alpha) a[t] with the kernel alpha^k (truncated where
+        alpha^k < 1e-5). absolute (B, T, 2), step (B, T-1, 2) metres -> (B, T, 2) metres."""
+        alpha = self.config.root_filter
+        u = torch.cat([absolute[:, :1], alpha * step + (1 - alpha) * absolute[:, 1:]], dim=1)  # (B, T, 2)
+        b, t, _ = u.shape
+        k = self.root_kernel.shape[-1]
+        x = F.pad(u.transpose(1, 2).reshape(b * 2, 1, t), (k - 1, 0))
+        return F.conv1d(x, self.root_kernel).reshape(b, 2, t).transpose(1, 2)
 
     def forward(self, joints: torch.Tensor) -> torch.Tensor:
         """Reconstruction: decode(encode(joints)), same shape as ``joints``."""
