@@ -70,8 +70,10 @@ bench: setup
 # TRAIN_ARGS adds arguments to every trainer (e.g. TRAIN_ARGS=--resume).
 TRAIN_ARGS ?=
 train: setup data
-	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --max-minutes 20 $(TRAIN_ARGS)
-	$(VENV)/bin/coamd train recognizer --preset small --dataset $(DATASET) --max-minutes 25 $(TRAIN_ARGS)
+	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --max-minutes 15 $(TRAIN_ARGS)
+	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --init coamd/checkpoints/default/autoencoder.pt \
+	  --decoder-only --train-set latent_noise=0.8 --train-set crop=160 --run-dir runs/ae_decoder --max-minutes 15 $(TRAIN_ARGS)
+	$(VENV)/bin/coamd train recognizer --preset small --dataset $(DATASET) --max-minutes 20 $(TRAIN_ARGS)
 	$(VENV)/bin/coamd train generator --preset small --dataset $(DATASET) $(TRAIN_ARGS)
 
 # Modality ablation (paper Table 7): autoencoders and recognizers on stream subsets, each with the

@@ -8,7 +8,9 @@ the clip's own duration (clamped to 1-10 s). Measured:
   clip's content (the recognizer scores the real clips in the same run as the reference row);
 * style accuracy the same way (reported, no target);
 * foot skating (mean horizontal toe speed in floor contact, m/s) and jitter (mean jerk, m/s^3)
-  from :mod:`coamd.evaluation.metrics`, as ratios to the same real clips.
+  from :mod:`coamd.evaluation.metrics`, as ratios to the same real clips;
+* the same for the real clips encoded and decoded by the autoencoder, so the decoder's share of
+  skating and jitter is visible next to the generator's.
 
 Run: ``python -m benchmarks.generation_quality --json bench_out/generation_quality.json``
 (``--help`` for options). Reusable: :func:`measure_generation_quality`.
@@ -57,7 +59,14 @@ def measure_generation_quality(engine, dataset: str = "data/processed", clips: i
                 "skate_speed": float(np.mean([m[0] for m in ms])), "jitter": float(np.mean([m[1] for m in ms])),
                 "n": len(motions), **({"seconds_per_motion": seconds} if seconds is not None else {})}
 
-    rows = {"real test clips": score([c.joints[: int(d * 20)] for c, d in zip(pick, durs)], "real")}
+    real = [c.joints[: int(d * 20)] for c, d in zip(pick, durs)]
+    rows = {"real test clips": score(real, "real")}
+    # the decoder's share: the same real clips through the autoencoder (encode, decode)
+    recon = []
+    for j in real:
+        T = (len(j) // 4) * 4
+        recon.append(np.asarray(engine.sampler.backend.decode(engine.sampler.backend.encode(j[None, :T])), np.float32)[0])
+    rows["autoencoder reconstructions of the real clips"] = score(recon, "recon")
     total = 4 * len(pick)
     bar = tqdm(total=total, desc="generating", disable=not progress, unit="motion")
     for guided in (False, True):

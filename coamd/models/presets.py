@@ -11,14 +11,16 @@ from typing import Any
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "small": {
-        "autoencoder": dict(stream_dim=64, width=128, latent_dim=32, blocks=2),
+        "autoencoder": dict(stream_dim=64, width=128, latent_dim=32, blocks=2, root="filtered",
+                            foot_contact_weight=8.0),
         "recognizer": dict(width=96, embed_dim=128, layers=1, heads=4, fused_layers=1, max_frames=128),
         # masked transformer + diffusion MLP (coamd.models.generator.GeneratorConfig)
         "generator": dict(width=128, depth=4, heads=4, mlp_width=192, mlp_depth=3, dropout=0.1),
     },
     "paper": {
         # appendix B: ResNet AE with D = 512, recognizer embedding space 512
-        "autoencoder": dict(stream_dim=128, width=512, latent_dim=512, blocks=3),
+        "autoencoder": dict(stream_dim=128, width=512, latent_dim=512, blocks=3, root="filtered",
+                            foot_contact_weight=8.0),
         "recognizer": dict(width=512, embed_dim=512, layers=4, heads=8, fused_layers=2),
         # appendix B: 6-layer transformer of width 1024, MLP diffusion head
         "generator": dict(width=1024, depth=6, heads=16, mlp_width=1024, mlp_depth=6, dropout=0.1),
