@@ -111,9 +111,20 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
     abl["No guidance"] = runs["Unguided (w/o recognizer)"][0]
     try:
         m, sec = _generate(runner, texts, durs, seed=0, guidance=True, guidance_weights=JOINTS_ONLY)
-        abl["Guidance, joints-only recognizer"] = _score(ev, data, texts, m, contents, sec)
+        abl["Guidance, joint head of the J+B+M recognizer"] = _score(ev, data, texts, m, contents, sec)
     except Exception as exc:  # noqa: BLE001
         report["missing"]["guidance_joints_only"] = f"{type(exc).__name__}: {exc}"
+    j_path = Path(ABLATION_DIR) / "recognizer_j.pt"
+    if j_path.exists():
+        try:
+            m, sec = _generate(runner, texts, durs, seed=0, sampler=_sampler_with_recognizer(runner, j_path),
+                               guidance=True)
+            abl[f"Guidance, separately trained J recognizer ({_budget(j_path)})"] = _score(ev, data, texts, m,
+                                                                                          contents, sec)
+        except Exception as exc:  # noqa: BLE001
+            report["missing"]["guidance_separate_j"] = f"{type(exc).__name__}: {exc}"
+    else:
+        report["missing"]["guidance_separate_j"] = f"{j_path} not found (run `make ablation`)"
     abl["Guidance, full recognizer (J+B+M)"] = runs["Guided (recognizer J+B+M)"][0]
     try:
         _, sec0, states0 = first["Unguided (w/o recognizer)"]
@@ -124,6 +135,26 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
     except Exception as exc:  # noqa: BLE001
         report["missing"]["guidance_once"] = f"{type(exc).__name__}: {exc}"
     report["guidance_ablation"] = abl
+
+
+def _sampler_with_recognizer(runner, path):
+    """A copy of the runner's sampler whose guidance sidecar uses the recognizer at ``path``."""
+    import copy
+
+    from coamd.models.recognizer import ActionRecognizer
+    from coamd.sampling.guidance import TorchGuide
+
+    guide = runner.sampler.guide
+    rec = ActionRecognizer.from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
+    sampler = copy.copy(runner.sampler)
+    sampler.guide = TorchGuide(guide.autoencoder, rec, _LatentStats(guide.latent_mean, guide.latent_std),
+                               guide.device)
+    return sampler
+
+
+class _LatentStats:
+    def __init__(self, mean, std):
+        self.latent_mean, self.latent_std = mean, std
 
 
 def guidance_summary(gen: dict) -> str:

@@ -49,7 +49,7 @@ class TorchGuide:
         c = self.recognizer.embed_text(text_feats)
         s = joints.new_zeros(joints.shape[0])
         for k, wk in w.items():
-            if wk:
+            if wk and k in emb:  # a recognizer built on a subset of the streams lacks the others
                 s = s + wk * torch.nn.functional.cosine_similarity(emb[k], c, dim=-1)
         return s
 
