@@ -60,3 +60,32 @@ def motion_stream(joints: Any) -> Any:
 def all_streams(joints: Any) -> dict[str, Any]:
     """The three streams as a dict with keys ``joint``, ``bone``, ``motion`` (shapes as above)."""
     return {"joint": joints, "bone": bone_stream(joints), "motion": motion_stream(joints)}
+
+
+STREAM_JOINTS = {"joint": NUM_JOINTS, "bone": NUM_JOINTS - 1, "motion": NUM_JOINTS}
+"""Rows per frame of each stream (joints, bones, joints)."""
+STD_FLOOR = {"joint": 0.02, "bone": 0.01, "motion": 0.005}
+"""Smallest per-coordinate std used to normalise a stream (metres; per frame for motion), so
+near-constant coordinates are not blown up."""
+
+
+def register_stream_stats(module: Any, stats: dict | None, zero_joint_xz: bool = False) -> None:
+    """Store a dataset's per-stream statistics on a torch module as buffers ``{s}_mean`` and
+    ``{s}_std`` ((rows, 3) float32, std floored by :data:`STD_FLOOR`), so checkpoints carry them.
+
+    stats: ``MotionDataset.stats`` (``{joint,bone,motion}_{mean,std}``, metres) or None for neutral
+    statistics (zero mean, unit std) to be overwritten by ``load_state_dict``. ``zero_joint_xz``
+    zeroes the joint mean's x/z (for inputs put in a canonical frame). Raises ValueError when a
+    stream's statistics do not have the shape (rows, 3).
+    """
+    import torch
+
+    for s, rows in STREAM_JOINTS.items():
+        mean = np.zeros((rows, 3), np.float32) if stats is None else np.array(stats[f"{s}_mean"], np.float32)
+        std = np.ones((rows, 3), np.float32) if stats is None else np.array(stats[f"{s}_std"], np.float32)
+        if mean.shape != (rows, 3) or std.shape != (rows, 3):
+            raise ValueError(f"stats for the {s} stream must be ({rows}, 3), got {mean.shape}/{std.shape}")
+        if s == "joint" and zero_joint_xz and stats is not None:
+            mean[:, [0, 2]] = 0.0
+        module.register_buffer(f"{s}_mean", torch.from_numpy(mean))
+        module.register_buffer(f"{s}_std", torch.from_numpy(np.maximum(std, STD_FLOOR[s])))

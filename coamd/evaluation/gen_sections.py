@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -117,9 +118,10 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
     j_path = Path(ABLATION_DIR) / "recognizer_j.pt"
     if j_path.exists():
         try:
-            m, sec = _generate(runner, texts, durs, seed=0, sampler=_sampler_with_recognizer(runner, j_path),
+            ck = _load(j_path)
+            m, sec = _generate(runner, texts, durs, seed=0, sampler=_sampler_with_recognizer(runner, ck),
                                guidance=True)
-            abl[f"Guidance, separately trained J recognizer ({_budget(j_path)})"] = _score(ev, data, texts, m,
+            abl[f"Guidance, separately trained J recognizer ({_budget(ck)})"] = _score(ev, data, texts, m,
                                                                                           contents, sec)
         except Exception as exc:  # noqa: BLE001
             report["missing"]["guidance_separate_j"] = f"{type(exc).__name__}: {exc}"
@@ -137,24 +139,19 @@ def run_all(report, ev, data, idx_sets, checkpoint=None, backend="torch", bundle
     report["guidance_ablation"] = abl
 
 
-def _sampler_with_recognizer(runner, path):
-    """A copy of the runner's sampler whose guidance sidecar uses the recognizer at ``path``."""
+def _sampler_with_recognizer(runner, ckpt: dict):
+    """A copy of the runner's sampler whose guidance sidecar uses the recognizer checkpoint ``ckpt``."""
     import copy
 
     from coamd.models.recognizer import ActionRecognizer
     from coamd.sampling.guidance import TorchGuide
 
     guide = runner.sampler.guide
-    rec = ActionRecognizer.from_checkpoint(torch.load(path, map_location="cpu", weights_only=False))
+    rec = ActionRecognizer.from_checkpoint(ckpt)
     sampler = copy.copy(runner.sampler)
-    sampler.guide = TorchGuide(guide.autoencoder, rec, _LatentStats(guide.latent_mean, guide.latent_std),
-                               guide.device)
+    stats = SimpleNamespace(latent_mean=guide.latent_mean, latent_std=guide.latent_std)  # what TorchGuide reads
+    sampler.guide = TorchGuide(guide.autoencoder, rec, stats, guide.device)
     return sampler
-
-
-class _LatentStats:
-    def __init__(self, mean, std):
-        self.latent_mean, self.latent_std = mean, std
 
 
 def guidance_summary(gen: dict) -> str:
@@ -293,6 +290,7 @@ def modality_ablation(report, ev, data, bundle, idx, ablation_dir: str = ABLATIO
     generation metrics on their reconstructions. Recognizer rows: content/style top-1 on the whole
     test split (nearest label text, each variant's fused embedding)."""
     from coamd.evaluation.report import _recognizer_embeddings
+    from coamd.models.autoencoder import MotionAutoencoder
     from coamd.models.recognizer import ActionRecognizer
 
     out = {"autoencoder": {}, "recognizer": {}}
@@ -300,29 +298,28 @@ def modality_ablation(report, ev, data, bundle, idx, ablation_dir: str = ABLATIO
     texts, _, contents = _texts(data, idx)
     clips = [data.clips[i].joints for i in idx]
     out["autoencoder"]["Real motions"] = S.score_generation(ev, data, texts, clips, seed=0, contents=contents)
+
+    def ae_row(ae) -> dict:
+        rec, err = _reconstruct(ae, clips)
+        return {**S.score_generation(ev, data, texts, rec, seed=0, contents=contents), "mpjpe_cm": err}
+
     found = []
     for v, label in ABLATION_VARIANTS.items():
         p = Path(ablation_dir) / f"autoencoder_{v}.pt"
         if not p.exists():
             continue
-        ae = _load_ae(p)
-        rec, err = _reconstruct(ae, clips)
-        row = S.score_generation(ev, data, texts, rec, seed=0, contents=contents)
-        row["mpjpe_cm"] = err
-        out["autoencoder"][f"{label} ({_budget(p)})"] = row
+        ck = _load(p)
+        out["autoencoder"][f"{label} ({_budget(ck)})"] = ae_row(MotionAutoencoder.from_checkpoint(ck))
         found.append(f"autoencoder {label}")
     if bundle is not None and getattr(bundle, "autoencoder", None) is not None:
-        rec, err = _reconstruct(bundle.autoencoder, clips)
-        row = S.score_generation(ev, data, texts, rec, seed=0, contents=contents)
-        row["mpjpe_cm"] = err
-        out["autoencoder"]["J+B+M shipped (reference, longer training)"] = row
+        out["autoencoder"]["J+B+M shipped (reference, longer training)"] = ae_row(bundle.autoencoder)
     ds = data.dataset
     variants = []
     for v, label in ABLATION_VARIANTS.items():
         p = Path(ablation_dir) / f"recognizer_{v}.pt"
         if p.exists():
-            variants.append((f"{label} ({_budget(p)})", v,
-                             ActionRecognizer.from_checkpoint(torch.load(p, map_location="cpu", weights_only=False))))
+            ck = _load(p)
+            variants.append((f"{label} ({_budget(ck)})", v, ActionRecognizer.from_checkpoint(ck)))
             found.append(f"recognizer {label}")
     if bundle is not None and getattr(bundle, "recognizer", None) is not None:
         variants.append(("J+B+M shipped (reference, longer training)", "shipped", bundle.recognizer))
@@ -346,19 +343,14 @@ def modality_ablation(report, ev, data, bundle, idx, ablation_dir: str = ABLATIO
     report["modality_ablation"] = out
 
 
-def _budget(path) -> str:
+def _load(path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _budget(ckpt: dict) -> str:
     """'N steps' from the training metadata a trainer stores in its checkpoint (``meta``)."""
-    meta = torch.load(path, map_location="cpu", weights_only=False).get("meta") or {}
+    meta = ckpt.get("meta") or {}
     return f"{meta['steps']} steps" if "steps" in meta else "budget unknown"
-
-
-def _load_ae(path):
-    from coamd.models.autoencoder import AEConfig, MotionAutoencoder
-
-    ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = MotionAutoencoder(AEConfig.from_dict(ck["config"]))
-    model.load_state_dict(ck["state_dict"])
-    return model.eval()
 
 
 @torch.no_grad()

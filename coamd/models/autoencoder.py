@@ -34,16 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coamd.data.streams import bone_stream, motion_stream
+from coamd.data.streams import STREAM_JOINTS, bone_stream, motion_stream, register_stream_stats
 from coamd.models.config import ModelConfig
 from coamd.skeleton import NUM_JOINTS, TOE_JOINTS
 
 DOWNSAMPLE = 4
 """Frames per latent token."""
-_STREAM_JOINTS = {"joint": NUM_JOINTS, "bone": NUM_JOINTS - 1, "motion": NUM_JOINTS}
+_STREAM_JOINTS = STREAM_JOINTS
 ROOTS = ("absolute", "velocity", "filtered")
 """Hips-path representations of the decoder (``AEConfig.root``)."""
-_STD_FLOOR = {"joint": 0.02, "bone": 0.01, "motion": 0.005}  # metres (per frame for motion)
 
 
 @dataclasses.dataclass
@@ -138,13 +137,7 @@ class MotionAutoencoder(nn.Module):
     def __init__(self, config: AEConfig | None = None, stats: dict[str, Any] | None = None):
         super().__init__()
         self.config = cfg = config or AEConfig()
-        for s, j in _STREAM_JOINTS.items():
-            mean = np.zeros((j, 3), np.float32) if stats is None else np.asarray(stats[f"{s}_mean"], np.float32)
-            std = np.ones((j, 3), np.float32) if stats is None else np.asarray(stats[f"{s}_std"], np.float32)
-            if mean.shape != (j, 3) or std.shape != (j, 3):
-                raise ValueError(f"stats for the {s} stream must be ({j}, 3), got {mean.shape}/{std.shape}")
-            self.register_buffer(f"{s}_mean", torch.from_numpy(mean.copy()))
-            self.register_buffer(f"{s}_std", torch.from_numpy(np.maximum(std, _STD_FLOOR[s])))
+        register_stream_stats(self, stats)
         w, k = cfg.width, cfg.kernel
         # encoder: per-stream projections, early fusion, shared downsampling ResNet
         self.proj = nn.ModuleDict({s: _conv(_STREAM_JOINTS[s] * 3, cfg.stream_dim, k) for s in cfg.streams})

@@ -25,19 +25,17 @@ import dataclasses
 import math
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from coamd.data.streams import bone_stream, motion_stream
+from coamd.data.streams import STREAM_JOINTS, bone_stream, motion_stream, register_stream_stats
 from coamd.models.config import ModelConfig
 from coamd.models.text import TEXT_DIM
 from coamd.skeleton import HIP_L, HIP_R, NUM_JOINTS, SHOULDER_L, SHOULDER_R
 
 KINDS = ("fused", "joint", "bone", "motion")
-_STREAM_JOINTS = {"joint": NUM_JOINTS, "bone": NUM_JOINTS - 1, "motion": NUM_JOINTS}
-_STD_FLOOR = {"joint": 0.02, "bone": 0.01, "motion": 0.005}
+_STREAM_JOINTS = STREAM_JOINTS
 
 
 @dataclasses.dataclass
@@ -117,14 +115,7 @@ class ActionRecognizer(nn.Module):
     def __init__(self, config: RecognizerConfig | None = None, stats: dict[str, Any] | None = None):
         super().__init__()
         self.config = cfg = config or RecognizerConfig()
-        for s, j in _STREAM_JOINTS.items():
-            mean = np.zeros((j, 3), np.float32) if stats is None else np.asarray(stats[f"{s}_mean"], np.float32)
-            std = np.ones((j, 3), np.float32) if stats is None else np.asarray(stats[f"{s}_std"], np.float32)
-            if s == "joint" and stats is not None:  # canonical frame: no absolute x/z offset
-                mean = mean.copy()
-                mean[:, [0, 2]] = 0.0
-            self.register_buffer(f"{s}_mean", torch.from_numpy(mean.copy()))
-            self.register_buffer(f"{s}_std", torch.from_numpy(np.maximum(std, _STD_FLOOR[s])))
+        register_stream_stats(self, stats, zero_joint_xz=True)  # canonical frame: no absolute x/z
         w, p = cfg.width, cfg.patch
         n_tok = cfg.max_frames // p
         self.kinds = tuple(k for k in KINDS if k == "fused" or k in cfg.streams)
