@@ -178,19 +178,13 @@ def run(a: argparse.Namespace) -> dict:
             g["lr"] = lr
         x, valid, _ = sampler.sample(tcfg.batch_size)
         x, valid = x.to(a.device), valid.to(a.device)
-        if tcfg.decoder_only or tcfg.latent_noise > 0:
-            if tcfg.decoder_only:
-                with torch.no_grad():
-                    z = model.encode(x)
-            else:
-                z = model.encode(x)
-            if tcfg.latent_noise > 0:
-                std = z.detach().flatten(0, 1).std(0)  # (D,)
-                u = torch.rand(z.shape[0], 1, 1, device=z.device) * tcfg.latent_noise
-                z = z + u * std * torch.randn_like(z)
-            recon = model.decode(z)
-        else:
-            recon = model(x)
+        with torch.set_grad_enabled(not tcfg.decoder_only):
+            z = model.encode(x)
+        if tcfg.latent_noise > 0:
+            std = z.detach().flatten(0, 1).std(0)  # (D,)
+            u = torch.rand(z.shape[0], 1, 1, device=z.device) * tcfg.latent_noise
+            z = z + u * std * torch.randn_like(z)
+        recon = model.decode(z)
         loss, parts = model.loss(x, recon, valid)
         opt.zero_grad(set_to_none=True)
         loss.backward()
