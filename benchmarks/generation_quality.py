@@ -10,7 +10,10 @@ the clip's own duration (clamped to 1-10 s). Measured:
 * foot skating (mean horizontal toe speed in floor contact, m/s) and jitter (mean jerk, m/s^3)
   from :mod:`coamd.evaluation.metrics`, as ratios to the same real clips;
 * the same for the real clips encoded and decoded by the autoencoder, so the decoder's share of
-  skating and jitter is visible next to the generator's.
+  skating and jitter is visible next to the generator's;
+* every generated set twice: the model's raw output (``cleanup=False``) and the same motions
+  after the runtime's causal foot-contact cleanup (:mod:`coamd.sampling.cleanup`, on by default
+  in the sampler and the server), plus the real clips through that cleanup for reference.
 
 Run: ``python -m benchmarks.generation_quality --json bench_out/generation_quality.json``
 (``--help`` for options). Reusable: :func:`measure_generation_quality`.
@@ -33,14 +36,16 @@ def _metrics(joints: np.ndarray) -> tuple[float, float]:
 
 
 def measure_generation_quality(engine, dataset: str = "data/processed", clips: int = 96, seed: int = 0,
-                               batch_size: int = 16, progress: bool = True, **settings) -> dict:
+                               batch_size: int = 16, progress: bool = True, guided_rows: bool = True,
+                               **settings) -> dict:
     """Generate for ``clips`` test clips (families A-D and E captions, guided and unguided) and
-    score them. ``settings`` are extra :class:`GenerationRequest` fields (iterations, cfg_scale...).
+    score them (``guided_rows=False``: unguided only). ``settings`` are extra :class:`GenerationRequest` fields (iterations, cfg_scale...).
     Returns a dict of rows {name: {content_acc, style_acc, skate_speed, jitter, n, seconds}}."""
     from tqdm import tqdm
 
     from coamd.data.captions import HELDOUT_FAMILY
     from coamd.data.dataset import MotionDataset
+    from coamd.sampling.cleanup import clean_motion
     from coamd.sampling.sampler import GenerationRequest
 
     ds = MotionDataset(dataset)
@@ -67,18 +72,26 @@ def measure_generation_quality(engine, dataset: str = "data/processed", clips: i
         T = (len(j) // 4) * 4
         recon.append(np.asarray(engine.sampler.backend.decode(engine.sampler.backend.encode(j[None, :T])), np.float32)[0])
     rows["autoencoder reconstructions of the real clips"] = score(recon, "recon")
-    total = 4 * len(pick)
+    rows["real test clips, cleaned"] = score([clean_motion(j) for j in real], "real cleaned")
+    modes = (False, True) if guided_rows else (False,)
+    total = 2 * len(modes) * len(pick)
     bar = tqdm(total=total, desc="generating", disable=not progress, unit="motion")
-    for guided in (False, True):
+    for guided in modes:
         for fam, texts in (("A-D", seen), ("E (held out)", held)):
-            reqs = [GenerationRequest(text=t, duration_s=d, seed=seed * 100003 + i, guidance=guided, **settings)
+            reqs = [GenerationRequest(text=t, duration_s=d, seed=seed * 100003 + i, guidance=guided,
+                                      **{**settings, "cleanup": False})
                     for i, (t, d) in enumerate(zip(texts, durs))]
             motions, t0 = [], time.perf_counter()
             for s in range(0, len(reqs), batch_size):
                 motions += engine.sampler.sample_batch(reqs[s:s + batch_size])
                 bar.update(len(reqs[s:s + batch_size]))
             sec = (time.perf_counter() - t0) / len(reqs)
-            rows[f"{'guided' if guided else 'unguided'}, captions {fam}"] = score(motions, fam, sec)
+            name = f"{'guided' if guided else 'unguided'}, captions {fam}"
+            rows[f"{name}, raw"] = score(motions, fam, sec)
+            t0 = time.perf_counter()
+            cleaned = [clean_motion(m) for m in motions]
+            ms_per_frame = 1000 * (time.perf_counter() - t0) / sum(len(m) for m in motions)
+            rows[f"{name}, cleaned"] = {**score(cleaned, fam, sec), "cleanup_ms_per_frame": ms_per_frame}
     bar.close()
     real = rows["real test clips"]
     for r in rows.values():
@@ -100,6 +113,9 @@ def main(argv=None) -> int:
     p.add_argument("--ode-steps", type=int, default=None, help="ODE steps (default: the sampler's)")
     p.add_argument("--cfg-scale", type=float, default=None, help="CFG scale (default: the sampler's)")
     p.add_argument("--guidance-scale", type=float, default=None, help="gamma (default: the sampler's)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="flow-ODE starting-noise temperature (default: the sampler's)")
+    p.add_argument("--unguided-only", action="store_true", help="skip the guided rows (3x faster)")
     p.add_argument("--json", default=None, help="write the rows here as JSON")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -110,10 +126,12 @@ def main(argv=None) -> int:
     if a.threads:
         torch.set_num_threads(a.threads)
     settings = {k: v for k, v in dict(iterations=a.iterations, ode_steps=a.ode_steps, cfg_scale=a.cfg_scale,
-                                      guidance_scale=a.guidance_scale).items() if v is not None}
+                                      guidance_scale=a.guidance_scale,
+                                      temperature=a.temperature).items() if v is not None}
     eng = load_engine(backend=a.backend, checkpoint=a.checkpoint, dataset=a.dataset)
     t = time.perf_counter()
-    rows = measure_generation_quality(eng, a.dataset, a.clips, a.seed, progress=not a.quiet, **settings)
+    rows = measure_generation_quality(eng, a.dataset, a.clips, a.seed, progress=not a.quiet,
+                                      guided_rows=not a.unguided_only, **settings)
     print(f"| rows ({a.clips} test clips, {eng.backend_name}, {platform.machine()} "
           f"{torch.get_num_threads()} threads, settings {settings or 'defaults'}) | content top-1 | style top-1 "
           f"| foot skating m/s (x real) | jitter m/s^3 (x real) | s/motion |")

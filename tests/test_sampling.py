@@ -214,6 +214,9 @@ def test_bad_requests_raise_clear_errors(engine, unguided):
         (dict(text="a person walks", edit=Edit(prefix=np.zeros((3, 21, 3)))), "at least 4"),
         (dict(text="a person walks", duration_s=1.0, edit=Edit(prefix=np.zeros((20, 21, 3)))), "nothing to generate"),
         (dict(text="a person walks", guidance_weights={"fuzed": 1.0}), "guidance weight"),
+        (dict(text="a person walks", temperature=0), "temperature"),
+        (dict(text="a person walks", temperature=float("nan")), "temperature"),
+        (dict(text="a person walks", cleanup="yes"), "cleanup"),
     ]
     for kw, msg in cases:
         with pytest.raises(ValueError, match=msg):

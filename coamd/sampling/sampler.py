@@ -29,6 +29,7 @@ from typing import Iterator
 import numpy as np
 
 from coamd.sampling.backend import Backend, Guide
+from coamd.sampling.cleanup import MotionCleanup
 from coamd.sampling.ode import SOLVERS, solve, time_grid
 from coamd.sampling.schedules import ORDERS, cosine_schedule, token_order
 
@@ -106,7 +107,12 @@ class GenerationRequest:
     iterations: masked autoregressive iterations K; ode_steps: N fixed ODE steps per iteration;
     solver: ``euler`` or ``heun``; order: ``random`` or ``left_to_right``; guidance: recognizer
     guidance on/off; guidance_scale: gamma of eq. 8; guidance_weights: w_k of eq. 6;
-    edit: frames to keep (:class:`Edit`) or None.
+    edit: frames to keep (:class:`Edit`) or None; temperature: scale of the starting noise of the
+    flow ODE (the diffusion head's temperature tau of MAR, Li et al. 2024; 1 = the learned
+    distribution, < 1 trades diversity for cleaner samples), in (0, 2]; cleanup: the causal
+    foot-contact cleanup of the decoded frames (:mod:`coamd.sampling.cleanup`: smoothing,
+    foot-driven root motion, foot IK); False gives the model's raw output. Edits are never
+    cleaned (their kept frames come back exactly as given).
     """
 
     text: str
@@ -121,6 +127,8 @@ class GenerationRequest:
     guidance_scale: float = 1.0
     guidance_weights: dict | None = None
     edit: Edit | EditSpec | None = None
+    temperature: float = 1.0
+    cleanup: bool = True
 
     def tokens(self) -> int:
         return int(round(self.duration_s * FPS / FRAMES_PER_TOKEN))
@@ -150,6 +158,10 @@ class GenerationRequest:
             raise ValueError(f"unknown token order {self.order!r}; expected one of {ORDERS}")
         if not np.isfinite(self.guidance_scale) or self.guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {self.guidance_scale!r}")
+        if not isinstance(self.temperature, (int, float)) or not (0 < self.temperature <= 2):
+            raise ValueError(f"temperature must be in (0, 2], got {self.temperature!r}")
+        if not isinstance(self.cleanup, (bool, np.bool_)):
+            raise ValueError(f"cleanup must be True or False, got {self.cleanup!r}")
         if self.guidance_weights is not None:
             bad = set(self.guidance_weights) - set(DEFAULT_WEIGHTS)
             if bad:
@@ -191,6 +203,7 @@ class GenerationState:
     released_tokens: int = 0
     scores: list[float] = field(default_factory=list)  # recognizer score S after each guided step
     kept: np.ndarray | None = None   # (T, 21, 3) given frames of an edit (NaN where generated)
+    cleaner: MotionCleanup | None = None  # causal foot-contact cleanup of the released frames
 
     @property
     def length(self) -> int:
@@ -315,8 +328,10 @@ class MaskedARSampler:
             z, known = np.zeros((L, self.backend.latent_dim), np.float32), np.zeros(L, bool)
         rng = np.random.default_rng(int(request.seed))
         order = token_order(np.flatnonzero(~known), request.order, rng)
+        cleaner = MotionCleanup() if request.cleanup and request.edit is None else None
         return GenerationState(request, np.asarray(text_feat, np.float32), z, known, order,
-                               cosine_schedule(len(order), int(request.iterations)), rng, kept=kept)
+                               cosine_schedule(len(order), int(request.iterations)), rng, kept=kept,
+                               cleaner=cleaner)
 
     def step(self, states: list[GenerationState]) -> list[FrameChunk]:
         """One masked autoregressive iteration for every state (finished states are skipped).
@@ -355,6 +370,7 @@ class MaskedARSampler:
             fill = np.sort(s.order[s.filled: s.filled + n])
             unknown = np.flatnonzero(~s.known)
             noise = s.rng.standard_normal((unknown.size, D)).astype(np.float32)  # one draw per unknown token
+            noise *= np.float32(s.request.temperature)
             guided = s.request.guidance and s.request.guidance_scale > 0
             tgt = unknown if guided else fill
             noises.append(noise[np.searchsorted(unknown, tgt)])
@@ -455,7 +471,8 @@ class MaskedARSampler:
             a, e = s.released_tokens * FRAMES_PER_TOKEN, k * FRAMES_PER_TOKEN
             frames = joints[b, :e] if s.kept is None else paste_kept_frames(joints[b, :e], s.kept[:e])
             s.released_tokens = k
-            chunks[i] = FrameChunk(a, np.ascontiguousarray(frames[a:e]), s.done)
+            new = frames[a:e] if s.cleaner is None else s.cleaner.apply(frames[a:e])
+            chunks[i] = FrameChunk(a, np.ascontiguousarray(new, dtype=np.float32), s.done)
         return chunks
 
     # ------------------------------------------------------------------ conveniences
