@@ -272,7 +272,8 @@ def _cmd_generate(a: argparse.Namespace) -> None:
             raise CLIError(f"{name} must end in {' or '.join(exts)}, got {path}")
     req = GenerationRequest(text=a.text, duration_s=a.duration, seed=a.seed, cfg_scale=a.cfg_scale,
                             iterations=a.iterations, ode_steps=a.ode_steps, solver=a.solver, order=a.order,
-                            guidance=not a.no_guidance, guidance_scale=a.guidance_scale)
+                            guidance=not a.no_guidance, guidance_scale=a.guidance_scale,
+                            temperature=a.temperature, cleanup=not a.no_cleanup)
     try:
         req.validate(60)  # cheap checks before loading models (the sampler checks again)
     except ValueError as exc:
@@ -288,7 +289,8 @@ def _cmd_generate(a: argparse.Namespace) -> None:
     save_motion(a.out, joints, text=a.text)
     print(f"generated {joints.shape[0]} frames ({joints.shape[0] / 20:.1f} s at 20 fps) in {dt:.2f} s "
           f"on {eng.backend_name} ({'guided' if req.guidance else 'unguided'}, {req.order} order, "
-          f"{req.iterations} iterations x {req.ode_steps} {req.solver} steps, cfg {req.cfg_scale:g}) -> {a.out}")
+          f"{req.iterations} iterations x {req.ode_steps} {req.solver} steps, cfg {req.cfg_scale:g}, "
+          f"{'cleaned' if req.cleanup else 'raw'}) -> {a.out}")
     if a.bvh:
         from coamd.io.bvh_export import write_bvh
 
@@ -359,6 +361,11 @@ def _add_generate(sub) -> None:
     p.add_argument("--solver", choices=["euler", "heun"], default="euler", help="ODE solver (default: euler)")
     p.add_argument("--order", choices=["random", "left_to_right"], default="random",
                    help="token order; left_to_right finalises the start first for streaming (default: random)")
+    p.add_argument("--temperature", type=float, default=1.0,
+                   help="scale of the flow ODE's starting noise in (0, 2]; < 1 is calmer, less varied (default: 1)")
+    p.add_argument("--no-cleanup", action="store_true",
+                   help="the model's raw frames: skip the foot-contact cleanup (smoothing, foot-driven "
+                        "root motion, foot IK) that is on by default")
     _engine_args(p, default_backend="onnxruntime")
     p.add_argument("--out", required=True, help="output motion file (.npz)")
     p.add_argument("--bvh", default=None, help="also write a BVH file (joint rotations on the dataset skeleton)")

@@ -144,6 +144,22 @@ def test_guided_request_reports_guidance(client):
     assert off.summary["guidance_applied"] is False and "off" in off.summary["guidance_note"]
 
 
+def test_cleanup_on_by_default_and_off_gives_the_raw_frames(client):
+    """Default: the server cleans the frames (summary says so); CLEANUP_OFF streams the model's
+    raw frames, and cleaning those offline gives the default stream's frames."""
+    from coamd.sampling.cleanup import clean_motion
+
+    kw = dict(duration_s=3.0, seed=5, guidance=False, **FAST)
+    on = client.generate("a person walks forward", **kw)
+    raw = client.generate("a person walks forward", cleanup=False, **kw)
+    assert on.summary["cleanup_applied"] is True and raw.summary["cleanup_applied"] is False
+    assert np.abs(on.joints - raw.joints).max() > 1e-3
+    np.testing.assert_allclose(clean_motion(raw.joints), on.joints, atol=1e-4)
+    cool = client.generate("a person walks forward", temperature=0.5, **kw)
+    assert cool.summary["temperature"] == pytest.approx(0.5) and on.summary["temperature"] == pytest.approx(1.0)
+    assert np.abs(cool.joints - on.joints).mean() > 1e-4
+
+
 # ------------------------------------------------------------------ cancellation and deadlines
 def test_cancel_stops_work(client):
     req = build_generate_request("a person walks in a circle", duration_s=12.0, guidance=True,
@@ -204,6 +220,10 @@ INVALID = [
     ("order", _req(order=9)),
     ("coordinates", _req(coordinates=5)),
     ("solver", _req(solver=4)),
+    ("cleanup", _req(cleanup=3)),
+    ("temperature", _req(temperature=-0.5)),
+    ("temperature", _req(temperature=5.0)),
+    ("temperature", _req(temperature=math.nan)),
     ("edit.mode", _req(edit=pb.Edit(mode=12, frames=_edit_frames(4)))),
     ("edit.frames[0].positions", _req(edit=pb.Edit(mode=pb.EDIT_MODE_PREFIX, frames=_edit_frames(4, "short")))),
     ("edit.frames[1].positions", _req(edit=pb.Edit(mode=pb.EDIT_MODE_PREFIX, frames=_edit_frames(4, "nan")))),

@@ -29,6 +29,7 @@ FPS = 20.0
 _GUIDANCE = {None: pb.GUIDANCE_UNSPECIFIED, True: pb.GUIDANCE_ON, False: pb.GUIDANCE_OFF}
 _ORDER = {None: pb.TOKEN_ORDER_UNSPECIFIED, "random": pb.TOKEN_ORDER_RANDOM,
           "left_to_right": pb.TOKEN_ORDER_LEFT_TO_RIGHT}
+_CLEANUP = {None: pb.CLEANUP_UNSPECIFIED, True: pb.CLEANUP_ON, False: pb.CLEANUP_OFF}
 _SOLVER = {None: pb.SOLVER_UNSPECIFIED, "euler": pb.SOLVER_EULER, "heun": pb.SOLVER_HEUN}
 _COORDS = {None: pb.COORDINATE_SYSTEM_UNSPECIFIED, "right_handed_y_up": pb.RIGHT_HANDED_Y_UP,
            "unity": pb.UNITY_LEFT_HANDED_Y_UP, "unity_left_handed_y_up": pb.UNITY_LEFT_HANDED_Y_UP}
@@ -49,8 +50,12 @@ def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, gu
                            guidance_scale: float = 0.0, cfg_scale: float = 0.0, iterations: int = 0,
                            ode_steps: int = 0, order: str | None = None, solver: str | None = None,
                            coordinates: str | None = None, include_rotations: bool = False,
-                           edit_prefix: np.ndarray | None = None, edit_suffix: np.ndarray | None = None):
+                           edit_prefix: np.ndarray | None = None, edit_suffix: np.ndarray | None = None,
+                           cleanup: bool | None = None, temperature: float = 0.0):
     """A ``GenerateRequest``. Zero / None fields mean the server default.
+
+    ``cleanup``: the server's foot-contact cleanup on (True), off (False: the model's raw frames)
+    or the server default (None: on). ``temperature``: the flow ODE's noise scale, (0, 2].
 
     ``edit_prefix`` / ``edit_suffix``: joints (n, 21, 3) metres (in ``coordinates``) to keep at the
     start / end; both given = in-between editing. Raises ValueError/KeyError on bad arguments
@@ -59,7 +64,8 @@ def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, gu
     req = pb.GenerateRequest(text=text, duration_s=duration_s, seed=seed, guidance=_GUIDANCE[guidance],
                              guidance_scale=guidance_scale, cfg_scale=cfg_scale, iterations=iterations,
                              ode_steps=ode_steps, order=_ORDER[order], solver=_SOLVER[solver],
-                             coordinates=_COORDS[coordinates], include_rotations=include_rotations)
+                             coordinates=_COORDS[coordinates], include_rotations=include_rotations,
+                             cleanup=_CLEANUP[cleanup], temperature=temperature)
     if edit_prefix is not None and edit_suffix is not None:
         pre, suf = _frames(edit_prefix), _frames(edit_suffix)
         req.edit.CopyFrom(pb.Edit(mode=pb.EDIT_MODE_INBETWEEN, frames=pre + suf,

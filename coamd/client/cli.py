@@ -15,6 +15,10 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--no-guidance", action="store_true", help="skip the action-recognizer guidance (faster)")
     p.add_argument("--iterations", type=int, default=0, help="masked-AR iterations (0 = server default)")
+    p.add_argument("--no-cleanup", action="store_true",
+                   help="ask for the model's raw frames (no foot-contact cleanup on the server)")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="flow ODE noise scale in (0, 2] (0 = server default, 1)")
     p.add_argument("--order", choices=("left_to_right", "random"), default=None,
                    help="token order (default: the server's, left_to_right, which streams)")
     p.add_argument("--token", default=None, help="bearer token, if the server wants one")
@@ -31,13 +35,14 @@ def run_request(a: argparse.Namespace) -> dict:
     with MotionClient(a.server, token=a.token, tls_ca=a.tls_ca) as client:
         res = client.generate(a.text, duration_s=a.duration, seed=a.seed,
                               guidance=False if a.no_guidance else None, iterations=a.iterations,
-                              order=a.order, timeout=a.timeout)
+                              order=a.order, cleanup=False if a.no_cleanup else None,
+                              temperature=a.temperature, timeout=a.timeout)
     save_result(res, a.out, bvh=a.bvh, gif=a.gif)
     s = res.summary
     print(f"{res.joints.shape[0]} frames ({res.joints.shape[0] / 20:.2f} s) -> {a.out}")
     print(f"time to first frame {1000 * res.ttff_s:.0f} ms, total {1000 * res.total_s:.0f} ms "
           f"(server: {s['time_to_first_frame_ms']:.0f} / {s['total_ms']:.0f} ms, backend {s['backend']}, "
-          f"guidance {'on' if s['guidance_applied'] else 'off'}"
+          f"cleanup {'on' if s['cleanup_applied'] else 'off'}, guidance {'on' if s['guidance_applied'] else 'off'}"
           f"{': ' + s['guidance_note'] if s['guidance_note'] else ''})")
     return s
 

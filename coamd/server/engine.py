@@ -104,7 +104,8 @@ def request_kwargs(p: GenerateParams) -> dict:
     """GenerateParams -> keyword arguments of ``coamd.sampling.sampler.GenerationRequest``."""
     kw = dict(text=p.text, duration_s=p.duration_s, seed=p.seed, cfg_scale=p.cfg_scale,
               iterations=p.iterations, ode_steps=p.ode_steps, solver=p.solver, order=p.order,
-              guidance=p.guidance, guidance_scale=p.guidance_scale)
+              guidance=p.guidance, guidance_scale=p.guidance_scale, cleanup=p.cleanup,
+              temperature=p.temperature)
     if p.edit is not None:
         kw["edit"] = make_edit(p.edit)
     return kw
@@ -170,7 +171,8 @@ class ServerEngine:
         max_s = self.runtime.backend.max_tokens * FRAMES_PER_TOKEN / SFPS
         return Defaults(guidance=True, guidance_scale=f["guidance_scale"], cfg_scale=f["cfg_scale"],
                         iterations=f["iterations"], ode_steps=f["ode_steps"], order="left_to_right",
-                        solver=f["solver"], max_duration_s=max_s, min_edit_frames=FRAMES_PER_TOKEN)
+                        solver=f["solver"], cleanup=f["cleanup"], temperature=f["temperature"],
+                        max_duration_s=max_s, min_edit_frames=FRAMES_PER_TOKEN)
 
     def rest_offsets(self) -> np.ndarray:
         """(21, 3) parent-relative rest offsets in metres, project frame: the dataset's BVH skeleton

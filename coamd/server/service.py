@@ -109,7 +109,8 @@ class MotionService(pb_grpc.MotionServiceServicer):
                         backend=self.engine.backend_name, iterations=info.get("iterations", params.iterations),
                         order=params.order, ode_steps=params.ode_steps, cfg_scale=params.cfg_scale,
                         guidance_scale=params.guidance_scale if guided else 0.0,
-                        max_batch=job.max_batch, solver=params.solver)
+                        max_batch=job.max_batch, solver=params.solver,
+                        cleanup_applied=params.cleanup and params.edit is None, temperature=params.temperature)
                     yield pb.GenerateResponse(summary=summary)
                     return
                 else:

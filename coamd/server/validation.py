@@ -25,6 +25,7 @@ MAX_CFG_SCALE = 20.0
 MAX_GUIDANCE_SCALE = 100.0
 MAX_ITERATIONS = 64
 MAX_ODE_STEPS = 64
+MAX_TEMPERATURE = 2.0
 MAX_TOP_K = 50
 MAX_COORD_M = 100.0          # no joint of a real skeleton is 100 m from the origin
 MAX_RECOGNIZE_FRAMES = int(60 * FPS)
@@ -53,6 +54,8 @@ class Defaults:
     ode_steps: int = GenerationRequest.ode_steps
     order: str = "left_to_right"
     solver: str = GenerationRequest.solver
+    cleanup: bool = GenerationRequest.cleanup
+    temperature: float = GenerationRequest.temperature
     max_duration_s: float = MAX_DURATION_S
     min_edit_frames: int = 4
 
@@ -80,6 +83,8 @@ class GenerateParams:
     solver: str
     coordinates: str
     include_rotations: bool
+    cleanup: bool = GenerationRequest.cleanup
+    temperature: float = GenerationRequest.temperature
     edit: EditParams | None = None
     extra: dict = field(default_factory=dict)
 
@@ -194,6 +199,7 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
     guidance = _enum(req.guidance, "Guidance", "guidance")
     order = _enum(req.order, "TokenOrder", "order")
     solver = _enum(req.solver, "Solver", "solver")
+    cleanup = _enum(req.cleanup, "Cleanup", "cleanup")
     system = _COORDS[_enum(req.coordinates, "CoordinateSystem", "coordinates")]
     params = GenerateParams(
         text=text, duration_s=float(dur), seed=int(req.seed),
@@ -203,7 +209,9 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
         iterations=_count(req.iterations, "iterations", MAX_ITERATIONS, d.iterations),
         ode_steps=_count(req.ode_steps, "ode_steps", MAX_ODE_STEPS, d.ode_steps),
         order=_ORDERS.get(order, d.order), solver=_SOLVERS.get(solver, d.solver),
-        coordinates=system, include_rotations=bool(req.include_rotations))
+        coordinates=system, include_rotations=bool(req.include_rotations),
+        cleanup={pb.CLEANUP_ON: True, pb.CLEANUP_OFF: False}.get(cleanup, d.cleanup),
+        temperature=_scale(req.temperature, "temperature", MAX_TEMPERATURE, d.temperature))
     params.edit = _edit(req, system, params.num_frames, d.min_edit_frames)
     return params
 
