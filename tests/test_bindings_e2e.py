@@ -134,6 +134,20 @@ def test_native_stream_is_complete_ordered_and_equals_the_python_clients_frames(
     assert set(states) <= {native.STATE_PLAYING, native.STATE_FINISHED}
 
 
+def test_cleanup_and_temperature_reach_the_server(native, nclient, py_client):
+    """CLEANUP_OFF and a temperature set in the C ABI's request give the Python client's frames
+    for the same settings (and differ from the default, cleaned stream)."""
+    text, seed, seconds = "a person walks forward", 4, 2.0
+    s = _native_motion(nclient, native, text, seed, seconds, cleanup=native.CLEANUP_OFF, temperature=0.7)
+    n = s.info()["total_frames"]
+    frames = np.stack([s.frame(i)[0] for i in range(n)])
+    ref = py_client.generate(text, duration_s=seconds, seed=seed, guidance=False, cleanup=False, temperature=0.7,
+                             **FAST)
+    np.testing.assert_allclose(frames, ref.joints, atol=1e-4)
+    cleaned = py_client.generate(text, duration_s=seconds, seed=seed, guidance=False, temperature=0.7, **FAST)
+    assert np.abs(frames - cleaned.joints).max() > 1e-3
+
+
 def test_engine_coordinates_match_the_servers_conversion(native, nclient, py_client):
     text, seed, seconds = "a person waves with the right hand", 4, 1.6
     unity = _native_motion(nclient, native, text, seed, seconds, coordinates=native.COORDS_UNITY)

@@ -146,7 +146,7 @@ class Client {
   std::unique_ptr<Stream> generate(const std::string& text, float duration_s, uint64_t seed, int guidance,
                                    float guidance_scale, float cfg_scale, uint32_t iterations, uint32_t ode_steps,
                                    int order, int coordinates, bool server_rotations, float buffering_delay_s,
-                                   float deadline_s, uint32_t capacity_frames) {
+                                   float deadline_s, uint32_t capacity_frames, int cleanup, float temperature) {
     coamd_request r;
     coamd_request_defaults(&r);
     r.duration_s = duration_s;
@@ -162,6 +162,8 @@ class Client {
     r.buffering_delay_s = buffering_delay_s;
     r.deadline_s = deadline_s;
     r.capacity_frames = capacity_frames;
+    r.cleanup = cleanup;
+    r.temperature = temperature;
     coamd_stream* s = nullptr;
     check(coamd_stream_start(c_, text.c_str(), &r, &s));
     return std::make_unique<Stream>(s);
@@ -186,6 +188,9 @@ PYBIND11_MODULE(coamd_native, m) {
   m.attr("COORDS_RIGHT_HANDED_Y_UP") = int(COAMD_COORDS_RIGHT_HANDED_Y_UP);
   m.attr("COORDS_UNITY") = int(COAMD_COORDS_UNITY);
   m.attr("COORDS_UNREAL") = int(COAMD_COORDS_UNREAL);
+  m.attr("CLEANUP_SERVER_DEFAULT") = int(COAMD_CLEANUP_SERVER_DEFAULT);
+  m.attr("CLEANUP_ON") = int(COAMD_CLEANUP_ON);
+  m.attr("CLEANUP_OFF") = int(COAMD_CLEANUP_OFF);
   m.attr("GUIDANCE_SERVER_DEFAULT") = int(COAMD_GUIDANCE_SERVER_DEFAULT);
   m.attr("GUIDANCE_ON") = int(COAMD_GUIDANCE_ON);
   m.attr("GUIDANCE_OFF") = int(COAMD_GUIDANCE_OFF);
@@ -227,7 +232,8 @@ PYBIND11_MODULE(coamd_native, m) {
            py::arg("guidance") = 0, py::arg("guidance_scale") = 0.f, py::arg("cfg_scale") = 0.f,
            py::arg("iterations") = 0, py::arg("ode_steps") = 0, py::arg("order") = 0, py::arg("coordinates") = 0,
            py::arg("server_rotations") = false, py::arg("buffering_delay_s") = 0.2f, py::arg("deadline_s") = 0.f,
-           py::arg("capacity_frames") = 0, "Start a Generate stream; returns at once.");
+           py::arg("capacity_frames") = 0, py::arg("cleanup") = 0, py::arg("temperature") = 0.f,
+           "Start a Generate stream; returns at once.");
 
   m.def("convert_positions", [](F32 p, int from, int to) {
     if (p.ndim() < 1 || p.shape(p.ndim() - 1) != 3) throw py::value_error("positions must end in an axis of 3");

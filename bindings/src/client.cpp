@@ -177,6 +177,8 @@ void Stream::run() {
   r.set_iterations(req_.iterations);
   r.set_ode_steps(req_.ode_steps);
   r.set_order(static_cast<v1::TokenOrder>(req_.order));
+  r.set_cleanup(static_cast<v1::Cleanup>(req_.cleanup));
+  r.set_temperature(req_.temperature);
   r.set_coordinates(v1::RIGHT_HANDED_Y_UP);  // converted here, in one place
   r.set_include_rotations(req_.server_rotations != 0);
 

@@ -99,7 +99,7 @@ namespace CoAMD.Tests
         {
             // The library rejects a struct_size that differs from its sizeof (see coamd_client.h).
             Assert.AreEqual(16, System.Runtime.InteropServices.Marshal.SizeOf(typeof(ClientOptions)));
-            Assert.AreEqual(64, System.Runtime.InteropServices.Marshal.SizeOf(typeof(RequestStruct)));
+            Assert.AreEqual(72, System.Runtime.InteropServices.Marshal.SizeOf(typeof(RequestStruct)));
             Assert.AreEqual(32, System.Runtime.InteropServices.Marshal.SizeOf(typeof(SampleInfo)));
             Assert.AreEqual(56, System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo)));
         }

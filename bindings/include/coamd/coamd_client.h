@@ -41,7 +41,7 @@
 extern "C" {
 #endif
 
-#define COAMD_ABI_VERSION 1
+#define COAMD_ABI_VERSION 2  /* 2: coamd_request gained cleanup and temperature */
 #define COAMD_NUM_JOINTS 21
 #define COAMD_FPS 20.0f
 
@@ -68,6 +68,13 @@ typedef enum coamd_coords {
   COAMD_COORDS_UNITY = 1,
   COAMD_COORDS_UNREAL = 2
 } coamd_coords;
+
+typedef enum coamd_cleanup {
+  COAMD_CLEANUP_SERVER_DEFAULT = 0, /* on */
+  COAMD_CLEANUP_ON = 1,  /* foot-contact cleanup on the server: smoothing, root motion from the
+                            planted feet, foot IK (feet stay planted while they touch the floor) */
+  COAMD_CLEANUP_OFF = 2  /* the model's raw frames, e.g. when the engine runs its own foot IK */
+} coamd_cleanup;
 
 typedef enum coamd_guidance {
   COAMD_GUIDANCE_SERVER_DEFAULT = 0,
@@ -107,6 +114,8 @@ typedef struct coamd_request {
   float buffering_delay_s;   /* motion buffered ahead before playback starts or resumes; default 0.2 */
   float deadline_s;          /* gRPC deadline of the whole stream; <= 0: none */
   uint32_t capacity_frames;  /* jitter-buffer slots; 0 = from duration_s (+ margin) */
+  int32_t cleanup;           /* coamd_cleanup */
+  float temperature;         /* flow ODE noise scale in (0, 2]; 0 = server default (1) */
 } coamd_request;
 
 /* What coamd_stream_sample() reports besides the pose. */

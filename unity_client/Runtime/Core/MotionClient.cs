@@ -42,6 +42,11 @@ namespace CoAMD
         public float BufferingDelaySeconds = 0.2f;
         /// <summary>Deadline of the whole stream in seconds; 0 = none.</summary>
         public float DeadlineSeconds;
+        /// <summary>Foot-contact cleanup on the server (on by default); Off for the model's raw
+        /// frames, e.g. when the character runs its own foot IK.</summary>
+        public Cleanup Cleanup = Cleanup.ServerDefault;
+        /// <summary>Scale of the flow ODE's starting noise in (0, 2]; 0 = server default (1).</summary>
+        public float Temperature;
 
         internal RequestStruct ToNative()
         {
@@ -59,6 +64,8 @@ namespace CoAMD
             r.ServerRotations = ServerRotations ? 1 : 0;
             r.BufferingDelayS = BufferingDelaySeconds;
             r.DeadlineS = DeadlineSeconds;
+            r.Cleanup = (int)Cleanup;
+            r.Temperature = Temperature;
             return r;
         }
     }

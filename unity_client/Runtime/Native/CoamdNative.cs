@@ -29,6 +29,12 @@ namespace CoAMD.Native
         ServerDefault = 0, On = 1, Off = 2
     }
 
+    /// <summary>Foot-contact cleanup of the streamed frames (coamd_cleanup).</summary>
+    public enum Cleanup
+    {
+        ServerDefault = 0, On = 1, Off = 2
+    }
+
     public enum TokenOrder
     {
         ServerDefault = 0, Random = 1, LeftToRight = 2
@@ -60,6 +66,8 @@ namespace CoAMD.Native
         public float BufferingDelayS;
         public float DeadlineS;
         public uint CapacityFrames;
+        public int Cleanup;
+        public float Temperature;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -95,7 +103,7 @@ namespace CoAMD.Native
     public static class CoamdNative
     {
         public const string Library = "coamd_client";
-        public const int AbiVersion = 1;
+        public const int AbiVersion = 2;
         public const int NumJoints = 21;
         public const int PositionFloats = 63;
         public const int RotationFloats = 84;
