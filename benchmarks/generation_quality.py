@@ -140,7 +140,8 @@ def main(argv=None) -> int:
         print(f"| {name} | {100 * r['content_acc']:.1f} % | {100 * r['style_acc']:.1f} % | "
               f"{r['skate_speed']:.3f} ({r['skate_ratio_vs_real']:.2f}x) | {r['jitter']:.1f} "
               f"({r['jitter_ratio_vs_real']:.2f}x) | {r.get('seconds_per_motion', float('nan')):.2f} |")
-    print(f"total {time.perf_counter() - t:.0f} s")
+    cost = [r["cleanup_ms_per_frame"] for r in rows.values() if "cleanup_ms_per_frame" in r]
+    print(f"foot-contact cleanup: {np.mean(cost):.3f} ms per frame (one core, Python); total {time.perf_counter() - t:.0f} s")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps({"settings": settings, "clips": a.clips, "seed": a.seed,
