@@ -26,6 +26,8 @@ namespace CoAMD.Unity
         public int seed;
         [Tooltip("Action-recognizer guidance: on = better match to the text, off = faster first frame")]
         public bool guidance = true;
+        [Tooltip("Foot-contact cleanup on the server (feet stay planted); turn off if the character runs its own foot IK")]
+        public bool footCleanup = true;
         [Tooltip("Seconds of motion buffered before playback starts (absorbs network jitter)")]
         [Range(0f, 2f)] public float bufferingDelay = 0.2f;
         public bool playOnStart = true;
@@ -97,6 +99,7 @@ namespace CoAMD.Unity
                 DurationSeconds = durationSeconds,
                 Seed = (ulong)seed,
                 Guidance = guidance ? Guidance.On : Guidance.Off,
+                Cleanup = footCleanup ? Cleanup.On : Cleanup.Off,
                 BufferingDelaySeconds = bufferingDelay,
                 Coordinates = Coords.Unity,
             };
