@@ -16,7 +16,7 @@ help:
 	@echo "make test    the whole test suite (does its own set-up)"
 	@echo "make native  engine clients: Debian packages (gRPC C++, GoogleTest, Mono) + CMake build in build/"
 	@echo "make bench   latency benchmarks (JSON + markdown under bench_out/)"
-	@echo "make train   train the default (small) preset end to end"
+	@echo "make train   train the default (small) preset end to end into TRAIN_OUT=runs/checkpoint"
 	@echo "make ablation  modality-ablation variants (J, J+B, J+M, J+B+M) into runs/ablation/ for coamd eval"
 
 $(VENV)/.stamp: pyproject.toml
@@ -69,12 +69,21 @@ bench: setup
 # Default (small) preset end to end on the CPU; weights go to coamd/checkpoints/default/.
 # TRAIN_ARGS adds arguments to every trainer (e.g. TRAIN_ARGS=--resume).
 TRAIN_ARGS ?=
+# Trains into TRAIN_OUT (a checkpoint folder: --checkpoint TRAIN_OUT), never over the shipped
+# weights unless asked: make train TRAIN_OUT=coamd/checkpoints/default
+TRAIN_OUT ?= runs/checkpoint
 train: setup data
-	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --max-minutes 15 $(TRAIN_ARGS)
-	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --init coamd/checkpoints/default/autoencoder.pt \
-	  --decoder-only --train-set latent_noise=0.8 --train-set crop=160 --run-dir runs/ae_decoder --max-minutes 15 $(TRAIN_ARGS)
-	$(VENV)/bin/coamd train recognizer --preset small --dataset $(DATASET) --max-minutes 20 $(TRAIN_ARGS)
-	$(VENV)/bin/coamd train generator --preset small --dataset $(DATASET) $(TRAIN_ARGS)
+	mkdir -p $(TRAIN_OUT)
+	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --max-minutes 15 \
+	  --out $(TRAIN_OUT)/autoencoder.pt $(TRAIN_ARGS)
+	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --init $(TRAIN_OUT)/autoencoder.pt \
+	  --decoder-only --train-set latent_noise=0.8 --train-set crop=160 --run-dir runs/ae_decoder --max-minutes 15 \
+	  --out $(TRAIN_OUT)/autoencoder.pt $(TRAIN_ARGS)
+	$(VENV)/bin/coamd train recognizer --preset small --dataset $(DATASET) --max-minutes 20 \
+	  --out $(TRAIN_OUT)/recognizer.pt $(TRAIN_ARGS)
+	$(VENV)/bin/coamd train generator --preset small --dataset $(DATASET) --autoencoder $(TRAIN_OUT)/autoencoder.pt \
+	  --out $(TRAIN_OUT)/generator.pt $(TRAIN_ARGS)
+	@echo "trained into $(TRAIN_OUT); try it: $(VENV)/bin/coamd generate 'a person walks' --checkpoint $(TRAIN_OUT) --out walk.npz"
 
 # Modality ablation (paper Table 7): autoencoders and recognizers on stream subsets, each with the
 # same step budget and seed, into runs/ablation/ where `coamd eval` finds them.

@@ -78,6 +78,9 @@ def test_coamd_eval_tiny_subset_writes_report(tmp_path, dataset):
     if "generation" not in rep["missing"]:
         assert "Unguided (w/o recognizer)" in rep["generation"]
         assert "Guided (recognizer J+B+M)" in rep["generation"]
+        cleaned = rep["generation"]["Unguided (w/o recognizer), foot-contact cleanup"]
+        raw = rep["generation"]["Unguided (w/o recognizer)"]
+        assert cleaned["skate_speed"][0] < raw["skate_speed"][0] / 2  # same motions, feet planted
 
 
 def test_modality_ablation_scores_each_trained_variant(tmp_path, dataset, evaluator):

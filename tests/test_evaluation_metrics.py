@@ -45,13 +45,14 @@ def test_r_precision_matches_hand_ranking_and_beats_chance(real):
 
 def test_mm_dist_cosine_and_multimodality_by_hand(real):
     _, _, t, m = real
-    assert M.mm_dist(t, m) == pytest.approx(np.mean([np.linalg.norm(a - b) for a, b in zip(t, m)]), rel=1e-9)
+    # float32 embeddings: the vectorised mean and the per-pair loop differ in the last bits
+    assert M.mm_dist(t, m) == pytest.approx(np.mean([np.linalg.norm(a - b) for a, b in zip(t, m)]), rel=1e-6)
     cos = np.mean([a @ b / np.linalg.norm(a) / np.linalg.norm(b) for a, b in zip(t, m)])
-    assert M.cosine_score(t, m) == pytest.approx(cos, rel=1e-9)
+    assert M.cosine_score(t, m) == pytest.approx(cos, rel=1e-6)
     assert M.mm_dist(t, m) < M.mm_dist(t, np.roll(m, 7, axis=0))
     groups = m[:60].reshape(20, 3, -1)
     hand = np.mean([np.mean([np.linalg.norm(g[a] - g[b]) for a in range(3) for b in range(a + 1, 3)]) for g in groups])
-    assert M.multimodality(groups) == pytest.approx(hand, rel=1e-9)
+    assert M.multimodality(groups) == pytest.approx(hand, rel=1e-6)
 
 
 def test_fid_against_independent_eigen_formula_and_self(real, dataset, evaluator):
