@@ -4,6 +4,8 @@ For ``--clips`` test clips (seeded choice) each motion is generated twice per ph
 caption of the training families (A-D) and from the held-out family E, guided and unguided, with
 the clip's own duration (clamped to 1-10 s). Measured:
 
+* hips travel: mean horizontal distance between the first and last frame's hips (m), to show
+  how much the cleanup's foot-driven root motion shortens or lengthens the path;
 * content accuracy: the action recognizer's top-1 content of the generated motion equals the
   clip's content (the recognizer scores the real clips in the same run as the reference row);
 * style accuracy the same way (reported, no target);
@@ -62,6 +64,7 @@ def measure_generation_quality(engine, dataset: str = "data/processed", clips: i
         return {"content_acc": float(np.mean([r["content"][0].label == c.content for r, c in zip(rec, pick)])),
                 "style_acc": float(np.mean([r["style"][0].label == c.style for r, c in zip(rec, pick)])),
                 "skate_speed": float(np.mean([m[0] for m in ms])), "jitter": float(np.mean([m[1] for m in ms])),
+                "travel_m": float(np.mean([np.linalg.norm(m[-1, 0, [0, 2]] - m[0, 0, [0, 2]]) for m in motions])),
                 "n": len(motions), **({"seconds_per_motion": seconds} if seconds is not None else {})}
 
     real = [c.joints[: int(d * 20)] for c, d in zip(pick, durs)]
@@ -134,12 +137,12 @@ def main(argv=None) -> int:
                                       guided_rows=not a.unguided_only, **settings)
     print(f"| rows ({a.clips} test clips, {eng.backend_name}, {platform.machine()} "
           f"{torch.get_num_threads()} threads, settings {settings or 'defaults'}) | content top-1 | style top-1 "
-          f"| foot skating m/s (x real) | jitter m/s^3 (x real) | s/motion |")
-    print("|---|---|---|---|---|---|")
+          f"| foot skating m/s (x real) | jitter m/s^3 (x real) | hips travel m | s/motion |")
+    print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(f"| {name} | {100 * r['content_acc']:.1f} % | {100 * r['style_acc']:.1f} % | "
               f"{r['skate_speed']:.3f} ({r['skate_ratio_vs_real']:.2f}x) | {r['jitter']:.1f} "
-              f"({r['jitter_ratio_vs_real']:.2f}x) | {r.get('seconds_per_motion', float('nan')):.2f} |")
+              f"({r['jitter_ratio_vs_real']:.2f}x) | {r['travel_m']:.2f} | {r.get('seconds_per_motion', float('nan')):.2f} |")
     cost = [r["cleanup_ms_per_frame"] for r in rows.values() if "cleanup_ms_per_frame" in r]
     print(f"foot-contact cleanup: {np.mean(cost):.3f} ms per frame (one core, Python); total {time.perf_counter() - t:.0f} s")
     if a.json:
