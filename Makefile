@@ -76,6 +76,7 @@ train: setup data
 	mkdir -p $(TRAIN_OUT)
 	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --max-minutes 15 \
 	  --out $(TRAIN_OUT)/autoencoder.pt $(TRAIN_ARGS)
+	cp $(TRAIN_OUT)/autoencoder.pt $(TRAIN_OUT)/autoencoder_reconstruction.pt  # before the decoder is made robust
 	$(VENV)/bin/coamd train ae --preset small --dataset $(DATASET) --init $(TRAIN_OUT)/autoencoder.pt \
 	  --decoder-only --train-set latent_noise=0.8 --train-set crop=160 --run-dir runs/ae_decoder --max-minutes 15 \
 	  --out $(TRAIN_OUT)/autoencoder.pt $(TRAIN_ARGS)
