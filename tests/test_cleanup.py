@@ -79,6 +79,7 @@ def test_cleanup_lowers_skating_and_jitter_of_generated_walks(dataset):
     from coamd.runtime import load_engine
     from coamd.sampling import GenerationRequest
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     eng = load_engine("torch", dataset=dataset.root)
     texts = ["a person walks forward", "someone runs ahead", "a person walks and turns left",
@@ -96,6 +97,7 @@ def test_cleanup_lowers_skating_and_jitter_of_generated_walks(dataset):
     # the sampler's own cleanup (default on) gives exactly these frames
     on = eng.sampler.sample(GenerationRequest(texts[0], duration_s=6.0, seed=0, guidance=False))
     np.testing.assert_allclose(on, cleaned[0], atol=1e-5)  # float32 at metres from the origin
+    torch.set_num_threads(threads)
 
 
 def test_bad_input_and_settings_raise():

@@ -347,6 +347,7 @@ def test_prefix_edit_keeps_real_frames(client, dataset):
     # The sampler returns kept frames exactly as given (coamd.sampling.sampler.Edit).
     np.testing.assert_allclose(r.joints[:16], keep, atol=1e-4)
     assert np.abs(r.joints[16:] - r.joints[15]).max() > 1e-3   # the rest is generated, not a freeze
+    assert r.summary["cleanup_applied"] is False                 # edits are never cleaned
 
 
 def test_rotations_on_request(client):

@@ -128,10 +128,12 @@ class ServerEngine:
         self._frames: dict | None = None
 
     def describe(self, state) -> dict:
-        """Facts about a finished state for the summary (iterations really run, guidance note)."""
+        """Facts about a finished state for the summary (iterations really run, whether guidance
+        and the foot-contact cleanup ran)."""
         req = state.request
         return {"iterations": len(state.schedule),
-                "guidance_applied": bool(req.guidance and req.guidance_scale > 0 and self.runtime.guide is not None)}
+                "guidance_applied": bool(req.guidance and req.guidance_scale > 0 and self.runtime.guide is not None),
+                "cleanup_applied": state.cleaner is not None}
 
     def recognize(self, joints: np.ndarray, top_k: int):
         """joints (T, 21, 3) project frame -> ([(content, cosine)], [(style, cosine)]), best first."""

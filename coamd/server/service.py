@@ -110,7 +110,7 @@ class MotionService(pb_grpc.MotionServiceServicer):
                         order=params.order, ode_steps=params.ode_steps, cfg_scale=params.cfg_scale,
                         guidance_scale=params.guidance_scale if guided else 0.0,
                         max_batch=job.max_batch, solver=params.solver,
-                        cleanup_applied=params.cleanup and params.edit is None, temperature=params.temperature)
+                        cleanup_applied=bool(info.get("cleanup_applied", False)), temperature=params.temperature)
                     yield pb.GenerateResponse(summary=summary)
                     return
                 else:
