@@ -17,13 +17,21 @@ One iteration (``MaskedARSampler.step``) for a batch of states:
    by token; in ``random`` order frames mostly come after the last iteration.
 
 Randomness: each request's token order and noise come from ``numpy.random.default_rng(seed)``
-in the host, so the same seed, text and settings give the same motion on any backend, whatever
-else shares the batch.
+in the host, so the same seed, text and settings give the same noise on any backend and the same
+motion on the same backend, whatever else shares the batch.
+
+Failures: a step is transactional per state. It works on copies of each state's mutable parts
+(random generator, latents, known tokens, counters, recognizer scores, cleanup state) and
+commits them only after every backend and guide call of the step has returned, so **a step that
+raises leaves every state of the batch unchanged**. Stepping a state again after a failure (alone
+or in another batch; a server retries each request of a failed batch alone) therefore draws the
+same noise and gives the same motion as a run that never failed.
 """
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from typing import Iterator
 
 import numpy as np
@@ -189,7 +197,11 @@ class FrameChunk:
 
 @dataclass
 class GenerationState:
-    """Per-request sampling state (create with :meth:`MaskedARSampler.start`)."""
+    """Per-request sampling state (create with :meth:`MaskedARSampler.start`).
+
+    A successful :meth:`MaskedARSampler.step` replaces the mutable members (``rng``, ``z``,
+    ``known``, ``scores``, ``cleaner``) with updated copies instead of changing them in place, so
+    read them from the state after a step rather than keeping references across steps."""
 
     request: GenerationRequest
     text_feat: np.ndarray            # (384,)
@@ -250,6 +262,24 @@ def paste_kept_frames(decoded: np.ndarray, kept: np.ndarray) -> np.ndarray:
                 out[f] += d1 * (1 - (f - b + 1) / (SEAM_AFTER + 1))
     out[keep] = kept[keep]
     return out
+
+
+def _draft(s: GenerationState) -> GenerationState:
+    """A copy of ``s`` that one step may change freely: the random generator (same bit generator
+    type and state), latents, known mask, recognizer scores and cleanup state are copied; the
+    request, text features, token order, schedule and kept frames, which a step only reads, are
+    shared."""
+    bg = s.rng.bit_generator
+    rng_bg = type(bg)(0)
+    rng_bg.state = bg.state
+    return replace(s, z=s.z.copy(), known=s.known.copy(), rng=np.random.Generator(rng_bg),
+                   scores=list(s.scores), cleaner=copy.deepcopy(s.cleaner))
+
+
+def _commit(s: GenerationState, draft: GenerationState) -> None:
+    """Make ``draft`` (from :func:`_draft`, after a successful step) the state of ``s``."""
+    for f in fields(GenerationState):
+        setattr(s, f.name, getattr(draft, f.name))
 
 
 def _prefix_known(known: np.ndarray) -> int:
@@ -337,13 +367,22 @@ class MaskedARSampler:
         """One masked autoregressive iteration for every state (finished states are skipped).
 
         Returns one :class:`FrameChunk` per state, in order: the frames that became final.
+        Raises whatever a backend or guide call raises; a step that raises leaves every state of
+        the batch unchanged (its random generator included), so any of them can be stepped again,
+        alone or batched, and gives the motion of a run that never failed.
         """
-        active = [s for s in states if not s.done and s.iteration < len(s.schedule)]
+        drafts = [s if s.done else _draft(s) for s in states]  # the step changes only these copies
+        active = [d for d in drafts if not d.done and d.iteration < len(d.schedule)]
         if active:
             self._iterate(active)
-        return self._release(states)
+        chunks = self._release(drafts)
+        for s, d in zip(states, drafts):  # every call succeeded: commit
+            if d is not s:
+                _commit(s, d)
+        return chunks
 
     def _iterate(self, active: list[GenerationState]) -> None:
+        """One iteration for ``active`` (step's drafts), changing them in place."""
         be = self.backend
         B, D = len(active), be.latent_dim
         Lmax = max(s.length for s in active)
@@ -456,6 +495,7 @@ class MaskedARSampler:
         return solve(vel, x0, steps, solver)
 
     def _release(self, states: list[GenerationState]) -> list[FrameChunk]:
+        """Decode and release the newly final frames of ``states`` (step's drafts), in place."""
         need = [(i, s, _prefix_known(s.known)) for i, s in enumerate(states)]
         need = [(i, s, k) for i, s, k in need if k > s.released_tokens]
         chunks = [FrameChunk(s.released_tokens * FRAMES_PER_TOKEN, np.zeros((0, 21, 3), np.float32), s.done)
