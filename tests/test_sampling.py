@@ -112,6 +112,124 @@ def test_cfg_batches_cond_and_uncond_in_one_context_call(engine):
     assert all(n == 1 and drop is None for n, drop in be.calls)
 
 
+class _Injected(RuntimeError):
+    pass
+
+
+class _FaultyBackend:
+    """Backend (and guide) wrapper that raises once, on the ``k``-th call of one stage:
+    ``context`` (masked transformer), ``ode`` (diffusion MLP velocity or fused ODE), ``decode``
+    or ``guide`` (recognizer guidance). Every other call goes through unchanged."""
+
+    def __init__(self, be, guide, stage, k):
+        self.be, self._guide, self.stage, self.k = be, guide, stage, k
+        self.name, self.latent_dim, self.max_tokens = be.name, be.latent_dim, be.max_tokens
+        self.counts, self.raised = {}, 0
+
+    def __getattr__(self, k):
+        return getattr(self.be, k)
+
+    def _maybe_fail(self, stage):
+        self.counts[stage] = self.counts.get(stage, 0) + 1
+        if stage == self.stage and self.counts[stage] == self.k:
+            self.raised += 1
+            raise _Injected(f"injected {stage} failure on call {self.k}")
+
+    def context(self, *a):
+        self._maybe_fail("context")
+        return self.be.context(*a)
+
+    def velocity(self, *a):
+        self._maybe_fail("ode")
+        return self.be.velocity(*a)
+
+    def solve(self, *a):
+        self._maybe_fail("ode")
+        return self.be.solve(*a)
+
+    def decode(self, *a):
+        self._maybe_fail("decode")
+        return self.be.decode(*a)
+
+    def guide(self, *a, **kw):
+        self._maybe_fail("guide")
+        return self._guide.guide(*a, **kw)
+
+    @property
+    def last_scores(self):
+        return getattr(self._guide, "last_scores", None)
+
+
+def _snapshot(state):
+    """Everything a step may change in a state, as comparable values."""
+    import pickle
+
+    return (pickle.dumps(state.rng.bit_generator.state), state.z.tobytes(), state.known.tobytes(),
+            state.order.tobytes(), state.iteration, state.filled, state.released_tokens, list(state.scores),
+            pickle.dumps(state.cleaner))
+
+
+def _run(sampler, states, frames, failures):
+    """Step ``states`` together until done; a step that raises (injected) is checked to leave every
+    state unchanged and is simply stepped again. Frames are collected per state in ``frames``."""
+    while not all(s.done for s in states):
+        before = [_snapshot(s) for s in states]
+        try:
+            chunks = sampler.step(states)
+        except _Injected:
+            failures.append(1)
+            assert [_snapshot(s) for s in states] == before, "a step that raised changed a state"
+            continue
+        for f, c in zip(frames, chunks):
+            if len(c.joints):
+                f.append(c.joints)
+
+
+# guided requests exercise every stage, left-to-right order decodes at every iteration and the
+# default cleanup carries causal state across chunks: every per-state mutation of a step is hit
+_FAULT_REQ = dict(duration_s=1.6, iterations=4, ode_steps=3, order="left_to_right", guidance=True)
+
+
+@pytest.mark.parametrize("stage,k", [("context", 2), ("ode", 4), ("ode", 1), ("decode", 2), ("guide", 3)])
+def test_failed_step_leaves_the_state_unchanged_and_retry_gives_the_same_motion(engine, stage, k):
+    """A step that raises at any stage (transformer, ODE, decoder, guidance) leaves the state as it
+    was: stepping again to completion gives exactly the frames of an uninterrupted run."""
+    req = GenerationRequest("a person walks forward", seed=7, **_FAULT_REQ)
+    ref = engine.sampler.sample(req)
+    faulty = _FaultyBackend(engine.backend, engine.guide, stage, k)
+    sampler = MaskedARSampler(faulty, faulty)
+    frames, failures = [[]], []
+    _run(sampler, [sampler.start(req)], frames, failures)
+    assert faulty.raised == 1 and failures == [1]
+    assert np.array_equal(np.concatenate(frames[0]), ref)
+
+
+@pytest.mark.parametrize("stage", ["ode", "guide"])
+def test_failed_batched_step_then_each_alone_equals_each_run_alone(engine, stage):
+    """The server's failure isolation: a batched step raises, then each request is retried alone
+    (and continues alone); each motion is exactly the one it gets when it runs alone throughout."""
+    reqs = [GenerationRequest("a person kicks", seed=1, **_FAULT_REQ),
+            GenerationRequest("an angry person walks", seed=2, **{**_FAULT_REQ, "duration_s": 2.0,
+                                                                    "order": "random"})]
+    refs = [engine.sampler.sample(r) for r in reqs]
+    faulty = _FaultyBackend(engine.backend, engine.guide, stage, 10 ** 9)
+    sampler = MaskedARSampler(faulty, faulty)
+    states = [sampler.start(r) for r in reqs]
+    frames, failures = [[], []], []
+    for s, f in zip(states, frames):  # one step each, alone
+        f.extend(c.joints for c in sampler.step([s]) if len(c.joints))
+    faulty.k = faulty.counts.get(stage, 0) + 1  # the next call of this stage, inside the batched step
+    before = [_snapshot(s) for s in states]
+    with pytest.raises(_Injected):
+        sampler.step(states)
+    assert [_snapshot(s) for s in states] == before
+    for s, f in zip(states, frames):
+        _run(sampler, [s], [f], failures)
+    assert faulty.raised == 1 and not failures
+    for f, ref in zip(frames, refs):
+        assert np.array_equal(np.concatenate(f), ref)
+
+
 def test_left_to_right_streams_every_frame_once_in_order(unguided):
     req = GenerationRequest("a person waves the right hand", 4.0, seed=5, guidance=False,
                         order="left_to_right", **FAST)
