@@ -6,6 +6,7 @@ calls are refused, calls in flight get ``grace_s`` seconds to finish, then the r
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -20,7 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from coamd.client.proto import SERVICE_NAME, pb, pb_grpc
 from coamd.server.auth import BearerTokenInterceptor
 from coamd.server.scheduler import Scheduler
-from coamd.server.service import MotionService
+from coamd.server.service import MotionService, add_to_server
 from coamd.server.validation import Defaults
 
 log = logging.getLogger("coamd.server")
@@ -37,6 +38,8 @@ class ServerConfig:
     batching: bool = True
     max_batch: int = 8
     max_queue: int = 32
+    max_wait_s: float | None = 2.0      # admission bound on a new request's expected wait (None: off)
+    max_request_evals: int | None = None  # per-request compute budget (None: validation's default)
     token: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
@@ -72,14 +75,28 @@ def _read(path: str, what: str) -> bytes:
 async def start_server(cfg: ServerConfig, engine):
     """Build and start the server around a loaded ``engine``. Returns (server, port, health, scheduler)."""
     scheduler = Scheduler(engine.step_model, max_batch=cfg.max_batch, max_queue=cfg.max_queue,
-                          batching=cfg.batching)
+                          batching=cfg.batching, max_wait_s=cfg.max_wait_s)
     interceptors = [BearerTokenInterceptor(cfg.token)] if cfg.token else []
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
         ("grpc.so_reuseport", 0)])
-    defaults = cfg.defaults or (engine.defaults() if hasattr(engine, "defaults") else None)
-    pb_grpc.add_MotionServiceServicer_to_server(MotionService(engine, scheduler, defaults), server)
+    defaults = cfg.defaults or (engine.defaults() if hasattr(engine, "defaults") else None) or Defaults()
+    if cfg.max_request_evals is not None:
+        defaults = dataclasses.replace(defaults, max_request_evals=cfg.max_request_evals)
+    add_to_server(MotionService(engine, scheduler, defaults), server)
     health_servicer = health.aio.HealthServicer()
+    loop = asyncio.get_running_loop()
+
+    def worker_failed(reason: str) -> None:  # called from the scheduler's thread
+        async def not_serving():
+            for name in ("", SERVICE_NAME):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        try:
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(not_serving()))
+        except RuntimeError:  # the loop is closed: nothing left to report to
+            pass
+
+    scheduler.on_failure = worker_failed
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -100,6 +117,20 @@ async def start_server(cfg: ServerConfig, engine):
     return server, port, health_servicer, scheduler
 
 
+async def drain(server, health_servicer, scheduler: Scheduler, grace_s: float) -> None:
+    """Graceful stop: health NOT_SERVING and new calls refused at once; requests in flight get
+    ``grace_s`` seconds to finish; then the scheduler ends what is left with UNAVAILABLE "server is
+    shutting down" (a clean status for the client, no cancelled handler tracebacks in the log)
+    before the server cancels anything still open."""
+    await health_servicer.enter_graceful_shutdown()
+    stopped = asyncio.ensure_future(server.stop(grace_s + 2.0))   # refuses new calls now
+    deadline = time.monotonic() + grace_s
+    while scheduler.load != (0, 0) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    scheduler.close()
+    await stopped
+
+
 async def _serve(cfg: ServerConfig, engine) -> None:
     server, port, health_servicer, scheduler = await start_server(cfg, engine)
     scheme = "TLS" if cfg.tls_cert else "plaintext"
@@ -117,9 +148,7 @@ async def _serve(cfg: ServerConfig, engine) -> None:
     t = time.monotonic()
     active, waiting = scheduler.load
     print(f"coamd serve: draining ({active} active, {waiting} waiting, grace {cfg.grace_s:g} s)", flush=True)
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(cfg.grace_s)
-    scheduler.close()
+    await drain(server, health_servicer, scheduler, cfg.grace_s)
     print(f"coamd serve: stopped after {time.monotonic() - t:.1f} s", flush=True)
 
 

@@ -1,7 +1,8 @@
 """Bearer-token authentication for the gRPC server (an aio server interceptor).
 
 Clients send ``authorization: Bearer <token>`` metadata. Calls without it, or with another token,
-end with UNAUTHENTICATED before any handler runs. The standard health service stays open so load
+end with UNAUTHENTICATED before any handler runs, unknown method names included (they answer
+UNIMPLEMENTED only to a caller holding the token). The standard health service stays open so load
 balancers and orchestrators can probe a server without holding the token. Tokens are compared in
 constant time.
 """
@@ -52,9 +53,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         if hmac.compare_digest(got.encode(), self._expected):
             return await continuation(handler_call_details)
         handler = await continuation(handler_call_details)
+        msg = "missing bearer token" if not got else "invalid bearer token"
         if handler is None:
-            return None
+            # an unknown method: without the token a caller learns nothing, not even that the
+            # method does not exist (UNAUTHENTICATED, like a known one). A stream-stream handler
+            # answers any call shape.
+            return _deny_handler("stream_stream", msg)
         kind = ("stream" if handler.request_streaming else "unary") + "_" + \
                ("stream" if handler.response_streaming else "unary")
-        msg = "missing bearer token" if not got else "invalid bearer token"
         return _deny_handler(kind, msg)

@@ -14,11 +14,24 @@ step in a batch of the new requests only, so its first frames do not wait for a 
 of everyone else (like prefill priority in LLM servers); from its second step on it shares the
 batch. This trades a little throughput for time to first frame under load.
 
-Admission is bounded: at most ``max_batch`` jobs are active and at most ``max_queue`` wait;
-``submit`` raises ``QueueFull`` beyond that (the service answers RESOURCE_EXHAUSTED).
+Admission is bounded two ways, and ``submit`` raises ``QueueFull`` (the service answers
+RESOURCE_EXHAUSTED at once) when either bound would be passed:
+
+- at most ``max_batch`` jobs are active and at most ``max_queue`` wait;
+- the **expected wait** of the new request before its first step, estimated from measured step
+  times, must not exceed ``max_wait_s`` (default 2 s). The estimate replays the current jobs:
+  every active job needs its remaining steps, every waiting job its whole request, slots free up
+  as jobs finish (an event simulation over step counts), and one step costs the moving average of
+  the last measured batch steps. So under overload the requests that are accepted start promptly
+  and the rest are told to retry, instead of all waiting tens of seconds for their first frame.
 
 Failure isolation: if a batched step raises, each request of the batch is retried alone so one bad
-request fails only its own stream (INTERNAL). A failure of the recognizer guidance sidecar
+request fails only its own stream (INTERNAL). Anything else that goes wrong inside the worker's
+loop fails only the jobs of that round (INTERNAL) and the worker goes on; should the worker thread
+ever stop for another reason, every job still waiting gets UNAVAILABLE, ``submit`` refuses new
+ones, ``healthy`` turns False and ``on_failure`` is called (the server then reports NOT_SERVING).
+Jobs are compared by identity only (``Job`` is a dataclass with ``eq=False``): two requests with
+equal parameters, edit frames included, are two jobs. A failure of the recognizer guidance sidecar
 (``GuidanceFailed``) turns guidance off for that request, which then completes unguided with a note.
 This relies on the sampler's contract that a step which raises leaves its states unchanged.
 
@@ -31,10 +44,11 @@ import asyncio
 import collections
 import logging
 import threading
+import heapq
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import grpc
 
@@ -57,11 +71,17 @@ class StepModel(Protocol):
     def done(self, state) -> bool: ...
     def disable_guidance(self, state) -> None: ...
     def guided(self, state) -> bool: ...
+    # optional: ``steps_needed(params) -> int``, the worker steps a request takes (default: its
+    # ``params.iterations``, else 1); used only to estimate waits
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
-    """One generation request as the scheduler sees it. Times are ``time.monotonic()`` seconds."""
+    """One generation request as the scheduler sees it. Times are ``time.monotonic()`` seconds.
+
+    Compared and hashed by identity (``eq=False``): parameters may hold numpy arrays (edit frames),
+    and two identical requests are still two jobs.
+    """
 
     params: Any
     loop: asyncio.AbstractEventLoop
@@ -103,35 +123,83 @@ class Scheduler:
     """Batches ``Job``s into shared sampler steps on a worker thread.
 
     ``max_batch``: most requests per step (1 when ``batching`` is False). ``max_queue``: most
-    requests waiting for a slot; ``submit`` raises QueueFull beyond it.
+    requests waiting for a slot. ``max_wait_s``: largest expected wait before a new request's
+    first step (seconds; None = no bound). ``submit`` raises QueueFull beyond either bound.
+    ``on_failure``: called once, from the worker thread, with a message if the worker ever stops
+    for a reason other than ``close()``. ``step_time_s``: the step-time estimate used before any
+    step was measured (seconds).
     """
 
+    EMA = 0.2   # weight of the newest measured step in the step-time average
+
     def __init__(self, model: StepModel, max_batch: int = 8, max_queue: int = 32, batching: bool = True,
-                 prioritize_new: bool = True):
+                 prioritize_new: bool = True, max_wait_s: float | None = 2.0,
+                 on_failure: Callable[[str], None] | None = None, step_time_s: float = 0.05):
         if max_batch < 1 or max_queue < 0:
             raise ValueError(f"max_batch must be >= 1 and max_queue >= 0, got {max_batch}, {max_queue}")
+        if max_wait_s is not None and not max_wait_s > 0:
+            raise ValueError(f"max_wait_s must be > 0 (or None for no bound), got {max_wait_s}")
         self.model = model
         self.max_batch = max_batch if batching else 1
         self.max_queue = max_queue
+        self.max_wait_s = max_wait_s
         self.batching = batching
         self.prioritize_new = prioritize_new
+        self.on_failure = on_failure
+        self.step_time_s = float(step_time_s)
         self._pending: collections.deque[Job] = collections.deque()
         self._active: list[Job] = []
         self._cond = threading.Condition()
         self._stopping = False
+        self._failed: str | None = None
         self.steps = 0
+        self.rejected = collections.Counter()
         self.batch_histogram: collections.Counter = collections.Counter()
-        self._thread = threading.Thread(target=self._run, name="coamd-scheduler", daemon=True)
+        self._thread = threading.Thread(target=self._main, name="coamd-scheduler", daemon=True)
         self._thread.start()
 
     # ----------------------------------------------------------------- event-loop side
+    def _steps_needed(self, job: Job) -> int:
+        fn = getattr(self.model, "steps_needed", None)
+        try:
+            n = fn(job.params) if fn is not None else getattr(job.params, "iterations", 1)
+            return max(1, int(n))
+        except Exception:  # noqa: BLE001 - an estimate only
+            return 1
+
+    def expected_wait_s(self, extra: Job | None = None) -> float:
+        """Expected seconds before a request submitted now (``extra``, or a one-step request) runs
+        its first step: an event simulation over step counts of the active jobs' remaining steps
+        and the waiting jobs' whole requests, times the measured step time. Call with the lock held
+        or accept a racy estimate."""
+        finish = [max(0, self._steps_needed(j) - j.steps) for j in self._active]
+        heapq.heapify(finish)
+        start = 0
+        for job in list(self._pending) + ([extra] if extra is not None else [None]):
+            start = 0
+            if len(finish) >= self.max_batch:
+                start = heapq.heappop(finish)
+            heapq.heappush(finish, start + (self._steps_needed(job) if job is not None else 1))
+        busy = bool(self._active or self._pending)
+        return (start + (1 if busy else 0)) * self.step_time_s
+
     def submit(self, job: Job) -> None:
-        """Queue ``job``; raises QueueFull when ``max_queue`` jobs already wait, RuntimeError when closed."""
+        """Queue ``job``. Raises QueueFull when ``max_queue`` jobs already wait or the expected wait
+        exceeds ``max_wait_s``; RuntimeError when the scheduler is closed or its worker stopped."""
         with self._cond:
+            if self._failed is not None:
+                raise RuntimeError(f"generation worker stopped: {self._failed}")
             if self._stopping:
                 raise RuntimeError("server is shutting down")
             if len(self._pending) >= self.max_queue and len(self._active) + len(self._pending) >= self.max_batch:
+                self.rejected["queue"] += 1
                 raise QueueFull(f"{len(self._pending)} requests waiting (max_queue={self.max_queue})")
+            if self.max_wait_s is not None:
+                wait = self.expected_wait_s(job)
+                if wait > self.max_wait_s:
+                    self.rejected["wait"] += 1
+                    raise QueueFull(f"expected wait {wait:.1f} s exceeds {self.max_wait_s:g} s "
+                                    f"({len(self._active)} active, {len(self._pending)} waiting)")
             self._pending.append(job)
             self._cond.notify()
 
@@ -140,6 +208,11 @@ class Scheduler:
         """(active, waiting) job counts."""
         with self._cond:
             return len(self._active), len(self._pending)
+
+    @property
+    def healthy(self) -> bool:
+        """False once the worker thread has stopped for any reason other than ``close()``."""
+        return self._failed is None and (self._thread.is_alive() or self._stopping)
 
     def close(self, timeout: float = 5.0) -> None:
         """Cancel what is left and stop the worker thread."""
@@ -151,6 +224,28 @@ class Scheduler:
         self._thread.join(timeout)
 
     # ----------------------------------------------------------------- worker thread
+    def _main(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # noqa: BLE001 - last line of defence: report, never hang clients
+            self._die(f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _die(self, reason: str) -> None:
+        log.critical("generation worker stopped: %s", reason)
+        with self._cond:
+            self._failed = reason
+            jobs = list(self._pending) + list(self._active)
+            self._pending.clear()
+            self._active = []
+        for job in jobs:
+            job._post(("error", grpc.StatusCode.UNAVAILABLE, "generation worker stopped; retry on another server"))
+        if self.on_failure is not None:
+            try:
+                self.on_failure(reason)
+            except Exception:  # noqa: BLE001
+                log.exception("on_failure callback raised")
+
     def _run(self) -> None:
         while True:
             with self._cond:
@@ -165,36 +260,41 @@ class Scheduler:
                 admitted = []
                 while self._pending and len(self._active) + len(admitted) < self.max_batch:
                     admitted.append(self._pending.popleft())
-            for job in admitted:
-                if self._retire_if_dead(job):
-                    continue
-                job.t_start = time.monotonic()
-                try:
-                    job.state = self.model.start(job.params)
-                except ValueError as exc:  # the sampler rejected a combination the edge let through
-                    job._post(("error", grpc.StatusCode.INVALID_ARGUMENT, str(exc)))
-                    continue
-                except Exception as exc:  # noqa: BLE001 - never let one request kill the worker
-                    log.error("start failed: %s", traceback.format_exc())
-                    job._post(("error", grpc.StatusCode.INTERNAL, f"model error: {type(exc).__name__}: {exc}"))
-                    continue
+            batch: list[Job] = list(admitted)
+            try:
+                self._admit(admitted)
                 with self._cond:
-                    self._active.append(job)
-            with self._cond:
-                self._active = [j for j in self._active if not self._retire_if_dead(j)]
-                batch = list(self._active)
-                fresh = [j for j in batch if j.steps == 0]
-                if self.prioritize_new and fresh and len(fresh) < len(batch):
-                    batch = fresh
-            if batch:
-                try:
+                    self._active = [j for j in self._active if not self._retire_if_dead(j)]
+                    batch = list(self._active)
+                    fresh = [j for j in batch if j.steps == 0]
+                    if self.prioritize_new and fresh and len(fresh) < len(batch):
+                        batch = fresh
+                if batch:
                     self._step(batch)
-                except Exception:  # noqa: BLE001 - defensive: the worker must survive anything
-                    log.error("scheduler step crashed: %s", traceback.format_exc())
-                    for job in batch:
-                        job._post(("error", grpc.StatusCode.INTERNAL, "scheduler error"))
-                    with self._cond:
-                        self._active = [j for j in self._active if j not in batch]
+            except Exception:  # noqa: BLE001 - defensive: the worker must survive anything
+                log.error("scheduler round crashed: %s", traceback.format_exc())
+                dropped = {id(j) for j in batch}
+                for job in batch:
+                    job._post(("error", grpc.StatusCode.INTERNAL, "scheduler error"))
+                with self._cond:
+                    self._active = [j for j in self._active if id(j) not in dropped]
+
+    def _admit(self, admitted: list[Job]) -> None:
+        for job in admitted:
+            if self._retire_if_dead(job):
+                continue
+            job.t_start = time.monotonic()
+            try:
+                job.state = self.model.start(job.params)
+            except ValueError as exc:  # the sampler rejected a combination the edge let through
+                job._post(("error", grpc.StatusCode.INVALID_ARGUMENT, str(exc)))
+                continue
+            except Exception as exc:  # noqa: BLE001 - never let one request kill the worker
+                log.error("start failed: %s", traceback.format_exc())
+                job._post(("error", grpc.StatusCode.INTERNAL, f"model error: {type(exc).__name__}: {exc}"))
+                continue
+            with self._cond:
+                self._active.append(job)
 
     def _retire_if_dead(self, job: Job) -> bool:
         if job.cancelled:
@@ -205,6 +305,9 @@ class Scheduler:
             return True
         return False
 
+    def _measured(self, seconds: float) -> None:
+        self.step_time_s = (1 - self.EMA) * self.step_time_s + self.EMA * seconds
+
     def _step(self, batch: list[Job]) -> None:
         n = len(batch)
         self.steps += 1
@@ -212,8 +315,10 @@ class Scheduler:
         for job in batch:
             job.max_batch = max(job.max_batch, n)
             job.steps += 1
+        t0 = time.monotonic()
         try:
             results = list(zip(batch, self.model.step([j.state for j in batch])))
+            self._measured(time.monotonic() - t0)
         except Exception as exc:  # noqa: BLE001
             if n > 1:
                 log.warning("batched step of %d failed (%s); retrying each request alone", n, exc)
@@ -231,8 +336,9 @@ class Scheduler:
                 finished.append(job)
         if finished or len(results) != n:
             keep = {id(j) for j, _ in results} - {id(j) for j in finished}
+            gone = {id(j) for j in batch} - keep
             with self._cond:
-                self._active = [j for j in self._active if j not in batch or id(j) in keep]
+                self._active = [j for j in self._active if id(j) not in gone]
 
     def _step_alone(self, job: Job, first_exc: Exception | None):
         """One step for ``job`` alone; on guidance failure, retry unguided. None if the job failed."""

@@ -4,6 +4,11 @@ Every handler validates its request first (INVALID_ARGUMENT naming the field), r
 the event loop (the scheduler's worker thread for generation, a one-thread executor for
 Recognize/Retrieve), converts coordinates in ``coamd.server.coords`` only, and turns any model
 exception into INTERNAL for that call alone.
+
+Requests are registered with :func:`add_to_server`, not the generated ``add_..._to_server``: its
+deserializer never raises, so bytes that are not a valid message of the method's request type
+(e.g. invalid UTF-8 in a ``string`` field) reach the handler as :class:`MalformedRequest` and end
+with INVALID_ARGUMENT and one rate-limited log line, instead of gRPC's UNKNOWN plus a traceback.
 """
 from __future__ import annotations
 
@@ -19,12 +24,90 @@ import numpy as np
 from coamd.client.proto import pb, pb_grpc
 from coamd.server import coords
 from coamd.server.scheduler import Job, QueueFull, Scheduler
-from coamd.server.validation import (MAX_RECOGNIZE_FRAMES, Defaults, ValidationError, check_text,
-                                     coordinate_system, frames_to_joints, validate_generate,
+from coamd.server.validation import (MAX_RECOGNIZE_FRAMES, MIN_RECOGNIZE_FRAMES, Defaults, ValidationError,
+                                     check_text, coordinate_system, frames_to_joints, validate_generate,
                                      validate_top_k)
 from coamd.skeleton import FPS, JOINT_NAMES, NUM_JOINTS, PARENTS
 
 log = logging.getLogger("coamd.server")
+
+
+class RateLimitedLog:
+    """Logs at most one line per ``interval_s`` seconds for one kind of event; the next line that
+    gets through says how many were suppressed in between. Thread-safe enough for counters."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0):
+        self.logger, self.interval_s = logger, interval_s
+        self._next = 0.0
+        self._suppressed = 0
+
+    def warning(self, msg: str, *args) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            self._suppressed += 1
+            return False
+        extra = f" ({self._suppressed} more suppressed)" if self._suppressed else ""
+        self._suppressed = 0
+        self._next = now + self.interval_s
+        self.logger.warning(msg + extra, *args)
+        return True
+
+
+class MalformedRequest:
+    """Stands in for a request whose bytes did not parse as the method's message type."""
+
+    __slots__ = ("type_name", "reason")
+
+    def __init__(self, type_name: str, reason: str):
+        self.type_name, self.reason = type_name, reason
+
+
+def _safe_deserializer(cls):
+    def parse(data: bytes):
+        try:
+            return cls.FromString(data)
+        except Exception as exc:  # noqa: BLE001 - DecodeError and anything else upb may raise
+            return MalformedRequest(cls.DESCRIPTOR.full_name, str(exc) or type(exc).__name__)
+    return parse
+
+
+_bad_request_log = RateLimitedLog(log)
+
+
+async def _reject_malformed(request: MalformedRequest, context, method: str):
+    _bad_request_log.warning("%s: request is not a valid %s (%s)", method, request.type_name, request.reason)
+    await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                        f"request is not a valid {request.type_name} message: {request.reason} "
+                        "(string fields must be UTF-8)")
+
+
+def add_to_server(servicer, server) -> None:
+    """Register ``servicer``'s ``coamd.v1.MotionService`` methods on a grpc.aio ``server`` with
+    never-raising deserializers (see the module docstring). Methods are read from the service
+    descriptor, so a new RPC in the proto needs only its handler on the servicer."""
+    service = pb.DESCRIPTOR.services_by_name["MotionService"]
+    handlers = {}
+    for m in service.methods:
+        req_cls, resp_cls = getattr(pb, m.input_type.name), getattr(pb, m.output_type.name)
+        fn = getattr(servicer, m.name)
+        kw = dict(request_deserializer=_safe_deserializer(req_cls), response_serializer=resp_cls.SerializeToString)
+        if m.client_streaming:
+            raise NotImplementedError(f"{m.name}: client-streaming methods need their own malformed-message check")
+        if m.server_streaming:
+            async def stream(request, context, _fn=fn, _name=m.name):
+                if isinstance(request, MalformedRequest):
+                    await _reject_malformed(request, context, _name)
+                    return
+                async for item in _fn(request, context):
+                    yield item
+            handlers[m.name] = grpc.unary_stream_rpc_method_handler(stream, **kw)
+        else:
+            async def unary(request, context, _fn=fn, _name=m.name):
+                if isinstance(request, MalformedRequest):
+                    await _reject_malformed(request, context, _name)
+                return await _fn(request, context)
+            handlers[m.name] = grpc.unary_unary_rpc_method_handler(unary, **kw)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
 
 
 def frames_message(start: int, joints: np.ndarray, system: str, rotations: np.ndarray | None) -> list:
@@ -119,10 +202,18 @@ class MotionService(pb_grpc.MotionServiceServicer):
             job.cancel()  # client gone, deadline hit or an abort: the worker drops it at its next step
 
     # ------------------------------------------------------------------ Recognize / Retrieve
-    async def _aux_call(self, context, fn, *args):
+    async def _aux_call(self, context, fn, *args, missing: str | None = None):
+        """Run ``fn(*args)`` on the auxiliary thread. ValueError -> INVALID_ARGUMENT; with ``missing``,
+        FileNotFoundError -> FAILED_PRECONDITION with that explanation; anything else -> INTERNAL."""
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._aux, fn, *args)
+        except FileNotFoundError as exc:
+            if missing is not None:
+                log.warning("%s: %s", getattr(fn, "__name__", fn), exc)
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"{missing}: {exc}")
+            log.error("%s failed: %s", getattr(fn, "__name__", fn), traceback.format_exc())
+            await context.abort(grpc.StatusCode.INTERNAL, f"model error: {type(exc).__name__}: {exc}")
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Exception as exc:  # noqa: BLE001
@@ -133,8 +224,9 @@ class MotionService(pb_grpc.MotionServiceServicer):
         try:
             system = coordinate_system(request.coordinates)
             top_k = validate_top_k(request.top_k)
-            if not request.frames:
-                raise ValidationError("frames", "must hold at least one frame")
+            if len(request.frames) < MIN_RECOGNIZE_FRAMES:
+                raise ValidationError("frames", f"must hold at least {MIN_RECOGNIZE_FRAMES} frames "
+                                      f"({MIN_RECOGNIZE_FRAMES / FPS:g} s at {FPS:g} fps), got {len(request.frames)}")
             if len(request.frames) > MAX_RECOGNIZE_FRAMES:
                 raise ValidationError("frames", f"at most {MAX_RECOGNIZE_FRAMES} frames (60 s), got {len(request.frames)}")
             joints = frames_to_joints(request.frames, "frames", system)
@@ -150,7 +242,9 @@ class MotionService(pb_grpc.MotionServiceServicer):
             top_k = validate_top_k(request.top_k)
         except ValidationError as exc:
             await self._abort_invalid(context, exc)
-        hits = await self._aux_call(context, self.engine.retrieve, text, top_k)
+        hits = await self._aux_call(context, self.engine.retrieve, text, top_k, missing=(
+            "Retrieve ranks the processed dataset's test split, which this server does not have "
+            "(build it with `make data`, or start the server with --dataset DIR)"))
         return pb.RetrieveResponse(motions=[pb.RetrievedMotion(clip_id=h["clip_id"], caption=h["caption"],
                                                                similarity=h["similarity"], frames=h["frames"])
                                             for h in hits])

@@ -9,6 +9,7 @@ protobuf or with enum numbers a newer client might send.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,13 @@ MAX_TEMPERATURE = 2.0
 MAX_TOP_K = 50
 MAX_COORD_M = 100.0          # no joint of a real skeleton is 100 m from the origin
 MAX_RECOGNIZE_FRAMES = int(60 * FPS)
+MIN_RECOGNIZE_FRAMES = 2     # the motion stream (frame differences) needs two frames
+# Per-request compute budget: velocity evaluations of the flow ODE per token, iterations x
+# ode_steps x solver stages (Euler 1, Heun 2). The defaults (8 x 8 x 1 = 64) cost 1/16 of it; the
+# heaviest settings the field ranges allow (64 x 64 Heun = 8192) took 12.7 s alone on 2 cores and
+# slowed every request sharing the batch 9x.
+MAX_REQUEST_EVALS = 1024
+SOLVER_STAGES = {"euler": 1, "heun": 2}
 
 
 class ValidationError(ValueError):
@@ -58,6 +66,7 @@ class Defaults:
     temperature: float = GenerationRequest.temperature
     max_duration_s: float = MAX_DURATION_S
     min_edit_frames: int = 4
+    max_request_evals: int = MAX_REQUEST_EVALS
 
 
 @dataclass
@@ -111,14 +120,26 @@ def _enum(value: int, enum_name: str, field_name: str) -> int:
     return value
 
 
+_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+
+
 def check_text(text: str, field_name: str = "text") -> str:
-    """Strip ``text``; raise ValidationError if empty or longer than MAX_TEXT_CHARS."""
+    """Strip ``text`` and check that it is a sentence: at most MAX_TEXT_CHARS characters, no
+    control characters (Unicode category Cc other than tab, newline and carriage return), and at
+    least one letter (category L*) once invisible format characters (Cf: zero-width spaces, byte
+    order marks, ...) are ignored. Raises ValidationError naming ``field_name``."""
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValidationError(field_name, f"must be at most {MAX_TEXT_CHARS} characters, got {len(text)}")
+    for i, ch in enumerate(text):
+        if unicodedata.category(ch) == "Cc" and ch not in _ALLOWED_CONTROLS:
+            raise ValidationError(field_name, f"contains the control character U+{ord(ch):04X} at position {i}")
     stripped = text.strip()
     if not stripped:
         raise ValidationError(field_name, "must not be empty")
-    if len(text) > MAX_TEXT_CHARS:
-        raise ValidationError(field_name, f"must be at most {MAX_TEXT_CHARS} characters, got {len(text)}")
-    return stripped
+    if not any(unicodedata.category(ch).startswith("L") for ch in stripped):
+        raise ValidationError(field_name, "must contain words (no letters found); describe the motion, "
+                              "e.g. 'a person walks forward'")
+    return "".join(ch for ch in stripped if unicodedata.category(ch) != "Cf").strip()
 
 
 def _scale(value: float, field_name: str, maximum: float, default: float) -> float:
@@ -212,6 +233,12 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
         coordinates=system, include_rotations=bool(req.include_rotations),
         cleanup={pb.CLEANUP_ON: True, pb.CLEANUP_OFF: False}.get(cleanup, d.cleanup),
         temperature=_scale(req.temperature, "temperature", MAX_TEMPERATURE, d.temperature))
+    evals = params.iterations * params.ode_steps * SOLVER_STAGES.get(params.solver, 1)
+    if evals > d.max_request_evals:
+        raise ValidationError("iterations", f"iterations x ode_steps x solver stages = {params.iterations} x "
+                              f"{params.ode_steps} x {SOLVER_STAGES.get(params.solver, 1)} = {evals} velocity "
+                              f"evaluations per token exceed this server's per-request budget of "
+                              f"{d.max_request_evals}; lower iterations or ode_steps, or use the Euler solver")
     params.edit = _edit(req, system, params.num_frames, d.min_edit_frames)
     return params
 
