@@ -20,8 +20,10 @@ Graphs (DESIGN.md section 2; all float32, opset 18):
 
 Dynamic axes: batch B, sequence L (1..max_tokens), tokens N, text length S. The dynamo exporter is
 used because the legacy TorchScript exporter bakes sequence lengths into reshapes.
-A ``manifest.json`` next to the graphs records the checkpoint hash, configs, graph inputs/outputs
-and the torch/onnx versions, so a cache can be checked before use.
+A ``manifest.json`` next to the graphs records the checkpoint hash and files, the cache key,
+configs, graph inputs/outputs and the torch/onnx versions, so a cache can be checked before use.
+Reading a manifest and keying the cache need no torch: :mod:`coamd.export.manifest` (whose names
+this module re-exports).
 """
 from __future__ import annotations
 
@@ -39,15 +41,14 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-OPSET = 18
-FORMAT_VERSION = 1
-MANIFEST = "manifest.json"
-GRAPHS = ("text_encoder", "decoder", "transformer", "velocity")
-OPTIONAL_GRAPHS = ("encoder",)  # editing requests only
+from coamd.export.manifest import (EXPORTER_VERSION, FORMAT_VERSION, GRAPHS, MANIFEST, OPSET, OPTIONAL_GRAPHS,
+                                   ExportError, checkpoint_files, checkpoint_hash, checkpoint_key, io_spec,
+                                   ode_graph_name, read_manifest)
 
-
-class ExportError(RuntimeError):
-    """An export failed or an export folder is incomplete/stale (the message says which)."""
+__all__ = ["EXPORTER_VERSION", "FORMAT_VERSION", "GRAPHS", "MANIFEST", "OPSET", "OPTIONAL_GRAPHS", "ExportError",
+           "checkpoint_hash", "checkpoint_key", "ode_graph_name", "read_manifest", "bundle_hash", "export_models",
+           "export_text_encoder", "export_decoder", "export_encoder", "export_transformer", "export_velocity",
+           "export_fused_ode", "DecoderGraph", "EncoderGraph", "ContextGraph", "VelocityGraph", "FusedODEGraph"]
 
 
 # ----------------------------------------------------------------------------- wrappers
@@ -243,11 +244,6 @@ def export_velocity(diffusion: nn.Module, out_dir: str | Path, verbose: bool = F
                    ["x", "t", "h"], ["v"], {"x": {0: n}, "t": {0: n}, "h": {0: n}}, verbose)
 
 
-def ode_graph_name(solver: str, steps: int, cfg: bool) -> str:
-    """File stem of a fused-ODE graph, e.g. ``ode_euler8_cfg``."""
-    return f"ode_{solver}{int(steps)}{'_cfg' if cfg else ''}"
-
-
 def export_fused_ode(diffusion: nn.Module, out_dir: str | Path, steps: int, solver: str = "euler",
                      cfg: bool = True, verbose: bool = False) -> Path:
     """Export :class:`FusedODEGraph` for a fixed ``steps``/``solver``/``cfg`` (N dynamic)."""
@@ -265,24 +261,6 @@ def export_fused_ode(diffusion: nn.Module, out_dir: str | Path, steps: int, solv
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def checkpoint_hash(path: str | Path) -> str:
-    """SHA-256 (hex, first 16 chars) over the names and bytes of a checkpoint file or folder.
-
-    Raises FileNotFoundError when the path does not exist."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"checkpoint {p} does not exist")
-    files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix in (".pt", ".pth", ".json", ".safetensors")) \
-        if p.is_dir() else [p]
-    h = hashlib.sha256()
-    for f in files:
-        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
-
-
 def bundle_hash(bundle) -> str:
     """SHA-256 (hex, first 16 chars) of the weights and configs of the generation models of a
     loaded bundle (transformer, diffusion MLP, autoencoder): the export cache key."""
@@ -295,18 +273,6 @@ def bundle_hash(bundle) -> str:
             h.update(k.encode())
             h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
-
-
-def _io_spec(path: Path) -> dict:
-    import onnx
-
-    m = onnx.load(str(path), load_external_data=False)
-
-    def dims(v):
-        return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
-
-    return {"inputs": {v.name: dims(v) for v in m.graph.input},
-            "outputs": {v.name: dims(v) for v in m.graph.output}}
 
 
 def export_models(bundle, out_dir: str | Path, *, checkpoint: str | Path | None = None,
@@ -346,10 +312,20 @@ def export_models(bundle, out_dir: str | Path, *, checkpoint: str | Path | None 
     manifest = json.loads(man_path.read_text()) if man_path.exists() else {}
     import onnx
 
+    from coamd.export.text import minilm_version
+
+    files = key = None
+    if checkpoint is not None and Path(checkpoint).is_dir():
+        try:
+            files, key = checkpoint_files(checkpoint), checkpoint_key(checkpoint)
+        except FileNotFoundError:
+            pass
     manifest.update({
-        "format": FORMAT_VERSION, "opset": OPSET, "torch": torch.__version__, "onnx": onnx.__version__,
+        "format": FORMAT_VERSION, "exporter": EXPORTER_VERSION, "opset": OPSET, "torch": torch.__version__,
+        "onnx": onnx.__version__, "text_encoder_package": minilm_version(),
         "checkpoint": str(checkpoint) if checkpoint is not None else None,
         "checkpoint_hash": checkpoint_hash(checkpoint) if checkpoint is not None else None,
+        "checkpoint_files": files, "cache_key": key,
         "weights_hash": bundle_hash(bundle),
         "config": {"generator": tr.config.to_dict() if hasattr(tr.config, "to_dict") else dict(vars(tr.config)),
                    "autoencoder": ae.config.to_dict()},
@@ -361,19 +337,6 @@ def export_models(bundle, out_dir: str | Path, *, checkpoint: str | Path | None 
         t0 = time.perf_counter()
         path = fn()
         manifest["graphs"][name] = {"file": path.name, "seconds": round(time.perf_counter() - t0, 1),
-                                    "bytes": path.stat().st_size, **_io_spec(path)}
+                                    "bytes": path.stat().st_size, **io_spec(path)}
         man_path.write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-def read_manifest(export_dir: str | Path, require: Iterable[str] = GRAPHS) -> dict:
-    """The manifest of an export folder; raises ExportError when it or a required graph is missing."""
-    d = Path(export_dir)
-    p = d / MANIFEST
-    if not p.exists():
-        raise ExportError(f"{d} has no {MANIFEST}; run `coamd export` first")
-    man = json.loads(p.read_text())
-    missing = [g for g in require if g not in man.get("graphs", {}) or not (d / man["graphs"][g]["file"]).exists()]
-    if missing:
-        raise ExportError(f"{d} lacks graph(s) {missing}; run `coamd export` again")
-    return man

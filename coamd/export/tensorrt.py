@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from coamd.export.onnx_export import read_manifest
+from coamd.export.manifest import read_manifest
 
 
 class TensorRTUnavailable(RuntimeError):
