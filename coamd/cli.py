@@ -247,17 +247,13 @@ def _add_eval(sub) -> None:
 
 # ----------------------------------------------------------------------------- generate / recognize / retrieve
 def _engine(a: argparse.Namespace, guidance: bool = True):
-    import torch
+    from coamd.runtime import default_torch_threads, load_engine
 
-    from coamd.runtime import load_engine
-    from coamd.train.common import default_threads
-
-    # small graphs: one thread when the machine is busy (two competing OpenMP threads were
-    # measured 6-10x slower on the loaded 2-core box), else up to two
-    torch.set_num_threads(default_threads())
-
+    # torch, where the command needs it, gets one thread when the machine is busy (two competing
+    # OpenMP threads were measured 6-10x slower on the loaded 2-core box), else up to two
     try:
-        return load_engine(backend=a.backend, checkpoint=a.checkpoint, guidance=guidance, dataset=a.dataset)
+        return load_engine(backend=a.backend, checkpoint=a.checkpoint, guidance=guidance, dataset=a.dataset,
+                           torch_threads=default_torch_threads())
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 

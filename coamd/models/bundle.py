@@ -4,15 +4,18 @@ A checkpoint folder (default: the shipped ``coamd/checkpoints/default``) holds
 ``autoencoder.pt``, ``recognizer.pt`` and ``generator.pt`` (masked transformer + diffusion MLP),
 each ``{"config": dict, "state_dict": ...}``. The label texts the recognizer was trained with
 travel in ``recognizer.pt``'s ``meta``.
+
+Importing this module imports no torch (:func:`load_bundle` does), so the runtime can check a
+checkpoint folder (:func:`checkpoint_folder`) without loading it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import torch
+from coamd.paths import DEFAULT_CHECKPOINT
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"
+__all__ = ["DEFAULT_CHECKPOINT", "ModelBundle", "checkpoint_folder", "load_bundle"]
 
 
 class ModelBundle:
@@ -63,21 +66,32 @@ def _freeze(m):
     return m
 
 
-def load_bundle(path: str | Path | None = None, text_encoder=None) -> ModelBundle:
-    """Load the models of checkpoint folder ``path`` (None = the shipped default).
+def checkpoint_folder(path: str | Path | None = None) -> Path:
+    """The checkpoint folder ``path`` (None = the shipped default), checked without loading it.
 
-    Raises FileNotFoundError when the folder or its ``autoencoder.pt`` is missing (the other
-    files are optional: absent models are None).
-    """
-    from coamd.models.autoencoder import MotionAutoencoder
-    from coamd.models.recognizer import ActionRecognizer
-
+    Raises FileNotFoundError when the folder or its ``autoencoder.pt`` is missing."""
     root = Path(path) if path is not None else DEFAULT_CHECKPOINT
     if not root.is_dir():
         raise FileNotFoundError(f"checkpoint folder {root} does not exist")
     ae_path = root / "autoencoder.pt"
     if not ae_path.exists():
         raise FileNotFoundError(f"{ae_path} is missing; train it with `coamd train ae --out {ae_path}`")
+    return root
+
+
+def load_bundle(path: str | Path | None = None, text_encoder=None) -> ModelBundle:
+    """Load the models of checkpoint folder ``path`` (None = the shipped default).
+
+    Raises FileNotFoundError when the folder or its ``autoencoder.pt`` is missing (the other
+    files are optional: absent models are None).
+    """
+    import torch
+
+    from coamd.models.autoencoder import MotionAutoencoder
+    from coamd.models.recognizer import ActionRecognizer
+
+    root = checkpoint_folder(path)
+    ae_path = root / "autoencoder.pt"
     load = lambda p: torch.load(p, map_location="cpu", weights_only=False)  # noqa: E731
     ck = load(ae_path)
     config: dict[str, Any] = {"path": str(root), "autoencoder": ck["config"]}

@@ -4,14 +4,23 @@ entry point, :func:`load_engine`.
 Backends register a factory ``factory(bundle, **options) -> Backend`` with
 :func:`register_backend`; ``torch`` is built in, the ONNX Runtime and TensorRT backends add
 themselves (see ``_LAZY``: a module imported on first use that calls ``register_backend``).
+``bundle`` is a :class:`~coamd.runtime.engine.BundleRef`: the checkpoint folder, whose models load
+(torch) on first attribute access. The ONNX Runtime and TensorRT factories only read its ``path``
+when the checkpoint's graphs are already exported (:func:`coamd.export.cache.ensure_export`).
+
+Importing this package imports no torch. Torch is imported only when something needs it: the
+torch backend, the guidance sidecar (``guidance=True``), recognition/retrieval (first call), or an
+export on a cache miss. So unguided generation on ONNX Runtime with exported graphs runs without it.
 """
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from typing import Any, Callable
 
-from coamd.runtime.engine import DEFAULT_DATASET, Engine, Match
+from coamd.paths import DEFAULT_DATASET
+from coamd.runtime.engine import BundleRef, Engine, Match
 
 BackendFactory = Callable[..., Any]
 _BACKENDS: dict[str, BackendFactory] = {}
@@ -38,20 +47,35 @@ def backend_names() -> list[str]:
     return sorted(set(_BACKENDS) | set(_LAZY))
 
 
+def default_torch_threads() -> int:
+    """PyTorch intra-op threads for one-off CLI runs: ``COAMD_THREADS`` if set; else all cores (at
+    most 2), but 1 when the machine is already busy (1-minute load average above the core count):
+    two OpenMP threads competing with other jobs were measured 6-10x slower on the 2-core box."""
+    if os.environ.get("COAMD_THREADS"):
+        return max(1, int(os.environ["COAMD_THREADS"]))
+    cores = os.cpu_count() or 1
+    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores
+    return 1 if busy else min(2, cores)
+
+
 def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *, guidance: bool = True,
-                device: str = "cpu", dataset: str | Path = DEFAULT_DATASET, **options: Any) -> Engine:
+                device: str = "cpu", dataset: str | Path = DEFAULT_DATASET, torch_threads: int | None = None,
+                **options: Any) -> Engine:
     """An :class:`Engine` on ``backend`` with the weights in ``checkpoint`` (None = the shipped
     default). ``guidance``: attach the PyTorch recognizer-guidance sidecar (on ``device``).
-    ``options`` go to the backend factory. Raises ValueError for an unknown backend,
-    FileNotFoundError for a missing checkpoint.
+    ``torch_threads``: intra-op threads torch gets if this engine imports it (None: leave torch's
+    setting). ``options`` go to the backend factory.
+
+    With ``backend="onnxruntime"`` (or ``tensorrt``), ``guidance=False`` and the checkpoint's graphs
+    already in the export cache, no torch is imported: the backend is built from the export folder
+    (manifest + graphs); the models load on the first recognition/retrieval call.
+    Raises ValueError for an unknown backend, FileNotFoundError for a missing checkpoint.
     """
     if backend not in _BACKENDS and backend in _LAZY:
         importlib.import_module(_LAZY[backend])
     if backend not in _BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(backend_names())}")
-    from coamd.models.bundle import load_bundle
-
-    bundle = load_bundle(checkpoint)
+    bundle = BundleRef(checkpoint, torch_threads=torch_threads)
     be = _BACKENDS[backend](bundle, device=device, **options)
     guide = None
     if guidance:
@@ -61,4 +85,5 @@ def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *,
     return Engine(bundle, be, guide, dataset)
 
 
-__all__ = ["load_engine", "register_backend", "backend_names", "Engine", "Match"]
+__all__ = ["load_engine", "register_backend", "backend_names", "default_torch_threads", "Engine", "Match",
+           "BundleRef", "DEFAULT_DATASET"]

@@ -4,19 +4,27 @@
 :class:`~coamd.sampling.sampler.MaskedARSampler`), ``backend_name`` (what really runs),
 ``recognize`` (top-k content and style of a motion) and ``retrieve`` (closest test-split motions to
 a text), plus ``generate`` as a one-call convenience.
+
+Importing this module imports no torch. An engine built from a checkpoint folder alone (a
+:class:`BundleRef`, as :func:`coamd.runtime.load_engine` does for the ONNX Runtime backend
+without guidance) generates from the exported graphs; ``recognize``, ``retrieve`` and
+``embed_motion`` use the PyTorch recognizer, so their first call loads the checkpoint (torch,
+about 1-2 s) and later calls reuse it.
 """
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from coamd.paths import DEFAULT_DATASET
 from coamd.sampling.sampler import GenerationRequest, MaskedARSampler
+from coamd.skeleton import check_joints
 
-DEFAULT_DATASET = "data/processed"
+__all__ = ["BundleRef", "Engine", "Match", "DEFAULT_DATASET"]
 
 
 @dataclass
@@ -31,22 +39,80 @@ class Match:
     caption: str | None = None
 
 
+class BundleRef:
+    """The models of a checkpoint folder, loaded on first use (that imports torch).
+
+    path: the checkpoint folder; its existence and ``autoencoder.pt`` are checked at once
+    (FileNotFoundError), without torch. torch_threads: intra-op threads torch gets when this
+    loads it (None leaves torch's setting). :meth:`get` loads and returns the
+    :class:`~coamd.models.bundle.ModelBundle` (once, thread-safe); every other attribute is the
+    loaded bundle's, so a ``BundleRef`` stands in for a ``ModelBundle`` where models are needed.
+    """
+
+    def __init__(self, path: str | Path, torch_threads: int | None = None):
+        from coamd.models.bundle import checkpoint_folder
+
+        self.path = checkpoint_folder(path)
+        self.torch_threads = torch_threads
+        self._bundle = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the models are loaded (torch imported by this reference)."""
+        return self._bundle is not None
+
+    def get(self):
+        """The loaded ``ModelBundle`` (loads it on the first call)."""
+        with self._lock:
+            if self._bundle is None:
+                import torch
+
+                if self.torch_threads:
+                    torch.set_num_threads(int(self.torch_threads))
+                from coamd.models.bundle import load_bundle
+
+                self._bundle = load_bundle(self.path)
+        return self._bundle
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name in ("path", "torch_threads"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+    def __repr__(self) -> str:
+        return f"BundleRef({self.path}, loaded={self.loaded})"
+
+
 class Engine:
     """Generation, recognition and retrieval on one backend.
 
-    bundle: ``ModelBundle`` (``coamd.models.bundle.load_bundle``); backend: a
+    bundle: ``ModelBundle`` (``coamd.models.bundle.load_bundle``) or a :class:`BundleRef` (loaded
+    only when recognition, retrieval or ``bundle`` itself is used); backend: a
     :class:`~coamd.sampling.backend.Backend`; guide: the recognizer guidance or None;
     dataset: processed dataset folder used by :meth:`retrieve`.
     """
 
     def __init__(self, bundle, backend, guide=None, dataset: str | Path = DEFAULT_DATASET):
-        self.bundle = bundle
+        self._bundle = bundle
         self.backend = backend
         self.guide = guide
         self.sampler = MaskedARSampler(backend, guide)
         self.dataset = Path(dataset)
-        self._labels: dict[str, tuple[list[str], torch.Tensor]] | None = None
+        self._labels: dict | None = None
         self._retrieval: dict | None = None
+
+    @property
+    def bundle(self):
+        """The ``ModelBundle``; loaded on first access when the engine holds a :class:`BundleRef`."""
+        b = self._bundle
+        return b.get() if isinstance(b, BundleRef) else b
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The checkpoint folder of the models (None for a bundle that exists only in memory)."""
+        p = getattr(self._bundle, "path", None)
+        return Path(p) if p is not None else None
 
     @property
     def backend_name(self) -> str:
@@ -58,11 +124,15 @@ class Engine:
         :class:`GenerationRequest` fields. Raises ValueError for a bad request."""
         return self.sampler.sample(GenerationRequest(text=text, duration_s=duration_s, seed=seed, **options))
 
-    # ------------------------------------------------------------------ understanding
-    def _label_embeddings(self) -> dict[str, tuple[list[str], torch.Tensor]]:
+    # ------------------------------------------------------------------ understanding (PyTorch recognizer)
+    def _label_embeddings(self) -> dict:
+        """{"content"|"style": (names, (N, E) torch text embeddings of the label texts)}."""
         if self._labels is None:
-            lab = self.bundle.labels
-            rec, te = self.bundle.recognizer, self.bundle.text_encoder
+            import torch
+
+            bundle = self.bundle
+            lab = bundle.labels
+            rec, te = bundle.recognizer, bundle.text_encoder
             out = {}
             with torch.inference_mode():
                 for kind in ("content", "style"):
@@ -71,59 +141,62 @@ class Engine:
             self._labels = out
         return self._labels
 
-    @staticmethod
-    def _check_joints(joints: np.ndarray) -> np.ndarray:
-        j = np.asarray(joints, np.float32)
-        if j.ndim != 3 or j.shape[1:] != (21, 3):
-            raise ValueError(f"joints must have shape (T, 21, 3), got {j.shape}")
-        if j.shape[0] < 2 or not np.isfinite(j).all():
-            raise ValueError("joints must be at least 2 finite frames")
-        return j
+    def embed_motion(self, joints: np.ndarray) -> dict:
+        """Recognizer embeddings {fused, joint, bone, motion}, torch tensors (1, E), of one motion
+        (T >= 2, 21, 3) metres at 20 fps. Raises ValueError on a bad shape or non-finite values."""
+        import torch
 
-    @torch.inference_mode()
-    def embed_motion(self, joints: np.ndarray) -> dict[str, torch.Tensor]:
-        """Recognizer embeddings {fused, joint, bone, motion} (1, E) of one motion (T, 21, 3)."""
-        j = torch.from_numpy(self._check_joints(joints))[None]
-        return self.bundle.recognizer.embed_motion(j, torch.ones(j.shape[:2], dtype=torch.bool))
+        j = torch.from_numpy(check_joints(joints, min_frames=2))[None]
+        with torch.inference_mode():
+            return self.bundle.recognizer.embed_motion(j, torch.ones(j.shape[:2], dtype=torch.bool))
 
-    @torch.inference_mode()
     def recognize(self, joints: np.ndarray, top_k: int = 3) -> dict[str, list[Match]]:
         """Top-k content and style of a motion (T, 21, 3) metres at 20 fps by cosine similarity of
         the fused motion embedding to the label-text embeddings (paper section 3.1).
         Returns {"content": [Match...], "style": [Match...]}. Raises ValueError on bad input."""
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        e = self.embed_motion(joints)["fused"]
-        out = {}
-        for kind, (names, emb) in self._label_embeddings().items():
-            sims = torch.nn.functional.cosine_similarity(e, emb, dim=-1)
-            idx = torch.argsort(sims, descending=True)[:top_k]
-            out[kind] = [Match(names[i], float(sims[i])) for i in idx.tolist()]
+        j = check_joints(joints, min_frames=2)
+        import torch
+
+        with torch.inference_mode():
+            e = self.embed_motion(j)["fused"]
+            out = {}
+            for kind, (names, emb) in self._label_embeddings().items():
+                sims = torch.nn.functional.cosine_similarity(e, emb, dim=-1)
+                idx = torch.argsort(sims, descending=True)[:top_k]
+                out[kind] = [Match(names[i], float(sims[i])) for i in idx.tolist()]
         return out
+
+    def _recognizer_key(self) -> str:
+        """Hash of the recognizer weights: of ``recognizer.pt``'s bytes when the checkpoint folder
+        has it, else of the loaded weights."""
+        ckpt = self.checkpoint
+        if ckpt is not None and (ckpt / "recognizer.pt").is_file():
+            from coamd.export.manifest import file_sha256
+
+            return file_sha256(ckpt / "recognizer.pt")[:16]
+        h = hashlib.sha256()
+        for k, v in sorted(self.bundle.recognizer.state_dict().items()):
+            h.update(k.encode())
+            h.update(v.detach().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def _retrieval_index(self) -> dict:
         """Fused embeddings of the test split (cached next to the dataset, keyed by the weights)."""
         if self._retrieval is not None:
             return self._retrieval
-        from coamd.data.dataset import MotionDataset
-
-        rec = self.bundle.recognizer
-        h = hashlib.sha256()
-        for k, v in sorted(rec.state_dict().items()):
-            h.update(k.encode())
-            h.update(v.detach().cpu().numpy().tobytes())
-        cache = self.dataset / f"retrieval_{h.hexdigest()[:16]}.npz"
+        cache = self.dataset / f"retrieval_{self._recognizer_key()}.npz"
         if cache.exists():
             with np.load(cache) as f:
                 self._retrieval = {"emb": f["emb"], "ids": list(f["ids"]), "content": list(f["content"]),
                                    "style": list(f["style"]), "caption": list(f["caption"])}
             return self._retrieval
+        from coamd.data.dataset import MotionDataset
+
         ds = MotionDataset(self.dataset)
         clips = ds.split("test")
-        embs = []
-        with torch.inference_mode():
-            for c in clips:
-                embs.append(self.embed_motion(c.joints)["fused"][0].numpy())
+        embs = [self.embed_motion(c.joints)["fused"][0].numpy() for c in clips]
         idx = {"emb": np.stack(embs).astype(np.float32), "ids": [c.id for c in clips],
                "content": [c.content for c in clips], "style": [c.style for c in clips],
                "caption": [(c.caption_texts() or [""])[0] for c in clips]}
@@ -131,7 +204,6 @@ class Engine:
         self._retrieval = idx
         return idx
 
-    @torch.inference_mode()
     def retrieve(self, text: str, top_k: int = 5) -> list[Match]:
         """The ``top_k`` test-split motions closest to ``text`` (cosine of the recognizer's text and
         fused motion embeddings). The first call embeds the test split (cached on disk).
@@ -141,7 +213,11 @@ class Engine:
         if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
         idx = self._retrieval_index()
-        c = self.bundle.recognizer.embed_text(self.bundle.text_encoder.encode([text]).float())[0].numpy()
+        import torch
+
+        bundle = self.bundle
+        with torch.inference_mode():
+            c = bundle.recognizer.embed_text(bundle.text_encoder.encode([text]).float())[0].numpy()
         emb = idx["emb"]
         sims = emb @ c / (np.linalg.norm(emb, axis=1) * np.linalg.norm(c) + 1e-12)
         order = np.argsort(-sims)[:top_k]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from coamd.export.onnx_export import GRAPHS, ExportError, ode_graph_name, read_manifest
+from coamd.export.manifest import GRAPHS, ExportError, ode_graph_name, read_manifest
 
 DEVICES = ("cpu", "cuda", "tensorrt")
 
@@ -237,15 +237,26 @@ class OnnxRuntimeBackend:
 
 
 # ----------------------------------------------------------------------------- registry
+def export_folder(bundle, progress: bool = True) -> Path:
+    """The export folder of ``bundle`` (a :class:`~coamd.runtime.engine.BundleRef` or a loaded
+    bundle), exporting on first use (:func:`coamd.export.cache.ensure_export`, keyed by the
+    checkpoint files' hashes). A cached export of a ``BundleRef``'s checkpoint loads no models
+    and imports no torch. Raises FileNotFoundError for a checkpoint without the generator."""
+    from coamd.export.cache import ensure_export
+    from coamd.runtime.engine import BundleRef
+
+    if isinstance(bundle, BundleRef):
+        return ensure_export(checkpoint=bundle.path, bundle=bundle, progress=progress)
+    return ensure_export(bundle=bundle, progress=progress)
+
+
 def _factory(bundle, device: str = "cpu", threads: int | None = None, fused_ode: bool = False,
              export_dir: str | Path | None = None, progress: bool = True, **_: Any) -> OnnxRuntimeBackend:
-    """``load_engine(backend="onnxruntime")``: export the bundle on first use (cached by its
-    weights hash, :func:`coamd.export.cache.ensure_export`) and open the sessions. ``device`` is
+    """``load_engine(backend="onnxruntime")``: export the checkpoint on first use (cached by its
+    files' hashes, :func:`export_folder`) and open the sessions. ``device`` is
     ``cpu`` (default) or ``cuda``. ``fused_ode`` is off by default: on the 2-core CPU the fused
     ODE graph measured slower than one velocity call per step (benchmarks/results)."""
-    from coamd.export.cache import ensure_export
-
-    d = Path(export_dir) if export_dir is not None else ensure_export(bundle=bundle, progress=progress)
+    d = Path(export_dir) if export_dir is not None else export_folder(bundle, progress)
     dev = "cuda" if str(device).startswith("cuda") else device
     return OnnxRuntimeBackend(d, device=dev, threads=threads, fused_ode=fused_ode)
 
@@ -259,4 +270,4 @@ def _register() -> None:
 _register()
 
 __all__ = ["OnnxRuntimeBackend", "ProviderUnavailable", "providers_for", "session_options",
-           "default_threads", "ExportError", "DEVICES"]
+           "default_threads", "export_folder", "ExportError", "DEVICES"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coamd.runtime.onnx_backend import OnnxRuntimeBackend, ProviderUnavailable
+from coamd.runtime.onnx_backend import OnnxRuntimeBackend, ProviderUnavailable, export_folder
 
 
 class TensorRTBackend(OnnxRuntimeBackend):
@@ -50,11 +50,10 @@ class TensorRTBackend(OnnxRuntimeBackend):
 def _factory(bundle, device: str = "cuda", fp16: bool = False, trt_cache_dir: str | Path | None = None,
              threads: int | None = None, export_dir: str | Path | None = None, progress: bool = True,
              **_) -> TensorRTBackend:
-    """``load_engine(backend="tensorrt")``: export on first use (cached), then TensorRT EP sessions.
+    """``load_engine(backend="tensorrt")``: export on first use (cached, no torch on a hit), then
+    TensorRT EP sessions.
     Raises ProviderUnavailable on machines without the TensorRT execution provider."""
-    from coamd.export.cache import ensure_export
-
-    d = Path(export_dir) if export_dir is not None else ensure_export(bundle=bundle, progress=progress)
+    d = Path(export_dir) if export_dir is not None else export_folder(bundle, progress)
     return TensorRTBackend(d, fp16=fp16, trt_cache_dir=trt_cache_dir, threads=threads)
 
 
