@@ -228,8 +228,8 @@ class Scheduler:
         try:
             self._run()
         except BaseException as exc:  # noqa: BLE001 - last line of defence: report, never hang clients
+            log.critical("generation worker crashed: %s", traceback.format_exc())
             self._die(f"{type(exc).__name__}: {exc}")
-            raise
 
     def _die(self, reason: str) -> None:
         log.critical("generation worker stopped: %s", reason)
@@ -238,13 +238,13 @@ class Scheduler:
             jobs = list(self._pending) + list(self._active)
             self._pending.clear()
             self._active = []
-        for job in jobs:
-            job._post(("error", grpc.StatusCode.UNAVAILABLE, "generation worker stopped; retry on another server"))
-        if self.on_failure is not None:
+        if self.on_failure is not None:   # first, so health is NOT_SERVING before clients hear back
             try:
                 self.on_failure(reason)
             except Exception:  # noqa: BLE001
                 log.exception("on_failure callback raised")
+        for job in jobs:
+            job._post(("error", grpc.StatusCode.UNAVAILABLE, "generation worker stopped; retry on another server"))
 
     def _run(self) -> None:
         while True:
