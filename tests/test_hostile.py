@@ -12,7 +12,6 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import os
-import random
 import signal
 import threading
 import time
@@ -22,6 +21,7 @@ import grpc
 import numpy as np
 import pytest
 
+from benchmarks.soak import fuzz_cases
 from coamd.client.process import ServerProcess, ServerStartError
 from coamd.client.proto import SERVICE_NAME, pb, pb_grpc
 from coamd.server.scheduler import Job, QueueFull, Scheduler
@@ -225,34 +225,6 @@ def _assert_still_serving(channel, server):
     assert "Traceback" not in log and "CancelledError" not in log, log[-3000:]
 
 
-def _fuzz_cases(n: int, seed: int = 0) -> list[tuple[str, bytes]]:
-    """Random bytes, bit-flipped valid requests and valid encodings of hostile field values."""
-    rng = random.Random(seed)
-    valid = pb.GenerateRequest(text="a person walks forward", duration_s=1.0, seed=3, guidance=pb.GUIDANCE_OFF,
-                               **FAST).SerializeToString()
-    weird = ["\x00", "\ufeff", "a" * 600, "\u200b", "walk\udcff".encode("utf-8", "surrogatepass").decode("utf-8", "replace"),
-             "💃 dance", "", " ", "a person\x1b walks", "un homme marche"]
-    cases = []
-    for i in range(n):
-        kind = i % 3
-        if kind == 0:
-            cases.append((GENERATE, bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 64)))))
-        elif kind == 1:
-            b = bytearray(valid)
-            for _ in range(rng.randint(1, 4)):
-                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-            cases.append((GENERATE, bytes(b)))
-        else:
-            req = pb.GenerateRequest(
-                text=rng.choice(weird), duration_s=rng.choice([-1.0, 0.0, 0.4, 1.0, 13.0, float("nan"), float("inf")]),
-                seed=rng.randint(0, 2**64 - 1), guidance=rng.randint(0, 5),
-                cfg_scale=rng.choice([0.0, -1.0, 3.0, 1e9, float("nan")]), iterations=rng.choice([0, 1, 2, 65, 10**6]),
-                ode_steps=rng.choice([0, 1, 2, 3, 65]), order=rng.randint(0, 4), solver=rng.randint(0, 4),
-                coordinates=rng.randint(0, 4), temperature=rng.choice([0.0, 0.5, 3.0, -1.0]))
-            cases.append((GENERATE if rng.random() < 0.8 else RECOGNIZE, req.SerializeToString()))
-    return cases
-
-
 def test_fuzzed_requests_get_clean_statuses(channel, server):
     calls = {GENERATE: channel.unary_stream(GENERATE, request_serializer=None, response_deserializer=None),
              RECOGNIZE: channel.unary_unary(RECOGNIZE, request_serializer=None, response_deserializer=None)}
@@ -263,7 +235,7 @@ def test_fuzzed_requests_get_clean_statuses(channel, server):
             return _code(lambda: list(calls[method](data, timeout=5)))
         return _code(lambda: calls[method](data, timeout=5))
 
-    cases = _fuzz_cases(300)
+    cases = fuzz_cases(300)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(one, cases))
     bad = [(c, cases[i]) for i, c in enumerate(codes) if c not in ALLOWED]
