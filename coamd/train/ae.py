@@ -1,40 +1,40 @@
 """Autoencoder trainer and its test-split measurement (``coamd train ae``).
 
 Trains :class:`~coamd.models.autoencoder.MotionAutoencoder` with the eq. 2 loss on random
-fixed-length crops of the train split, AdamW, warm-up + cosine LR over the step/time budget.
-``evaluate_autoencoder`` measures the mean per-joint position error (MPJPE) of whole clips.
+fixed-length crops of the train split (AdamW; resume, budgets, warm-up + cosine LR, log and saves
+are :mod:`coamd.train.loop`'s). ``--init FILE --decoder-only`` fine-tunes the decoder of an
+existing autoencoder with its encoder frozen. ``evaluate_autoencoder`` measures the mean per-joint
+position error (MPJPE) of whole clips; ``--out`` gets ``MotionAutoencoder.checkpoint()`` plus
+``meta``.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from coamd.models.config import ModelConfig
-from coamd.train import common
+from coamd.train import common, loop
 
 
 @dataclasses.dataclass
-class AETrainConfig(ModelConfig):
-    """Training hyper-parameters of the autoencoder (override with ``--train-set key=value``)."""
+class AETrainConfig(loop.TrainConfig):
+    """Training hyper-parameters of the autoencoder (override with ``--train-set key=value``);
+    the loop's keys are :class:`~coamd.train.loop.TrainConfig`'s."""
 
     batch_size: int = 16
     crop: int = 64              # frames per training crop (multiple of 4)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     steps: int = 12000
-    grad_clip: float = 1.0
-    log_every: int = 50
-    checkpoint_every_s: float = 60.0
     decoder_only: bool = False  # fine-tune the decoder of --init with the encoder frozen
     latent_noise: float = 0.0   # decoder input noise: z + u * latent_noise * std(z) * N(0, 1), u ~ U(0, 1)
                                 # per clip, so the decoder stays smooth on generated (imperfect) latents
 
     def __post_init__(self):
+        super().__post_init__()
         if self.crop % 4 or self.crop <= 0:
             raise ValueError(f"crop must be a positive multiple of 4, got {self.crop}")
 
@@ -91,15 +91,18 @@ def add_args(p: argparse.ArgumentParser) -> None:
 
 
 def run(a: argparse.Namespace) -> dict:
-    from tqdm import tqdm
+    """``coamd train ae``: train (or with ``--eval-only`` measure ``--out`` on the test split).
 
+    Returns the loop's summary (:func:`coamd.train.loop.train`) or the test metrics. Raises
+    ValueError for unknown ``--set`` / ``--train-set`` keys, an unknown preset or ``--decoder-only``
+    without ``--init``; FileNotFoundError for a missing dataset, checkpoint or state.
+    """
     from coamd.data.dataset import MotionDataset
     from coamd.models.autoencoder import MotionAutoencoder
-    from coamd.models.presets import autoencoder_config, preset_overrides
 
-    common.setup_torch(a.seed, a.threads)
-    ds = MotionDataset(a.dataset)
     if a.eval_only:
+        common.setup_torch(a.seed, a.threads)
+        ds = MotionDataset(a.dataset)
         ckpt = torch.load(a.out, map_location="cpu", weights_only=False)
         model = MotionAutoencoder.from_checkpoint(ckpt).to(a.device)
         t = time.perf_counter()
@@ -111,71 +114,62 @@ def run(a: argparse.Namespace) -> dict:
               f"over {m['clips']} clips / {m['frames']} frames")
         return m
 
+    opts = loop.run_options(a)
+    summary = loop.train("ae", lambda spec, rng: build(a, spec, rng), opts)
+    if summary["out"]:
+        print(f"trained {summary['step']} steps in {summary['train_seconds'] / 60:.1f} min; "
+              f"val MPJPE {summary['val']['mpjpe_cm']:.3f} cm -> {summary['out']}")
+    else:
+        print(f"stopped after step {summary['step']}; continue with --resume --run-dir {a.run_dir}")
+    return summary
+
+
+def build(a: argparse.Namespace, spec: dict | None, rng: loop.Rng) -> loop.Task:
+    """The autoencoder's :class:`~coamd.train.loop.Task` from the parsed arguments ``a`` (new run)
+    or the saved ``spec`` (resume). Each step draws ``batch_size`` crops (B, crop, 21, 3) with
+    ``rng.np`` and returns the eq. 2 loss."""
+    from coamd.data.dataset import MotionDataset
+    from coamd.models.autoencoder import AEConfig, MotionAutoencoder
+    from coamd.models.presets import autoencoder_config, preset_overrides
+
+    ds = MotionDataset(a.dataset)
     overrides = common.parse_overrides(a.overrides)
     if a.joints_only:
         overrides["streams"] = ["joint"]
     elif a.streams:
         overrides["streams"] = [x.strip() for x in a.streams.split(",")]
     preset_overrides(a.preset, "autoencoder")  # validates the preset name
-    tcfg = AETrainConfig().replace(**TRAIN_PRESETS.get(a.preset, {}))
-    tcfg = tcfg.replace(**common.parse_overrides(a.train_overrides))
-    if a.steps:
-        tcfg = tcfg.replace(steps=a.steps)
-    if a.decoder_only:
-        if not a.init and not a.resume:
-            raise ValueError("--decoder-only needs --init CHECKPOINT (the autoencoder whose encoder stays)")
-        tcfg = tcfg.replace(decoder_only=True)
-    run_dir = Path(a.run_dir)
-    state_path = run_dir / "state.pt"
-    log = common.JsonlLog(run_dir / "log.jsonl")
-
-    if a.resume:
-        st = common.load_state(state_path)
-        model = MotionAutoencoder.from_checkpoint(st["model"]).to(a.device).train()
-        tcfg = AETrainConfig.from_dict(st["train_config"])
-        if a.steps:  # a resumed run may be given a longer step budget
-            tcfg = tcfg.replace(steps=a.steps)
-        step, elapsed = st["step"], st["elapsed"]
-        np_rng = st["np_rng"]
-    elif a.init:
-        init = torch.load(a.init, map_location="cpu", weights_only=False)
-        model = MotionAutoencoder.from_checkpoint(init)
-        if overrides:  # e.g. a decoder with another root representation on the same encoder
-            model = MotionAutoencoder(model.config.replace(**overrides))
-            skipped = model.load_compatible(init["state_dict"])
-            if skipped:
-                raise ValueError(f"--set {overrides} changes weights that cannot be carried over: {skipped}")
-        model = model.to(a.device).train()
-        step, elapsed, np_rng = 0, 0.0, np.random.default_rng(a.seed)
+    tcfg = loop.training_config(AETrainConfig, spec and spec["train"], TRAIN_PRESETS.get(a.preset, {}),
+                                common.parse_overrides(a.train_overrides), a.steps)
+    if spec is not None:
+        model = MotionAutoencoder(AEConfig.from_dict(spec["model"]))  # weights: from state.pt
+        init = spec["init"]
     else:
-        cfg = autoencoder_config(a.preset, **overrides)
-        model = MotionAutoencoder(cfg, ds.stats).to(a.device).train()
-        step, elapsed, np_rng = 0, 0.0, np.random.default_rng(a.seed)
+        init = a.init
+        if a.decoder_only:
+            if not a.init:
+                raise ValueError("--decoder-only needs --init CHECKPOINT (the autoencoder whose encoder stays)")
+            tcfg = tcfg.replace(decoder_only=True)
+        if a.init:
+            ckpt = torch.load(a.init, map_location="cpu", weights_only=False)
+            model = MotionAutoencoder.from_checkpoint(ckpt)
+            if overrides:  # e.g. a decoder with another root representation on the same encoder
+                model = MotionAutoencoder(model.config.replace(**overrides))
+                skipped = model.load_compatible(ckpt["state_dict"])
+                if skipped:
+                    raise ValueError(f"--set {overrides} changes weights that cannot be carried over: {skipped}")
+        else:
+            model = MotionAutoencoder(autoencoder_config(a.preset, **overrides), ds.stats)
+    model = model.to(a.device).train()
     if tcfg.decoder_only:
         for mod in (model.proj, model.fuse, model.encoder, model.to_latent):
             mod.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    if a.resume:
-        opt.load_state_dict(st["optimizer"])
-    budget = common.Budget(tcfg.steps, a.max_minutes, elapsed)
-    sampler = common.CropSampler(ds.split("train"), tcfg.crop, np_rng)
-    n_params = sum(p.numel() for p in model.parameters())
-    log.write(event="start", step=step, preset=a.preset, config=model.config.to_dict(),
-              train_config=tcfg.to_dict(), params=n_params, resume=a.resume, threads=torch.get_num_threads())
+    sampler = common.CropSampler(ds.split("train"), tcfg.crop, rng.np)
+    val_clips = ds.split("val")
 
-    def save() -> None:
-        common.save_state(state_path, model=model.checkpoint(), optimizer=opt.state_dict(),
-                          train_config=tcfg.to_dict(), step=step, elapsed=budget.elapsed, np_rng=np_rng)
-
-    bar = tqdm(total=tcfg.steps, initial=step, desc=f"train ae ({'+'.join(model.config.streams)})",
-               disable=a.quiet, dynamic_ncols=True)
-    last_ckpt = time.perf_counter()
-    run_loss, run_n = 0.0, 0
-    while not budget.done(step):
-        lr = common.lr_at(budget.progress(step), tcfg.lr)
-        for g in opt.param_groups:
-            g["lr"] = lr
+    def step(log: bool) -> tuple[torch.Tensor, dict]:
         x, valid, _ = sampler.sample(tcfg.batch_size)
         x, valid = x.to(a.device), valid.to(a.device)
         with torch.set_grad_enabled(not tcfg.decoder_only):
@@ -186,33 +180,28 @@ def run(a: argparse.Namespace) -> dict:
             z = z + u * std * torch.randn_like(z)
         recon = model.decode(z)
         loss, parts = model.loss(x, recon, valid)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, tcfg.grad_clip)
-        opt.step()
-        step += 1
-        run_loss += float(loss.detach())
-        run_n += 1
-        bar.update(1)
-        if step % tcfg.log_every == 0:
-            with torch.no_grad():
-                err = ((recon - x).norm(dim=-1).mean(-1) * valid).sum() / valid.sum()
-            rec = {"step": step, "loss": run_loss / run_n, **{f"loss_{k}": v for k, v in parts.items()},
-                   "train_mpjpe_cm": 100 * float(err), "lr": lr, "elapsed_s": round(budget.elapsed, 1)}
-            log.write(**rec)
-            bar.set_postfix(loss=f"{rec['loss']:.4f}", mpjpe=f"{rec['train_mpjpe_cm']:.2f}cm")
-            run_loss, run_n = 0.0, 0
-        if time.perf_counter() - last_ckpt > tcfg.checkpoint_every_s:
-            save()
-            last_ckpt = time.perf_counter()
-    bar.close()
-    save()
-    train_s = budget.elapsed
-    model.eval()
-    val = evaluate_autoencoder(model, ds.split("val"), a.device, progress=not a.quiet)
-    meta = {"preset": a.preset, "steps": step, "decoder_only": tcfg.decoder_only, "init": a.init, "train_seconds": round(train_s, 1),
-            "val": val, "dataset": str(a.dataset), "threads": torch.get_num_threads()}
-    common.save_model(a.out, model.checkpoint(), meta)
-    log.write(event="done", **meta)
-    print(f"trained {step} steps in {train_s / 60:.1f} min; val MPJPE {val['mpjpe_cm']:.3f} cm -> {a.out}")
-    return meta
+        if not log:
+            return loss, {}
+        with torch.no_grad():
+            err = ((recon - x).norm(dim=-1).mean(-1) * valid).sum() / valid.sum()
+        return loss, {**{f"loss_{k}": v for k, v in parts.items()}, "train_mpjpe_cm": 100 * float(err)}
+
+    def evaluate(final: bool) -> dict:
+        m = evaluate_autoencoder(model, val_clips, a.device, progress=not a.quiet)
+        model.train()
+        return m
+
+    def export(summary: dict) -> dict:
+        meta = {"preset": a.preset if spec is None else spec["preset"], "steps": summary["step"],
+                "decoder_only": tcfg.decoder_only, "init": init, "train_seconds": summary["train_seconds"],
+                "val": summary["val"], "dataset": str(a.dataset), "threads": summary["threads"]}
+        return {**model.checkpoint(), "meta": meta}
+
+    return loop.Task(
+        config=tcfg, modules={"model": model}, optimizer=opt, params=params,
+        spec={"model": model.config.to_dict(), "train": tcfg.to_dict(), "init": init,
+              "preset": a.preset if spec is None else spec["preset"]},
+        step=step, evaluate=evaluate, export=export, show=("train_mpjpe_cm",),
+        info={"params": sum(p.numel() for p in model.parameters()), "config": model.config.to_dict(),
+              "train_config": tcfg.to_dict()},
+        label=f" ({'+'.join(model.config.streams)})")

@@ -1,17 +1,14 @@
-"""Shared training machinery: seeds, threads, crops, budgets, the LR schedule, checkpoints, logs.
+"""Helpers the trainers share: seeds and threads, ``--set`` parsing, the common command-line
+options, crops of clips, training captions and atomic checkpoint writes.
 
-Every trainer keeps a *run folder* (``--run-dir``) with ``state.pt`` (model, optimiser, step,
-elapsed seconds, RNG states: resumable with ``--resume``) and ``log.jsonl`` (one JSON object per
-logged step), and writes the slim shipped checkpoint ``{"config", "state_dict"}`` to ``--out``.
+The loop itself (resume, budgets, LR schedule, log, saves) is :mod:`coamd.train.loop`.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import numpy as np
 import torch
 
 from coamd.data.captions import HELDOUT_FAMILY
+from coamd.paths import DEFAULT_CHECKPOINT, DEFAULT_DATASET, DEFAULT_RUNS
 
 
 def default_threads() -> int:
@@ -60,25 +58,33 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def add_common_args(p: argparse.ArgumentParser, name: str, out_file: str) -> None:
-    """Arguments every trainer takes."""
-    from coamd.cli import DEFAULT_DATASET
-
+    """The options every trainer takes (``--dataset --preset --out --run-dir --steps --max-minutes
+    --resume --stop-after --seed --device --set --train-set --eval-only --threads --quiet``);
+    ``name`` names the default run folder ``runs/NAME``, ``out_file`` the default weights file in
+    the shipped checkpoint folder."""
+    out = DEFAULT_CHECKPOINT / out_file
+    run_dir = f"{DEFAULT_RUNS}/{name}"
     p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"processed dataset (default: {DEFAULT_DATASET})")
     p.add_argument("--preset", default="small", help="model size: small (CPU) or paper (GPU) (default: small)")
-    p.add_argument("--out", default=f"coamd/checkpoints/default/{out_file}",
-                   help=f"where the trained weights go (default: coamd/checkpoints/default/{out_file})")
-    p.add_argument("--run-dir", default=f"runs/{name}",
-                   help=f"resumable training state and log.jsonl (default: runs/{name})")
+    p.add_argument("--out", default=str(out), help=f"where the trained weights go (default: {out})")
+    p.add_argument("--run-dir", default=run_dir,
+                   help=f"resumable training state (state.pt) and log.jsonl (default: {run_dir})")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the preset's)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="wall-clock budget; training stops (and the LR schedule ends) at this time")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from RUN_DIR/state.pt with its model and training configs "
+                        "(--steps, --max-minutes and --train-set may change)")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="end this session after N steps with RUN_DIR/state.pt saved but no --out; "
+                        "--resume then continues exactly like an uninterrupted run")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override a model config key (repeatable); unknown keys are rejected")
     p.add_argument("--train-set", dest="train_overrides", action="append", metavar="KEY=VALUE",
-                   help="override a training config key (repeatable), e.g. batch_size=16")
+                   help="override a training config key (repeatable), e.g. batch_size=16; unknown keys "
+                        "are rejected")
     p.add_argument("--eval-only", action="store_true",
                    help="only measure the checkpoint --out on the test split and print the metrics")
     p.add_argument("--threads", type=int, default=None,
@@ -86,83 +92,19 @@ def add_common_args(p: argparse.ArgumentParser, name: str, out_file: str) -> Non
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-class Budget:
-    """Training progress in [0, 1]: the larger of step/steps and elapsed/max_seconds."""
-
-    def __init__(self, steps: int, max_minutes: float | None, elapsed: float = 0.0):
-        self.steps = steps
-        self.max_s = None if max_minutes is None else max_minutes * 60.0
-        self.t0 = time.perf_counter() - elapsed
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.t0
-
-    def progress(self, step: int) -> float:
-        p = step / max(self.steps, 1)
-        if self.max_s:
-            p = max(p, self.elapsed / self.max_s)
-        return min(p, 1.0)
-
-    def done(self, step: int) -> bool:
-        return self.progress(step) >= 1.0
-
-
-def lr_at(progress: float, base: float, warmup: float = 0.03, final: float = 0.02) -> float:
-    """Linear warm-up over the first ``warmup`` of training, then cosine decay to ``final*base``."""
-    if progress < warmup:
-        return base * max(progress / warmup, 0.02)
-    q = (progress - warmup) / max(1 - warmup, 1e-8)
-    return base * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * min(q, 1.0))))
-
-
-class JsonlLog:
-    """Append-only JSON-lines log."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def write(self, **rec: Any) -> None:
-        rec.setdefault("time", time.strftime("%Y-%m-%dT%H:%M:%S"))
-        with self.path.open("a") as f:
-            f.write(json.dumps(rec) + "\n")
-
-
-def save_state(path: Path, **state: Any) -> None:
-    """Atomic torch.save of the resumable training state (with the RNG states)."""
-    state["rng"] = {"python": random.getstate(), "numpy": np.random.get_state(),
-                    "torch": torch.get_rng_state()}
+def save_atomic(path: str | Path, obj: Any) -> None:
+    """``torch.save`` to a temporary file next to ``path``, then rename (never a half-written file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
     os.replace(tmp, path)
-
-
-def load_state(path: Path) -> dict[str, Any]:
-    """Load :func:`save_state`'s dict and restore the RNG states; FileNotFoundError if absent."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no training state at {path} to resume from")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    rng = state.pop("rng", None)
-    if rng:
-        random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
-        torch.set_rng_state(rng["torch"])
-    return state
 
 
 def save_model(path: str | Path, ckpt: dict[str, Any], meta: dict[str, Any] | None = None) -> None:
-    """Write a slim shipped checkpoint (``{"config", "state_dict", ...}``, fp32) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if meta:
-        ckpt = {**ckpt, "meta": meta}
-    tmp = path.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    """Write a slim shipped checkpoint (``{"config", "state_dict", ...}``, plus ``meta`` when
+    given) atomically."""
+    save_atomic(path, {**ckpt, "meta": meta} if meta else ckpt)
 
 
 # ----------------------------------------------------------------------------- crops

@@ -4,7 +4,9 @@ Trains :class:`~coamd.models.recognizer.ActionRecognizer` with eq. 1 on the trai
 step draws clips (a random window of at most ``max_frames`` frames, padded with a valid mask),
 one random caption of the training families A-D per clip (never the held-out family E), and the
 content and style label texts. Text features come from the frozen MiniLM encoder, computed once
-per distinct string and cached in the run folder.
+per distinct string and cached in the run folder (``text_features.pt``). Resume, budgets, the
+LR schedule, log and saves are :mod:`coamd.train.loop`'s; ``--out`` gets
+``ActionRecognizer.checkpoint()`` plus ``meta`` (with the dataset's label texts).
 """
 from __future__ import annotations
 
@@ -16,21 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coamd.models.config import ModelConfig
-from coamd.train import common
+from coamd.train import common, loop
 
 
 @dataclasses.dataclass
-class RecognizerTrainConfig(ModelConfig):
-    """Training hyper-parameters of the recognizer (override with ``--train-set key=value``)."""
+class RecognizerTrainConfig(loop.TrainConfig):
+    """Training hyper-parameters of the recognizer (override with ``--train-set key=value``);
+    the loop's keys are :class:`~coamd.train.loop.TrainConfig`'s."""
 
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.01
     steps: int = 3000
-    grad_clip: float = 1.0
     log_every: int = 20
-    checkpoint_every_s: float = 60.0
 
 
 TRAIN_PRESETS = {"small": {}, "paper": {"batch_size": 128, "lr": 2e-4, "steps": 100000}}
@@ -161,134 +161,122 @@ def _print_metrics(path: str, m: dict) -> None:
 
 
 def run(a: argparse.Namespace) -> dict:
-    from tqdm import tqdm
+    """``coamd train recognizer``: train (or with ``--eval-only`` measure ``--out`` on the test split).
 
+    Returns the loop's summary (:func:`coamd.train.loop.train`) or the test metrics. Raises
+    ValueError for unknown ``--set`` / ``--train-set`` keys or an unknown preset;
+    FileNotFoundError for a missing dataset, checkpoint or state.
+    """
     from coamd.data.dataset import MotionDataset
-    from coamd.models.presets import preset_overrides, recognizer_config
     from coamd.models.recognizer import ActionRecognizer
 
-    common.setup_torch(a.seed, a.threads)
-    ds = MotionDataset(a.dataset)
-    run_dir = Path(a.run_dir)
     if a.eval_only:
+        common.setup_torch(a.seed, a.threads)
+        ds = MotionDataset(a.dataset)
         ckpt = torch.load(a.out, map_location="cpu", weights_only=False)
         model = ActionRecognizer.from_checkpoint(ckpt)
         t = time.perf_counter()
         m = evaluate_recognizer(model, ds, "test", progress=not a.quiet,
-                                cache_path=run_dir / "text_features.pt")
+                                cache_path=Path(a.run_dir) / "text_features.pt")
         m["eval_seconds"] = round(time.perf_counter() - t, 1)
         _print_metrics(a.out, m)
         return m
 
-    preset_overrides(a.preset, "recognizer")  # validates the preset name
-    tcfg = RecognizerTrainConfig().replace(**TRAIN_PRESETS.get(a.preset, {}))
-    tcfg = tcfg.replace(**common.parse_overrides(a.train_overrides))
-    if a.steps:
-        tcfg = tcfg.replace(steps=a.steps)
-    state_path = run_dir / "state.pt"
-    log = common.JsonlLog(run_dir / "log.jsonl")
+    summary = loop.train("recognizer", lambda spec, rng: build(a, spec, rng), loop.run_options(a))
+    if summary["out"]:
+        val = summary["val"]
+        print(f"trained {summary['step']} steps in {summary['train_seconds'] / 60:.1f} min; val content top-1 "
+              f"{100 * val['content_top1']:.1f} %, style top-1 {100 * val['style_top1']:.1f} % -> {summary['out']}")
+    else:
+        print(f"stopped after step {summary['step']}; continue with --resume --run-dir {a.run_dir}")
+    return summary
 
+
+def build(a: argparse.Namespace, spec: dict | None, rng: loop.Rng) -> loop.Task:
+    """The recognizer's :class:`~coamd.train.loop.Task` from the parsed arguments ``a`` (new run)
+    or the saved ``spec`` (resume). Each step draws ``batch_size`` distinct train clips (windows
+    of at most ``max_frames`` frames, padded, with a valid mask) and one training caption each
+    with ``rng.np`` and returns the eq. 1 loss."""
+    from coamd.data.dataset import MotionDataset
+    from coamd.models.presets import preset_overrides, recognizer_config
+    from coamd.models.recognizer import ActionRecognizer, RecognizerConfig
+
+    ds = MotionDataset(a.dataset)
+    run_dir = Path(a.run_dir)
+    preset_overrides(a.preset, "recognizer")  # validates the preset name
+    tcfg = loop.training_config(RecognizerTrainConfig, spec and spec["train"], TRAIN_PRESETS.get(a.preset, {}),
+                                common.parse_overrides(a.train_overrides), a.steps)
+    if spec is None:
+        overrides = common.parse_overrides(a.overrides)
+        if a.streams:
+            overrides["streams"] = tuple(x.strip() for x in a.streams.split(","))
+        mcfg = recognizer_config(a.preset, **overrides)
     train = ds.split("train")
     caps = [common.train_captions(c) for c in train]
     uniq = sorted({t for cs in caps for t in cs})
     cap_id = {t: i for i, t in enumerate(uniq)}
-    feats = text_features(uniq + list(ds.content_texts) + list(ds.style_texts),
-                          run_dir / "text_features.pt")
+    feats = text_features(uniq + list(ds.content_texts) + list(ds.style_texts), run_dir / "text_features.pt")
     cap_feats = torch.stack([feats[t] for t in uniq])
     content_feats = torch.stack([feats[t] for t in ds.content_texts])
     style_feats = torch.stack([feats[t] for t in ds.style_texts])
     ci = np.array([ds.contents.index(c.content) for c in train])
     si = np.array([ds.styles.index(c.style) for c in train])
-
-    if a.resume:
-        st = common.load_state(state_path)
-        model = ActionRecognizer.from_checkpoint(st["model"]).train()
-        tcfg = RecognizerTrainConfig.from_dict(st["train_config"])
-        if a.steps:  # a resumed run may be given a longer step budget
-            tcfg = tcfg.replace(steps=a.steps)
-        step, elapsed, rng = st["step"], st["elapsed"], st["np_rng"]
+    if spec is None:
+        model = ActionRecognizer(mcfg, ds.stats)
     else:
-        overrides = common.parse_overrides(a.overrides)
-        if a.streams:
-            overrides["streams"] = tuple(x.strip() for x in a.streams.split(","))
-        model = ActionRecognizer(recognizer_config(a.preset, **overrides), ds.stats)
-        model.train()
-        step, elapsed, rng = 0, 0.0, np.random.default_rng(a.seed)
-    model.to(a.device)
+        model = ActionRecognizer(RecognizerConfig.from_dict(spec["model"]))  # weights: from state.pt
+    model.train().to(a.device)
     opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-    if a.resume:
-        opt.load_state_dict(st["optimizer"])
-    budget = common.Budget(tcfg.steps, a.max_minutes, elapsed)
     max_f = model.config.max_frames
-    log.write(event="start", step=step, preset=a.preset, config=model.config.to_dict(),
-              train_config=tcfg.to_dict(), params=sum(p.numel() for p in model.parameters()),
-              resume=a.resume, threads=torch.get_num_threads())
+    dev = a.device
 
-    def save() -> None:
-        common.save_state(state_path, model=model.checkpoint(), optimizer=opt.state_dict(),
-                          train_config=tcfg.to_dict(), step=step, elapsed=budget.elapsed, np_rng=rng)
-
-    bar = tqdm(total=tcfg.steps, initial=step, desc="train recognizer", disable=a.quiet, dynamic_ncols=True)
-    last_ckpt = time.perf_counter()
-    run_loss, run_n = 0.0, 0
-    while not budget.done(step):
-        lr = common.lr_at(budget.progress(step), tcfg.lr)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        idx = rng.choice(len(train), size=tcfg.batch_size, replace=False)
+    def step(log: bool) -> tuple[torch.Tensor, dict]:
+        idx = rng.np.choice(len(train), size=tcfg.batch_size, replace=False)
         arrays = []
         for i in idx:
             j = train[i].joints
             if j.shape[0] > max_f:
-                s = int(rng.integers(0, j.shape[0] - max_f + 1))
+                s = int(rng.np.integers(0, j.shape[0] - max_f + 1))
                 j = j[s:s + max_f]
             arrays.append(j)
         x, valid = _pad_batch(arrays, model.config.patch)
-        texts = [caps[i][rng.integers(len(caps[i]))] for i in idx]
+        texts = [caps[i][rng.np.integers(len(caps[i]))] for i in idx]
         ids = torch.tensor([cap_id[t] for t in texts])
-        emb = model.embed_motion(x.to(a.device), valid.to(a.device))
-        loss, parts = model.loss(emb, model.embed_text(cap_feats[ids].to(a.device)), ids.to(a.device),
-                                 model.embed_text(content_feats.to(a.device)), torch.from_numpy(ci[idx]).to(a.device),
-                                 model.embed_text(style_feats.to(a.device)), torch.from_numpy(si[idx]).to(a.device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-        opt.step()
-        step += 1
-        run_loss += float(loss.detach())
-        run_n += 1
-        bar.update(1)
-        if step % tcfg.log_every == 0:
-            with torch.no_grad():
-                acc_c = float(((emb["fused"] @ model.embed_text(content_feats).T).argmax(1).cpu().numpy() == ci[idx]).mean())
-                acc_s = float(((emb["fused"] @ model.embed_text(style_feats).T).argmax(1).cpu().numpy() == si[idx]).mean())
-            rec = {"step": step, "loss": run_loss / run_n, **parts, "train_content_acc": acc_c,
-                   "train_style_acc": acc_s, "lr": lr, "elapsed_s": round(budget.elapsed, 1)}
-            log.write(**rec)
-            bar.set_postfix(loss=f"{rec['loss']:.3f}", content=f"{acc_c:.2f}", style=f"{acc_s:.2f}")
-            run_loss, run_n = 0.0, 0
-        if time.perf_counter() - last_ckpt > tcfg.checkpoint_every_s:
-            save()
-            last_ckpt = time.perf_counter()
-    bar.close()
-    save()
-    train_s = budget.elapsed
-    model.eval()
-    vfeats = text_features(list(ds.content_texts) + list(ds.style_texts), run_dir / "text_features.pt")
-    val_clips = ds.split("val")
-    vc = embed_clips(model, val_clips)
-    ct, stt = model.embed_text(content_feats), model.embed_text(style_feats)
-    val = {"content_top1": float((model.similarity(vc, ct).argmax(1).numpy()
-                                   == np.array([ds.contents.index(c.content) for c in val_clips])).mean()),
-           "style_top1": float((model.similarity(vc, stt).argmax(1).numpy()
-                                 == np.array([ds.styles.index(c.style) for c in val_clips])).mean())}
-    del vfeats
-    meta = {"preset": a.preset, "steps": step, "train_seconds": round(train_s, 1), "val": val,
-            "dataset": str(a.dataset), "threads": torch.get_num_threads(),
-            "content_texts": list(ds.content_texts), "style_texts": list(ds.style_texts),
-            "contents": list(ds.contents), "styles": list(ds.styles)}
-    common.save_model(a.out, model.checkpoint(), meta)
-    log.write(event="done", **meta)
-    print(f"trained {step} steps in {train_s / 60:.1f} min; val content top-1 {100 * val['content_top1']:.1f} %, "
-          f"style top-1 {100 * val['style_top1']:.1f} % -> {a.out}")
-    return meta
+        emb = model.embed_motion(x.to(dev), valid.to(dev))
+        loss, parts = model.loss(emb, model.embed_text(cap_feats[ids].to(dev)), ids.to(dev),
+                                 model.embed_text(content_feats.to(dev)), torch.from_numpy(ci[idx]).to(dev),
+                                 model.embed_text(style_feats.to(dev)), torch.from_numpy(si[idx]).to(dev))
+        if not log:
+            return loss, {}
+        with torch.no_grad():
+            fused = emb["fused"]
+            acc_c = float(((fused @ model.embed_text(content_feats.to(dev)).T).argmax(1).cpu().numpy() == ci[idx]).mean())
+            acc_s = float(((fused @ model.embed_text(style_feats.to(dev)).T).argmax(1).cpu().numpy() == si[idx]).mean())
+        return loss, {**parts, "train_content_acc": acc_c, "train_style_acc": acc_s}
+
+    def evaluate(final: bool) -> dict:
+        val_clips = ds.split("val")
+        vc = embed_clips(model, val_clips)
+        ct, stt = model.embed_text(content_feats.to(dev)), model.embed_text(style_feats.to(dev))
+        val = {"content_top1": float((model.similarity(vc, ct).argmax(1).cpu().numpy()
+                                       == np.array([ds.contents.index(c.content) for c in val_clips])).mean()),
+               "style_top1": float((model.similarity(vc, stt).argmax(1).cpu().numpy()
+                                     == np.array([ds.styles.index(c.style) for c in val_clips])).mean())}
+        model.train()
+        return val
+
+    preset = a.preset if spec is None else spec["preset"]
+
+    def export(summary: dict) -> dict:
+        meta = {"preset": preset, "steps": summary["step"], "train_seconds": summary["train_seconds"],
+                "val": summary["val"], "dataset": str(a.dataset), "threads": summary["threads"],
+                "content_texts": list(ds.content_texts), "style_texts": list(ds.style_texts),
+                "contents": list(ds.contents), "styles": list(ds.styles)}
+        return {**model.checkpoint(), "meta": meta}
+
+    return loop.Task(
+        config=tcfg, modules={"model": model}, optimizer=opt,
+        spec={"model": model.config.to_dict(), "train": tcfg.to_dict(), "preset": preset},
+        step=step, evaluate=evaluate, export=export, show=("train_content_acc", "train_style_acc"),
+        info={"params": sum(p.numel() for p in model.parameters()), "config": model.config.to_dict(),
+              "train_config": tcfg.to_dict()})
