@@ -107,7 +107,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         serve(ServerConfig(host=a.host, port=a.port, backend=a.backend, checkpoint=a.checkpoint,
                            batching=not a.no_batching, max_batch=a.max_batch, max_queue=a.max_queue,
                            token=token, tls_cert=a.tls_cert, tls_key=a.tls_key, grace_s=a.grace,
-                           ready_file=a.ready_file, fault_injection=a.fault_injection, threads=a.threads))
+                           ready_file=a.ready_file, fault_injection=a.fault_injection, threads=a.threads,
+                           guidance=not a.no_guidance))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -146,6 +147,9 @@ def _add_server(sub) -> None:
     p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM (default: %(default)s)")
     p.add_argument("--threads", type=int, default=0,
                    help="model threads (0 = torch: half the usable cores; ONNX Runtime: its default, all cores)")
+    p.add_argument("--no-guidance", action="store_true",
+                   help="no recognizer-guidance sidecar: every request runs unguided; with the ONNX Runtime "
+                        "backend and exported graphs the server runs without torch")
     p.add_argument("--ready-file", default=None, help="write the bound port here once serving")
     p.add_argument("--fault-injection", action="store_true",
                    help="testing only: texts containing [fail-model] / [fail-guidance] make that "

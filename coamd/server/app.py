@@ -48,6 +48,7 @@ class ServerConfig:
     fault_injection: bool = False
     threads: int = 0
     defaults: Defaults | None = None
+    guidance: bool = True  # load the PyTorch guidance sidecar; False: every request runs unguided
 
 
 def torch_threads() -> int:
@@ -153,17 +154,23 @@ async def _serve(cfg: ServerConfig, engine) -> None:
 
 
 def serve(cfg: ServerConfig) -> None:
-    """Load the engine, serve until SIGTERM/SIGINT, drain gracefully."""
+    """Load the engine, serve until SIGTERM/SIGINT, drain gracefully.
+
+    Torch is imported only where the engine needs it (the torch backend, the guidance sidecar,
+    an export on a cache miss, the first Recognize/Retrieve) and then gets ``cfg.threads`` (or
+    :func:`torch_threads`) intra-op threads. ``cfg.guidance=False`` on ONNX Runtime with exported
+    graphs serves generation without torch."""
     from coamd.server.engine import load_server_engine
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     t = time.monotonic()
-    import torch
-
-    torch.set_num_threads(cfg.threads or torch_threads())  # torch backend and guidance sidecar
     engine = load_server_engine(cfg.backend, cfg.checkpoint, fault_injection=cfg.fault_injection,
-                                threads=cfg.threads or None)
+                                threads=cfg.threads or None, guidance=cfg.guidance,
+                                torch_threads=cfg.threads or torch_threads())
+    torch = sys.modules.get("torch")
     print(f"coamd serve: engine {engine.backend_name} ready in {time.monotonic() - t:.1f} s "
-          f"(torch threads {torch.get_num_threads()})", flush=True)
+          f"({'guidance sidecar' if cfg.guidance else 'no guidance'}; "
+          f"{f'torch threads {torch.get_num_threads()}' if torch is not None else 'torch not loaded'})",
+          flush=True)
     asyncio.run(_serve(cfg, engine))

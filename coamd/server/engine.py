@@ -10,6 +10,10 @@
   ``GuidanceFailed`` (the scheduler then completes that request unguided).
 - ``rotations(joints)``: per-joint local rotations via ``coamd.io.bvh_export``.
 
+Torch: a server on ONNX Runtime without the guidance sidecar (``coamd serve --no-guidance``, graphs
+already exported) generates without importing torch. Recognize and Retrieve use the PyTorch action
+recognizer: their first call loads it (torch + the checkpoint, 1-2 s once), later calls reuse it.
+
 With ``fault_injection`` (tests only) a request whose text contains ``[fail-model]`` makes the
 model step raise, and ``[fail-guidance]`` makes the guidance of that request raise.
 """
@@ -24,6 +28,7 @@ from coamd.server.validation import GenerateParams
 
 FAIL_MODEL = "[fail-model]"
 FAIL_GUIDANCE = "[fail-guidance]"
+NO_SIDECAR_NOTE = "this server runs without the recognizer-guidance sidecar (coamd serve --no-guidance)"
 
 
 class _GuideGuard:
@@ -54,9 +59,14 @@ class SamplerStepModel:
         self._lock = threading.Lock()
 
     def to_request(self, p: GenerateParams):
+        """GenerateParams -> ``GenerationRequest``; guidance is off when the sampler has no guide
+        (a server started with ``--no-guidance``)."""
         from coamd.sampling.sampler import GenerationRequest
 
-        return GenerationRequest(**request_kwargs(p))
+        kw = request_kwargs(p)
+        if getattr(self.sampler, "guide", None) is None:
+            kw["guidance"] = False
+        return GenerationRequest(**kw)
 
     def start(self, params: GenerateParams):
         state = self.sampler.start(self.to_request(params))
@@ -131,9 +141,12 @@ class ServerEngine:
         """Facts about a finished state for the summary (iterations really run, whether guidance
         and the foot-contact cleanup ran)."""
         req = state.request
-        return {"iterations": len(state.schedule),
-                "guidance_applied": bool(req.guidance and req.guidance_scale > 0 and self.runtime.guide is not None),
-                "cleanup_applied": state.cleaner is not None}
+        out = {"iterations": len(state.schedule),
+               "guidance_applied": bool(req.guidance and req.guidance_scale > 0 and self.runtime.guide is not None),
+               "cleanup_applied": state.cleaner is not None}
+        if self.runtime.guide is None:
+            out["guidance_note"] = NO_SIDECAR_NOTE
+        return out
 
     def recognize(self, joints: np.ndarray, top_k: int):
         """joints (T, 21, 3) project frame -> ([(content, cosine)], [(style, cosine)]), best first."""
@@ -162,8 +175,9 @@ class ServerEngine:
         return self._frames
 
     def defaults(self):
-        """Server defaults: the sampler's ``GenerationRequest`` defaults, left-to-right order
-        (streams), and the longest duration the model accepts."""
+        """Server defaults: the sampler's ``GenerationRequest`` defaults (guidance only where the
+        guidance sidecar is loaded), left-to-right order (streams), and the longest duration the
+        model accepts."""
         import dataclasses
 
         from coamd.sampling.sampler import FPS as SFPS, FRAMES_PER_TOKEN, GenerationRequest
@@ -171,7 +185,7 @@ class ServerEngine:
 
         f = {x.name: x.default for x in dataclasses.fields(GenerationRequest)}
         max_s = self.runtime.backend.max_tokens * FRAMES_PER_TOKEN / SFPS
-        return Defaults(guidance=True, guidance_scale=f["guidance_scale"], cfg_scale=f["cfg_scale"],
+        return Defaults(guidance=self.runtime.guide is not None, guidance_scale=f["guidance_scale"], cfg_scale=f["cfg_scale"],
                         iterations=f["iterations"], ode_steps=f["ode_steps"], order="left_to_right",
                         solver=f["solver"], cleanup=f["cleanup"], temperature=f["temperature"],
                         max_duration_s=max_s, min_edit_frames=FRAMES_PER_TOKEN)
@@ -192,12 +206,21 @@ class ServerEngine:
 
 
 def load_server_engine(backend: str = "onnxruntime", checkpoint: str | None = None,
-                       fault_injection: bool = False, threads: int | None = None) -> ServerEngine:
+                       fault_injection: bool = False, threads: int | None = None, *, guidance: bool = True,
+                       torch_threads: int | None = None) -> ServerEngine:
     """Load the runtime (``coamd.runtime.load_engine``) and wrap it for the server.
-    ``threads``: intra-op threads of the backend (ONNX Runtime sessions; torch is set globally)."""
+
+    ``threads``: intra-op threads of the backend (ONNX Runtime sessions). ``guidance``: load the
+    PyTorch recognizer-guidance sidecar; without it every request runs unguided. ``torch_threads``:
+    torch's intra-op threads, set if the engine imports torch (torch backend, sidecar, the first
+    Recognize/Retrieve, an export on a cache miss). With ``backend="onnxruntime"``,
+    ``guidance=False`` and the checkpoint's graphs in the export cache, loading imports no torch;
+    Recognize and Retrieve then load the PyTorch recognizer on their first call (1-2 s once).
+    Raises FileNotFoundError when the checkpoint folder lacks a model file.
+    """
     from pathlib import Path
 
-    from coamd.models.bundle import DEFAULT_CHECKPOINT
+    from coamd.paths import DEFAULT_CHECKPOINT
     from coamd.runtime import load_engine
 
     root = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
@@ -207,5 +230,6 @@ def load_server_engine(backend: str = "onnxruntime", checkpoint: str | None = No
                                 "autoencoder, the action recognizer and the generator (`coamd train ...`), "
                                 "or pass --checkpoint DIR")
     opts = {"threads": threads} if threads and backend != "torch" else {}
-    return ServerEngine(load_engine(backend=backend, checkpoint=checkpoint, **opts),
+    return ServerEngine(load_engine(backend=backend, checkpoint=checkpoint, guidance=guidance,
+                                    torch_threads=torch_threads, **opts),
                         fault_injection=fault_injection)
