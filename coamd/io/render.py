@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from coamd.io.motion import OutputPathError, check_output_path
 from coamd.skeleton import BONES, JOINT_NAMES
 
 _LEFT = {i for i, n in enumerate(JOINT_NAMES) if n.endswith("_L")}
@@ -20,7 +21,9 @@ def render_motion(joints: np.ndarray, out: str | Path, fps: float = 20.0, title:
     """Render ``joints`` (T, 21, 3) metres (Y up) to ``out`` (``.gif`` or ``.mp4``).
 
     Left-side bones are blue, right-side red, the spine black; the hips path is drawn on the
-    floor. Raises ValueError for another file extension or a bad array shape.
+    floor. The folder of ``out`` is created if missing and checked for writing before any frame
+    is drawn. Raises ValueError for another file extension or a bad array shape, OutputPathError
+    (an OSError) when ``out`` cannot be written.
     """
     import matplotlib
 
@@ -36,6 +39,11 @@ def render_motion(joints: np.ndarray, out: str | Path, fps: float = 20.0, title:
     joints = np.asarray(joints, dtype=np.float32)
     if joints.ndim != 3 or joints.shape[1:] != (len(JOINT_NAMES), 3):
         raise ValueError(f"joints must be (T, 21, 3), got {joints.shape}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(f"preview {out}: cannot create folder {out.parent} ({exc.strerror or exc})") from exc
+    check_output_path(out, "preview")
     if max_frames is not None:
         joints = joints[:max_frames]
     # plot as (x, z, y): matplotlib's vertical axis is its third one
@@ -69,7 +77,6 @@ def render_motion(joints: np.ndarray, out: str | Path, fps: float = 20.0, title:
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     plt.close(fig)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if ext == ".gif":
         imageio.mimsave(out, frames, duration=1000.0 / fps, loop=0)
     else:
