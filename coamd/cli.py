@@ -1,6 +1,12 @@
 """The ``coamd`` command line. Thin: parse arguments, call the modules, report errors in one line.
 
 Each subcommand group registers itself in its own ``_add_*`` function below.
+
+Errors: a bad argument (option value, input file, output path, server address, token or TLS
+file) is found before any model is loaded and printed as one ``error: ...`` line with exit
+status 2; an expected failure while working (a file or network error, a value the models
+reject) is one ``error: ...`` line with exit status 1. Anything else is a bug and keeps its
+traceback; ``coamd --debug ...`` shows the traceback of expected errors too.
 """
 from __future__ import annotations
 
@@ -9,12 +15,41 @@ import sys
 import time
 from pathlib import Path
 
+from coamd.paths import DEFAULT_DATASET  # noqa: F401 - also importable from coamd.cli
+
 DEFAULT_DATA = "../shared/data/bandai-namco"
-DEFAULT_DATASET = "data/processed"
 
 
 class CLIError(Exception):
-    """An error to print as one line (``error: ...``) with exit status 2."""
+    """An error to print as one line (``error: ...``) with exit status ``status`` (default 2:
+    a bad argument)."""
+
+    def __init__(self, message: str, status: int = 2):
+        super().__init__(message)
+        self.status = status
+
+
+def _check_outputs(*pairs: tuple[str, str | None]) -> None:
+    """Each (option, path) with a path must be writable now; raises CLIError naming the option."""
+    from coamd.io.motion import OutputPathError, check_output_path
+
+    for option, path in pairs:
+        if path is not None:
+            try:
+                check_output_path(path, option)
+            except OutputPathError as exc:
+                raise CLIError(str(exc)) from exc
+
+
+def _port(text: str) -> int:
+    """argparse type of ``--port``: an integer in 0..65535 (0 = any free port)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"port must be a whole number in 0..65535, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535 (0 = any free port), got {port}")
+    return port
 
 
 # ----------------------------------------------------------------------------- data
@@ -43,6 +78,7 @@ def _cmd_data_convert(a: argparse.Namespace) -> None:
     except BVHError as exc:
         raise CLIError(str(exc)) from exc
     out = Path(a.out) if a.out else src.with_suffix(".npz")
+    _check_outputs(("--out", str(out)))
     save_motion(out, joints, source=str(src.name))
     print(f"{src.name}: {joints.shape[0]} frames at 20 fps (from {src_fps:g} fps) -> {out}")
 
@@ -72,12 +108,13 @@ def _cmd_render(a: argparse.Namespace) -> None:
     from coamd.io.motion import MotionFileError, load_motion
     from coamd.io.render import render_motion
 
+    if Path(a.out).suffix.lower() not in (".gif", ".mp4"):
+        raise CLIError(f"--out must end in .gif or .mp4, got {a.out}")
     try:
         m = load_motion(a.file)
     except (FileNotFoundError, MotionFileError) as exc:
         raise CLIError(str(exc)) from exc
-    if Path(a.out).suffix.lower() not in (".gif", ".mp4"):
-        raise CLIError(f"--out must end in .gif or .mp4, got {a.out}")
+    _check_outputs(("--out", a.out))
     t = time.perf_counter()
     render_motion(m.joints, a.out, fps=m.fps, title=a.title if a.title is not None else m.text,
                   progress=True)
@@ -93,16 +130,142 @@ def _add_render(sub) -> None:
 
 
 # ----------------------------------------------------------------------------- server / request
-def _cmd_serve(a: argparse.Namespace) -> None:
-    from coamd.server.app import ServerConfig, serve
+def _check_host(host: str) -> None:
+    """``host`` must be an IP address or a name that resolves (e.g. localhost); raises CLIError."""
+    import ipaddress
+    import socket
 
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not bare:
+        raise CLIError("--host is empty; use e.g. 127.0.0.1 (loopback) or 0.0.0.0 (all interfaces)")
+    try:
+        ipaddress.ip_address(bare)
+        return
+    except ValueError:
+        pass
+    if all(part.isdigit() for part in bare.split(".")) or ":" in bare:
+        raise CLIError(f"--host {host} is not a valid IP address")
+    try:
+        socket.getaddrinfo(bare, None)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CLIError(f"--host {host} is neither an IP address nor a host name that resolves "
+                       f"({getattr(exc, 'strerror', None) or exc})") from exc
+
+
+def _check_bind(host: str, port: int) -> None:
+    """Bind (host, port) once and let go, so a busy port or a foreign address fails before the
+    models load (the server binds with SO_REUSEADDR too). Raises CLIError."""
+    import errno
+    import socket
+
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(bare, port, type=socket.SOCK_STREAM,
+                                                          flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise CLIError(f"--host {host}: {getattr(exc, 'strerror', None) or exc}") from exc
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(addr)
+        except OSError as exc:
+            why = {errno.EADDRINUSE: f"port {port} is already in use on {host}",
+                   errno.EADDRNOTAVAIL: f"{host} is not an address of this machine",
+                   errno.EACCES: f"port {port} needs more privileges"}.get(exc.errno, exc.strerror or str(exc))
+            raise CLIError(f"cannot bind {host}:{port}: {why}") from exc
+
+
+def _read_token_file(path: str) -> str:
+    """The bearer token in ``path`` (whitespace stripped); raises CLIError when missing,
+    unreadable, not text or empty."""
+    p = Path(path)
+    if not p.exists():
+        raise CLIError(f"--token-file {p} does not exist")
+    if p.is_dir():
+        raise CLIError(f"--token-file {p} is a folder, not a file")
+    try:
+        token = p.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise CLIError(f"--token-file {p} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise CLIError(f"--token-file {p} cannot be read: {exc.strerror or exc}") from exc
+    if not token:
+        raise CLIError(f"--token-file {p} is empty")
+    return token
+
+
+def _pem_kinds(data: bytes) -> set[str]:
+    """The PEM block types in ``data`` (e.g. {"CERTIFICATE", "PRIVATE KEY"})."""
+    import re
+
+    return {m.decode() for m in re.findall(rb"-----BEGIN ([A-Z0-9 ]+)-----", data)}
+
+
+def _ssl_reason(exc) -> str:
+    import re
+
+    return re.sub(r"\s*\(_ssl\.c:\d+\)", "", exc.reason or str(exc))
+
+
+def _check_tls(cert: str, key: str) -> None:
+    """The certificate file must hold a PEM certificate, the key file a PEM private key, and the
+    key must belong to the certificate (checked with the standard ``ssl`` module). Raises CLIError."""
+    import ssl
+
+    blobs = {}
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        p = Path(path)
+        if not p.is_file():
+            raise CLIError(f"{option} {p} does not exist" if not p.exists() else f"{option} {p} is not a file")
+        try:
+            blobs[option] = p.read_bytes()
+        except OSError as exc:
+            raise CLIError(f"{option} {p} cannot be read: {exc.strerror or exc}") from exc
+    cert_kinds, key_kinds = _pem_kinds(blobs["--tls-cert"]), _pem_kinds(blobs["--tls-key"])
+    cert_is_key = any(k.endswith("PRIVATE KEY") for k in cert_kinds)
+    key_is_cert = "CERTIFICATE" in key_kinds
+    if "CERTIFICATE" not in cert_kinds:
+        hint = (" (it holds a private key: are --tls-cert and --tls-key swapped?)" if cert_is_key
+                else f" (PEM blocks found: {', '.join(sorted(cert_kinds))})" if cert_kinds else "")
+        raise CLIError(f"--tls-cert {cert} is not a PEM certificate: no 'BEGIN CERTIFICATE' block{hint}")
+    if not any(k.endswith("PRIVATE KEY") for k in key_kinds):
+        hint = (" (it holds a certificate: are --tls-cert and --tls-key swapped?)" if key_is_cert
+                else f" (PEM blocks found: {', '.join(sorted(key_kinds))})" if key_kinds else "")
+        raise CLIError(f"--tls-key {key} is not a PEM private key: no 'BEGIN ... PRIVATE KEY' block{hint}")
+    if "ENCRYPTED PRIVATE KEY" in key_kinds:
+        raise CLIError(f"--tls-key {key} is encrypted; the server needs an unencrypted PEM key")
+    try:  # the certificates alone
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=cert)
+    except ssl.SSLError as exc:
+        raise CLIError(f"--tls-cert {cert} holds a damaged certificate ({_ssl_reason(exc)})") from exc
+    try:  # the key, and that it belongs to the first certificate
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        reason = _ssl_reason(exc)
+        if "MISMATCH" in reason.upper():
+            raise CLIError(f"--tls-key {key} does not belong to the certificate in --tls-cert {cert}") from exc
+        raise CLIError(f"--tls-key {key} holds a damaged private key ({reason})") from exc
+
+
+def _cmd_serve(a: argparse.Namespace) -> None:
+    # every argument is checked here, before any model is loaded
     if bool(a.tls_cert) != bool(a.tls_key):
         raise CLIError("--tls-cert and --tls-key go together")
     if a.max_batch < 1 or a.max_queue < 0:
         raise CLIError("--max-batch must be >= 1 and --max-queue >= 0")
-    token = a.token
-    if a.token_file:
-        token = Path(a.token_file).read_text().strip()
+    if a.token is not None and a.token_file:
+        raise CLIError("give --token or --token-file, not both")
+    if a.token is not None and not a.token.strip():
+        raise CLIError("--token is empty")
+    _check_host(a.host)
+    token = _read_token_file(a.token_file) if a.token_file else a.token
+    if a.tls_cert:
+        _check_tls(a.tls_cert, a.tls_key)
+    _check_outputs(("--ready-file", a.ready_file))
+    _check_bind(a.host, a.port)
+
+    from coamd.server.app import ServerConfig, serve
+
     try:
         serve(ServerConfig(host=a.host, port=a.port, backend=a.backend, checkpoint=a.checkpoint,
                            batching=not a.no_batching, max_batch=a.max_batch, max_queue=a.max_queue,
@@ -116,14 +279,20 @@ def _cmd_serve(a: argparse.Namespace) -> None:
 def _cmd_request(a: argparse.Namespace) -> None:
     import grpc
 
-    from coamd.client.cli import run_request
+    from coamd.client import StreamError
+    from coamd.client.cli import USAGE_CODES, check_request_arguments, describe_rpc_error, run_request
 
+    try:
+        check_request_arguments(a)
+    except (ValueError, OSError) as exc:
+        raise CLIError(_one_line(exc)) from exc
     try:
         run_request(a)
     except grpc.RpcError as exc:
-        raise CLIError(f"{exc.code().name}: {exc.details()}") from exc
-    except (ValueError, OSError) as exc:
-        raise CLIError(str(exc)) from exc
+        msg = describe_rpc_error(exc, a.server, a.timeout)
+        raise CLIError(msg, status=2 if msg.split(":")[0] in USAGE_CODES else 1) from exc
+    except StreamError as exc:
+        raise CLIError(f"the server at {a.server} broke the stream contract: {exc}", status=1) from exc
 
 
 def _add_server(sub) -> None:
@@ -132,7 +301,7 @@ def _add_server(sub) -> None:
                        "grpc.health.v1 and server reflection. Concurrent requests share model calls "
                        "(continuous batching per autoregressive step). SIGTERM drains gracefully.")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
-    p.add_argument("--port", type=int, default=50051, help="port (0 = any free port; default: %(default)s)")
+    p.add_argument("--port", type=_port, default=50051, help="port 0..65535 (0 = any free port; default: %(default)s)")
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"),
                    help="inference backend (default: %(default)s)")
     p.add_argument("--checkpoint", default=None, help="model folder (default: the shipped coamd/checkpoints/default)")
@@ -270,6 +439,7 @@ def _cmd_generate(a: argparse.Namespace) -> None:
                              ("--bvh", a.bvh, (".bvh",))):
         if path is not None and Path(path).suffix.lower() not in exts:
             raise CLIError(f"{name} must end in {' or '.join(exts)}, got {path}")
+    _check_outputs(("--out", a.out), ("--bvh", a.bvh), ("--gif", a.gif))  # before the models load
     req = GenerationRequest(text=a.text, duration_s=a.duration, seed=a.seed, cfg_scale=a.cfg_scale,
                             iterations=a.iterations, ode_steps=a.ode_steps, solver=a.solver, order=a.order,
                             guidance=not a.no_guidance, guidance_scale=a.guidance_scale,
@@ -500,6 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
     from coamd import __version__
 
     parser.add_argument("--version", action="version", version=f"coamd {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of errors that are otherwise one 'error:' line")
     sub = parser.add_subparsers(dest="cmd", required=True)
     for add in _ADDERS:
         add(sub)
@@ -512,15 +684,39 @@ _ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval, _add_gene
 _ARGV: list[str] = []
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of an expected error as one line (an OSError names its file and reason)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename and str(exc).startswith("["):
+        msg = f"{exc.filename}: {exc.strerror}"
+    else:
+        msg = str(exc) or type(exc).__name__
+    return " ".join(msg.split())
+
+
+# what a command may raise for reasons outside the program: one line, exit status 1
+EXPECTED_ERRORS = (ValueError, OSError, EOFError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``coamd ARGS``. Returns the exit status: 0, 2 for a bad argument (``CLIError``,
+    argparse), 1 for an expected failure (``EXPECTED_ERRORS``), 130 when interrupted."""
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)
+    if "--debug" in _ARGV[1:]:  # accepted after the subcommand too
+        _ARGV = ["--debug"] + [x for x in _ARGV if x != "--debug"]
     args = build_parser().parse_args(_ARGV)
     try:
         args.func(args)
     except CLIError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if args.debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return exc.status
+    except EXPECTED_ERRORS as exc:
+        if args.debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

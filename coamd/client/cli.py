@@ -1,8 +1,16 @@
-"""``coamd request``: generate one motion from a running server and save it (npz, optional BVH/GIF)."""
+"""``coamd request``: generate one motion from a running server and save it (npz, optional BVH/GIF).
+
+Errors: the arguments (output paths, ``--tls-ca``) are checked before connecting and raise
+ValueError or OSError; a failed call raises ``grpc.RpcError``, which :func:`describe_rpc_error`
+turns into one line naming the status code.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+# status codes that mean the request itself was wrong (the command line's exit status 2)
+USAGE_CODES = ("INVALID_ARGUMENT", "OUT_OF_RANGE")
 
 
 def add_request_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,11 +35,12 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_request(a: argparse.Namespace) -> dict:
-    """Run ``coamd request``; returns the GenerationResult summary. Raises grpc.RpcError."""
+    """Run ``coamd request``; returns the GenerationResult summary. Raises ValueError or
+    OSError for arguments that cannot work (checked before connecting), grpc.RpcError when the
+    call fails, coamd.client.StreamError when the stream breaks the contract."""
     from coamd.client import MotionClient
 
-    if a.out and Path(a.out).suffix.lower() != ".npz":
-        raise ValueError(f"--out must end in .npz, got {a.out}")
+    check_request_arguments(a)
     with MotionClient(a.server, token=a.token, tls_ca=a.tls_ca) as client:
         res = client.generate(a.text, duration_s=a.duration, seed=a.seed,
                               guidance=False if a.no_guidance else None, iterations=a.iterations,
@@ -45,6 +54,48 @@ def run_request(a: argparse.Namespace) -> dict:
           f"cleanup {'on' if s['cleanup_applied'] else 'off'}, guidance {'on' if s['guidance_applied'] else 'off'}"
           f"{': ' + s['guidance_note'] if s['guidance_note'] else ''})")
     return s
+
+
+def check_request_arguments(a: argparse.Namespace) -> None:
+    """Output paths writable and ``--tls-ca`` a readable PEM certificate, before any call.
+    Raises ValueError (bad value) or OSError (OutputPathError, unreadable file)."""
+    from coamd.io.motion import check_output_path
+
+    for option, path, exts in (("--out", a.out, (".npz",)), ("--bvh", a.bvh, (".bvh",)),
+                               ("--gif", a.gif, (".gif", ".mp4"))):
+        if path is None:
+            continue
+        if Path(path).suffix.lower() not in exts:
+            raise ValueError(f"{option} must end in {' or '.join(exts)}, got {path}")
+        check_output_path(path, option)
+    if a.tls_ca:
+        ca = Path(a.tls_ca)
+        if not ca.is_file():
+            raise ValueError(f"--tls-ca {ca} does not exist" if not ca.exists() else f"--tls-ca {ca} is not a file")
+        try:
+            data = ca.read_bytes()
+        except OSError as exc:
+            raise OSError(f"--tls-ca {ca} cannot be read: {exc.strerror or exc}") from exc
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise ValueError(f"--tls-ca {ca} is not a PEM certificate (no 'BEGIN CERTIFICATE' block)")
+
+
+def describe_rpc_error(exc, server: str, timeout: float | None = None) -> str:
+    """One line for a failed gRPC call: the status code name, then what it means here and the
+    server's own message (``exc`` a ``grpc.RpcError``, ``server`` the HOST:PORT called)."""
+    code = exc.code() if hasattr(exc, "code") else None
+    name = code.name if code is not None else "UNKNOWN"
+    details = " ".join(str(exc.details() if hasattr(exc, "details") else exc).split())
+    if name == "UNAVAILABLE":
+        msg = f"cannot reach the server at {server} ({details}); is `coamd serve` running there?"
+    elif name == "DEADLINE_EXCEEDED":
+        msg = (f"no complete answer from {server} within --timeout {timeout:g} s ({details})"
+               if timeout else f"no complete answer from {server} in time ({details})")
+    elif name == "UNAUTHENTICATED":
+        msg = f"{details} (the server wants a bearer token: --token)"
+    else:
+        msg = details
+    return f"{name}: {msg}"
 
 
 def save_result(res, out: str, bvh: str | None = None, gif: str | None = None) -> None:
