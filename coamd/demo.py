@@ -3,7 +3,9 @@
 1. make sure the exported ONNX graphs exist (exported once, cached) unless ``--backend torch``;
 2. start ``coamd serve`` on loopback (a free port) and wait for grpc.health.v1 to say SERVING;
 3. request three prompts through the Python client: one with recognizer guidance, one without,
-   and one edit (the first 1.2 s of a real held-out clip kept as a prefix, the rest generated);
+   and one edit (the first 1.2 s of a real held-out clip kept as a prefix, the rest generated;
+   without the processed dataset the prefix is the first 1.2 s of the unguided motion instead,
+   so the demo needs only the shipped weights);
 4. save each as ``.npz``, ``.bvh`` and a ``.gif`` preview in ``--out`` and print a latency table
    (time to first frame, total, real-time factor) measured by the client;
 5. stop the server with SIGTERM (graceful drain) and check it exited cleanly.
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 from coamd.client.process import ServerProcess, ServerStartError
+from coamd.paths import DEFAULT_DATASET
 
 ROOT = Path(__file__).resolve().parents[1]
 # prompts inside what the shipped model learned (the dataset's actions and styles)
@@ -64,8 +67,15 @@ def start_server(backend: str, checkpoint: str | None, log_path: Path) -> Server
     return srv
 
 
+def dataset_available(dataset: str | Path) -> bool:
+    """Whether ``dataset`` is a built processed dataset (``make data``)."""
+    root = Path(dataset)
+    return (root / "dataset_card.json").is_file() and (root / "motions.npz").is_file()
+
+
 def edit_prefix(dataset: str, seconds: float = 1.2):
-    """The first ``seconds`` of a real held-out walking clip (frames, 21, 3) and its id."""
+    """The first ``seconds`` of a real held-out walking clip (frames, 21, 3) and its id.
+    Raises FileNotFoundError without the processed dataset."""
     from coamd.data.dataset import MotionDataset
 
     ds = MotionDataset(dataset)
@@ -82,7 +92,9 @@ def main(argv=None) -> int:
     p.add_argument("--backend", default="onnxruntime", choices=("onnxruntime", "torch", "tensorrt"),
                    help="server backend (default: %(default)s)")
     p.add_argument("--checkpoint", default=None, help="model folder (default: the shipped one)")
-    p.add_argument("--dataset", default="data/processed", help="processed dataset for the edit prefix")
+    p.add_argument("--dataset", default=DEFAULT_DATASET,
+                   help="processed dataset for the edit prefix, a real held-out clip (default: %(default)s; "
+                        "optional: without it the edit starts from the generated unguided motion)")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per motion (default: %(default)s)")
     p.add_argument("--no-gif", action="store_true", help="skip the GIF previews")
     a = p.parse_args(argv)
@@ -94,7 +106,16 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.monotonic()
     backend = ensure_export(a.backend, a.checkpoint)
-    prefix, clip_id = edit_prefix(a.dataset)
+    n_prefix = int(round(1.2 * 20))
+    if dataset_available(a.dataset):
+        prefix, clip_id = edit_prefix(a.dataset)
+        prefix_note = f"first 1.2 s of held-out clip {clip_id}"
+    else:
+        prefix = None  # taken from the unguided motion below
+        prefix_note = "first 1.2 s of the generated unguided motion"
+        print(f"[demo] no processed dataset at {a.dataset}: the edit starts from the first 1.2 s of the "
+              f"generated unguided motion instead of a real held-out clip (`make data` builds the dataset)",
+              flush=True)
     server = start_server(backend, a.checkpoint, out / "server.log")
     target = server.target
     rows = []
@@ -107,9 +128,13 @@ def main(argv=None) -> int:
             print(f"[demo] warm-up request {1000 * (time.monotonic() - t):.0f} ms (not in the table)")
             jobs = [("guided", GUIDED, dict(guidance=True)),
                     ("unguided", UNGUIDED, dict(guidance=False)),
-                    ("edit", EDIT, dict(guidance=False, edit_prefix=prefix))]
+                    ("edit", EDIT, dict(guidance=False))]
             for name, text, kw in jobs:
+                if name == "edit":
+                    kw["edit_prefix"] = prefix if prefix is not None else unguided_joints[:n_prefix]
                 res = client.generate(text, duration_s=a.duration, seed=7, timeout=300, **kw)
+                if name == "unguided":
+                    unguided_joints = res.joints
                 stem = out / name
                 t = time.monotonic()
                 save_result(res, str(stem.with_suffix(".npz")), bvh=str(stem.with_suffix(".bvh")),
@@ -133,7 +158,7 @@ def main(argv=None) -> int:
         g = "on" if r["guidance"] else ("off" + (f" ({r['note']})" if r["note"] and "request" not in r["note"] else ""))
         print(f"| {r['name']} | {r['text']} | {r['frames']} | {r['ttff_ms']:.0f} | {r['total_ms']:.0f} | "
               f"{r['rtf']:.1f}x | {g} | {r['backend']} |")
-    print(f"\nedit prefix: first 1.2 s of held-out clip {clip_id}; outputs in {out}/; "
+    print(f"\nedit prefix: {prefix_note}; outputs in {out}/; "
           f"demo took {time.monotonic() - t_all:.0f} s")
     (out / "latency.json").write_text(json.dumps(rows, indent=2))
     return 0 if code == 0 else 1
