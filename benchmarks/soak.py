@@ -39,7 +39,7 @@ import grpc  # noqa: E402
 import numpy as np  # noqa: E402
 
 from coamd.client.process import ServerProcess  # noqa: E402
-from coamd.client.proto import pb, pb_grpc  # noqa: E402
+from coamd.api import pb, pb_grpc  # noqa: E402
 
 GENERATE = "/coamd.v1.MotionService/Generate"
 RECOGNIZE = "/coamd.v1.MotionService/Recognize"

@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from coamd.client import proto
+from coamd.api import codegen as proto
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_generated_code_matches_proto_and_is_ignored():
-    from coamd.client.proto import pb, pb_grpc
+    from coamd.api import pb, pb_grpc
 
     methods = [m.name for m in pb.DESCRIPTOR.services_by_name["MotionService"].methods]
     assert methods == ["Generate", "Recognize", "Retrieve", "GetSkeleton"]
@@ -42,7 +42,7 @@ def test_regenerates_when_proto_changes(tmp_path):
 
 def test_fresh_process_outside_repo_imports_contract(tmp_path):
     # A fresh interpreter started elsewhere (another cwd, bare environment) finds and loads the code.
-    code = "from coamd.client.proto import pb; print(pb.GenerateRequest(text='x').text)"
+    code = "from coamd.api import pb; print(pb.GenerateRequest(text='x').text)"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={"XDG_CACHE_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr

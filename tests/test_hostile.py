@@ -23,7 +23,7 @@ import pytest
 
 from benchmarks.soak import fuzz_cases
 from coamd.client.process import ServerProcess, ServerStartError
-from coamd.client.proto import SERVICE_NAME, pb, pb_grpc
+from coamd.api import SERVICE_NAME, pb, pb_grpc
 from coamd.server.scheduler import Job, QueueFull, Scheduler
 from coamd.server.validation import ValidationError, check_text
 

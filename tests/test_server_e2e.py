@@ -25,7 +25,7 @@ import pytest
 
 from coamd.client import FrameAssembler, MotionClient, build_generate_request
 from coamd.client.process import ServerProcess as _ServerProcess, ServerStartError
-from coamd.client.proto import SERVICE_NAME, pb
+from coamd.api import SERVICE_NAME, pb
 
 ROOT = Path(__file__).resolve().parents[1]
 COAMD = str(Path(sys.executable).with_name("coamd"))

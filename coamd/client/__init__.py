@@ -21,10 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from coamd.client.proto import pb, pb_grpc
-
-NUM_JOINTS = 21
-FPS = 20.0
+from coamd.api import FPS, NUM_JOINTS, pb, pb_grpc
 
 _GUIDANCE = {None: pb.GUIDANCE_UNSPECIFIED, True: pb.GUIDANCE_ON, False: pb.GUIDANCE_OFF}
 _ORDER = {None: pb.TOKEN_ORDER_UNSPECIFIED, "random": pb.TOKEN_ORDER_RANDOM,

@@ -41,7 +41,7 @@ from coamd.sampling.cleanup import MotionCleanup
 from coamd.sampling.ode import SOLVERS, solve, time_grid
 from coamd.sampling.schedules import ORDERS, cosine_schedule, token_order
 
-FPS = 20
+from coamd.skeleton import FPS  # frames per second of every model input/output (20.0), re-exported
 FRAMES_PER_TOKEN = 4
 DEFAULT_WEIGHTS = {"fused": 0.25, "joint": 0.25, "bone": 0.25, "motion": 0.25}
 

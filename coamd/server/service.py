@@ -21,7 +21,7 @@ import traceback
 import grpc
 import numpy as np
 
-from coamd.client.proto import pb, pb_grpc
+from coamd.api import pb, pb_grpc
 from coamd.server import coords
 from coamd.server.scheduler import Job, QueueFull, Scheduler
 from coamd.server.validation import (MAX_RECOGNIZE_FRAMES, MIN_RECOGNIZE_FRAMES, Defaults, ValidationError,

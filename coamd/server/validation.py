@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from coamd.client.proto import pb
+from coamd.api import pb
 from coamd.sampling.sampler import GenerationRequest
 from coamd.server import coords
 from coamd.skeleton import FPS, NUM_JOINTS

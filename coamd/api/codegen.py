@@ -1,4 +1,4 @@
-"""Python code for the gRPC contract, generated from ``proto/coamd/v1/motion.proto`` on first use.
+"""Generation of the gRPC contract's Python code from ``proto/coamd/v1/motion.proto`` on first use.
 
 The generated modules are never committed: the ``.proto`` file is the single source of truth
 (other languages generate their own code from it). On the first import, or whenever the
@@ -9,9 +9,9 @@ lock file, so several processes starting at once (a server and its clients) neve
 written module. Where the package folder is read-only, the code goes to
 ``$XDG_CACHE_HOME/coamd/proto/<hash>/`` instead.
 
-Use::
+Use the package, not this module::
 
-    from coamd.client.proto import pb, pb_grpc   # motion_pb2, motion_pb2_grpc
+    from coamd.api import pb, pb_grpc   # motion_pb2, motion_pb2_grpc
     req = pb.GenerateRequest(text="a person walks", duration_s=4.0)
 
 Set ``COAMD_PROTO`` to use another copy of ``motion.proto``.
@@ -28,7 +28,7 @@ import tempfile
 import types
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]          # .../coamd
+PACKAGE_DIR = Path(__file__).resolve().parents[1]          # .../coamd (this file: coamd/api/)
 REPO_PROTO_ROOT = PACKAGE_DIR.parent / "proto"              # .../proto (repository root)
 PROTO_REL = "coamd/v1/motion.proto"
 GEN_PACKAGE = "coamd._proto"
@@ -142,7 +142,9 @@ def ensure_generated() -> Path:
     return cache
 
 
-def _load():
+def load():
+    """Generate if needed and import the modules: ``(motion_pb2, motion_pb2_grpc)``.
+    Raises ProtoError (see the module docstring)."""
     ensure_generated()
     importlib.invalidate_caches()
     pb_ = importlib.import_module(GEN_PACKAGE + ".coamd.v1.motion_pb2")
@@ -150,8 +152,5 @@ def _load():
     return pb_, pb_grpc_
 
 
-pb, pb_grpc = _load()
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MotionService"].full_name  # "coamd.v1.MotionService"
-
-if __name__ == "__main__":  # `python -m coamd.client.proto`: generate now and say where
-    print(f"generated {SERVICE_NAME} from {proto_file()} into {ensure_generated()}")
+if __name__ == "__main__":  # `python -m coamd.api.codegen`: generate now and say where
+    print(f"generated the contract from {proto_file()} into {ensure_generated()}")
