@@ -11,6 +11,7 @@ traceback; ``coamd --debug ...`` shows the traceback of expected errors too.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -257,8 +258,14 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         raise CLIError("give --token or --token-file, not both")
     if a.token is not None and not a.token.strip():
         raise CLIError("--token is empty")
+    if a.max_wait is not None and not a.max_wait > 0:
+        raise CLIError(f"--max-wait must be > 0 seconds (0 turns the bound off), got {a.max_wait:g}")
+    if a.max_request_evals < 1:
+        raise CLIError(f"--max-request-evals must be >= 1, got {a.max_request_evals}")
     _check_host(a.host)
     token = _read_token_file(a.token_file) if a.token_file else a.token
+    if token is None and os.environ.get("COAMD_TOKEN", "").strip():
+        token = os.environ["COAMD_TOKEN"].strip()
     if a.tls_cert:
         _check_tls(a.tls_cert, a.tls_key)
     _check_outputs(("--ready-file", a.ready_file))
@@ -271,7 +278,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
                            batching=not a.no_batching, max_batch=a.max_batch, max_queue=a.max_queue,
                            token=token, tls_cert=a.tls_cert, tls_key=a.tls_key, grace_s=a.grace,
                            ready_file=a.ready_file, fault_injection=a.fault_injection, threads=a.threads,
-                           guidance=not a.no_guidance))
+                           guidance=not a.no_guidance, max_wait_s=a.max_wait,
+                           max_request_evals=a.max_request_evals))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -309,8 +317,16 @@ def _add_server(sub) -> None:
     p.add_argument("--max-queue", type=int, default=32,
                    help="most requests waiting for a batch slot; beyond it RESOURCE_EXHAUSTED (default: %(default)s)")
     p.add_argument("--no-batching", action="store_true", help="serve one request at a time (baseline)")
-    p.add_argument("--token", default=None, help="require 'authorization: Bearer TOKEN' metadata")
-    p.add_argument("--token-file", default=None, help="read the bearer token from this file")
+    p.add_argument("--max-wait", type=lambda v: None if float(v) == 0 else float(v), default=2.0,
+                   help="refuse (RESOURCE_EXHAUSTED, at once) a request whose expected wait before its first "
+                        "step, from measured step times, exceeds this many seconds; 0 = no bound (default: %(default)s)")
+    p.add_argument("--max-request-evals", type=int, default=1024,
+                   help="per-request compute budget: iterations x ode_steps x solver stages (Heun 2); above it "
+                        "INVALID_ARGUMENT (default: %(default)s, 16x the default settings)")
+    p.add_argument("--token", default=None,
+                   help="require 'authorization: Bearer TOKEN' metadata; visible in the process list, so "
+                        "prefer --token-file or the COAMD_TOKEN environment variable")
+    p.add_argument("--token-file", default=None, help="read the bearer token from this file (keep it mode 600)")
     p.add_argument("--tls-cert", default=None, help="PEM certificate chain (turns TLS on, with --tls-key)")
     p.add_argument("--tls-key", default=None, help="PEM private key")
     p.add_argument("--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM (default: %(default)s)")
