@@ -61,8 +61,10 @@ def test_round_trip_on_test_split_clips(test_clips, tmp_path):
 def test_round_trip_of_non_rigid_joints(test_clips, tmp_path):
     """Generated motions are not exactly rigid: real test clips plus smooth per-joint noise
     (5 mm per axis, averaged over 5 frames, like a decoder's error) still come back within 2 cm
-    on average, and the export does not amplify the input's error (its distance to the clean clip
-    stays within 10 % of the noise's)."""
+    on average; the toes land on the input's toes (the legs are solved by two-bone IK so foot
+    contacts survive the export, the knees take the bone-length differences), and the export
+    stays near the clean clip (mean distance within 25 % of the noise's; the knees, which absorb
+    the noise of both leg bones, within 2.5x)."""
     rng = np.random.default_rng(0)
     kernel = np.ones(5) / np.sqrt(5.0)  # keeps the per-sample standard deviation
     to_input, to_clean, noise = [], [], []
@@ -71,15 +73,20 @@ def test_round_trip_of_non_rigid_joints(test_clips, tmp_path):
         n = rng.normal(scale=0.005, size=x.shape)
         n = np.apply_along_axis(lambda v: np.convolve(v, kernel, "same"), 0, n)
         back = _fk_of_file(write_bvh(tmp_path / f"{k}.bvh", x + n))
-        to_input.append(np.linalg.norm(back - (x + n), axis=-1).ravel())
-        to_clean.append(np.linalg.norm(back - x, axis=-1).ravel())
-        noise.append(np.linalg.norm(n, axis=-1).ravel())
+        to_input.append(np.linalg.norm(back - (x + n), axis=-1))
+        to_clean.append(np.linalg.norm(back - x, axis=-1))
+        noise.append(np.linalg.norm(n, axis=-1))
     to_input, to_clean, noise = map(np.concatenate, (to_input, to_clean, noise))
+    toes = [JOINT_INDEX["Toes_L"], JOINT_INDEX["Toes_R"]]
+    knees = [JOINT_INDEX["LowerLeg_L"], JOINT_INDEX["LowerLeg_R"]]
     print(f"\nnoisy input (mean |noise| {noise.mean() * 1000:.1f} mm): round trip to the input mean "
-          f"{to_input.mean() * 1000:.2f} mm, max {to_input.max() * 1000:.1f} mm; to the clean clip "
-          f"mean {to_clean.mean() * 1000:.2f} mm")
+          f"{to_input.mean() * 1000:.2f} mm, max {to_input.max() * 1000:.1f} mm, toes median "
+          f"{np.median(to_input[:, toes]) * 1000:.3f} mm; to the clean clip mean {to_clean.mean() * 1000:.2f} mm, "
+          f"knees {to_clean[:, knees].mean() * 1000:.1f} mm")
     assert to_input.mean() < 0.02
-    assert to_clean.mean() < 1.1 * noise.mean()
+    assert np.median(to_input[:, toes]) < 1e-6 and np.percentile(to_input[:, toes], 95) < 0.002
+    assert to_clean.mean() < 1.25 * noise.mean()
+    assert to_clean[:, knees].mean() < 2.5 * noise.mean()
 
 
 def test_file_layout_follows_the_dataset(test_clips, tmp_path):

@@ -143,6 +143,25 @@ TYPICAL_LOCAL_QUAT: dict[str, tuple[float, float, float, float]] = {
 # least _TWIST_SURE; below _TWIST_UNSURE it is taken from neighbouring frames only.
 _TWIST_SURE, _TWIST_UNSURE = 0.15, 0.03
 
+# Limbs: first joint -> (middle joint, end joint, tip joint or None). The bend direction (pole)
+# of every limb comes from the observed limb and is held while the limb is straight. Limbs with
+# a tip (the legs) are solved by two-bone IK so that the tip (the toe) lands on the observed one
+# and the end (the ankle) lies on the observed foot line: the foot keeps its contacts with the
+# floor. Limbs without one (the arms) aim each bone along the observed one, so the pose keeps its
+# directions and the hand is off only by the difference in bone lengths.
+LIMBS: dict[str, tuple[str, str, str | None]] = {
+    "UpperArm_L": ("LowerArm_L", "Hand_L", None), "UpperArm_R": ("LowerArm_R", "Hand_R", None),
+    "UpperLeg_L": ("LowerLeg_L", "Foot_L", "Toes_L"), "UpperLeg_R": ("LowerLeg_R", "Foot_R", "Toes_R"),
+}
+# Largest distance from a limb's first joint to its end, as a fraction of the limb's length: a
+# straight limb keeps a bend of a few degrees, so the bend plane (the twist) stays defined.
+_REACH = 0.99999
+# One-child joints that take the observed bone's direction (child minus joint, both observed)
+# instead of aiming from where forward kinematics put the joint: short bones hanging off a
+# joint fitted to several children (the clavicles off the chest), whose observed start the fit
+# misses by a sizeable fraction of the bone.
+FOLLOW_BONE: tuple[str, ...] = ("Neck", "Shoulder_L", "Shoulder_R")
+
 CHILDREN: tuple[tuple[int, ...], ...] = tuple(
     tuple(c for c, p in enumerate(PARENTS) if p == j) for j in range(NUM_JOINTS))
 REST_DIRECTIONS = np.array(
@@ -180,6 +199,16 @@ class BVHSkeleton:
 DATASET_SKELETON = BVHSkeleton(np.array(
     [np.linalg.norm(REFERENCE_OFFSETS_CM[n]) / M_TO_CM for n in JOINT_NAMES]))
 """The dataset's own skeleton (bone lengths of :data:`REFERENCE_OFFSETS_CM`, metres)."""
+
+
+def rest_offsets() -> np.ndarray:
+    """The runtime's one skeleton: (21, 3) float64 rest offsets in metres, each joint's position in
+    its parent's frame at rest (``Hips``: a typical height above the origin; its position comes
+    from the motion). Every frame the runtime releases is forward kinematics of local rotations on
+    these offsets (:mod:`coamd.sampling.skeleton_projection`); the server's ``GetSkeleton``, the
+    streamed rotations and the BVH and glTF exports all refer to them. They are
+    :data:`DATASET_SKELETON`'s offsets, the skeleton of every clip of the dataset."""
+    return DATASET_SKELETON.offsets.copy()
 
 
 def _check_joints(joints: np.ndarray) -> np.ndarray:
@@ -244,25 +273,120 @@ def _hold_twist(delta: np.ndarray, sine: np.ndarray, held: float) -> tuple[np.nd
     return out, held
 
 
+def _wrap(angle: float) -> float:
+    """Angle in radians wrapped to (-pi, pi]."""
+    return float(np.angle(np.exp(1j * angle)))
+
+
+def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.ndarray,
+               held: tuple[np.ndarray, np.ndarray] | None
+               ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Causal bend direction (pole) of a two-bone limb, per frame.
+
+    Each frame starts from the previous frame's pole carried along with the limb axis (the
+    smallest rotation from the previous axis to this one: the twist about the limb is held, with
+    no reference frame that could spin) and turns towards the observed pole ``k_obs`` by how well
+    it is determined (``sine``, as in :func:`_hold_twist`). The first frame of a motion starts
+    from the typical pole ``k_ref``. Shapes: (T, 3) unit ``d`` (the limb axis), (T,) ``sine``;
+    returns unit poles (T, 3) perpendicular to ``d`` and the state for the next chunk."""
+    w = np.clip((sine - _TWIST_UNSURE) / (_TWIST_SURE - _TWIST_UNSURE), 0.0, 1.0)
+    out = np.empty_like(k_ref)
+    for t in range(len(d)):
+        dt = d[t]
+        if held is None:
+            kh = k_ref[t]
+        else:
+            k_prev, d_prev = held
+            c = float(d_prev @ dt)
+            if c > -0.999999:  # rotate the held pole by the smallest rotation d_prev -> dt
+                ax = cross(d_prev, dt)
+                kc = cross(ax, k_prev)
+                kh = k_prev + kc + cross(ax, kc) / (1.0 + c)
+            else:
+                kh = k_prev
+        kh = kh - (kh @ dt) * dt
+        kh = kh / max(float(np.linalg.norm(kh)), 1e-12)
+        delta = float(signed_angle(kh, k_obs[t], dt))
+        if w[t] < 1.0 and abs(delta) > np.pi / 2:  # hyperextension, as in _fill_twist
+            delta = _wrap(delta + np.pi)
+        k = axis_angle_matrix(dt, w[t] * delta) @ kh
+        k = k - (k @ dt) * dt
+        k = k / max(float(np.linalg.norm(k)), 1e-12)
+        out[t] = k
+        held = (k, dt.copy())
+    return out, held
+
+
+def _limb_rotation(name: str, ref: np.ndarray, root: np.ndarray, p: np.ndarray, offs: np.ndarray,
+                   state: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """Global rotation (T, 3, 3) of a limb's first joint (upper arm, thigh), see :data:`LIMBS`,
+    and the point (T, 3) its middle joint's bone must aim at (the end's target).
+
+    ``ref`` (T, 3, 3): the joint's typical rotation under its solved parent; ``root`` (T, 3):
+    where forward kinematics has put the joint; ``p`` (T, 21, 3) the observed positions. The twist
+    about the bone puts the middle joint's hinge across the limb's bend plane; where the observed
+    limb is nearly straight the bend direction is held (causal ``state``) or interpolated from
+    neighbouring frames (``state`` None)."""
+    j = JOINT_INDEX[name]
+    mid_name, end_name, tip_name = LIMBS[name]
+    mid, end = JOINT_INDEX[mid_name], JOINT_INDEX[end_name]
+    l1, l2 = float(np.linalg.norm(offs[mid])), float(np.linalg.norm(offs[end]))
+    target = p[:, end]
+    if tip_name is not None:  # the end on the observed tip -> end line, one bone from the tip
+        tip = JOINT_INDEX[tip_name]
+        target = p[:, tip] - float(np.linalg.norm(offs[tip])) * normalize(p[:, tip] - p[:, end])[0]
+    # the typical limb in the joint's reference frame: axis (joint -> end) and pole (towards the middle)
+    end_loc = offs[mid] + _TYPICAL_MATRICES[mid] @ offs[end]
+    u_loc = normalize(end_loc)[0]
+    k_loc = normalize(offs[mid] - (offs[mid] @ u_loc) * u_loc)[0]
+    d, dist = normalize(target - root)
+    k_ref = np.einsum("tab,tb->ta", swing(np.einsum("tab,b->ta", ref, u_loc), d),
+                      np.einsum("tab,b->ta", ref, k_loc))
+    # the observed bend: its pole (middle joint off the joint -> end line) and how sure it is
+    upper, lower = p[:, mid] - p[:, j], p[:, end] - p[:, mid]
+    axis_obs = normalize(p[:, end] - p[:, j])[0]
+    k_obs = upper - np.sum(upper * axis_obs, -1, keepdims=True) * axis_obs
+    sine = np.linalg.norm(cross(normalize(upper)[0], normalize(lower)[0]), axis=-1)
+    if state is None:
+        theta = _fill_twist(signed_angle(k_ref, k_obs, d), sine)
+        k = np.einsum("tab,tb->ta", axis_angle_matrix(d, theta), k_ref)
+    else:
+        k, state["pole:" + name] = _hold_pole(k_ref, k_obs, d, sine, state.get("pole:" + name))
+    if tip_name is not None:  # two-bone IK with the fixed lengths (law of cosines)
+        reach = np.clip(dist, abs(l1 - l2) + 1e-6, _REACH * (l1 + l2))
+        along = (l1 * l1 - l2 * l2 + reach * reach) / (2.0 * reach)
+        out = np.sqrt(np.maximum(l1 * l1 - along * along, 0.0))
+        a = normalize(along[:, None] * d + out[:, None] * k)[0]
+    else:
+        a = normalize(p[:, mid] - root)[0]
+    base = swing(np.einsum("tab,b->ta", ref, REST_DIRECTIONS[mid]), a) @ ref
+    hint = np.einsum("tab,b->ta", base, np.asarray(TWIST_HINTS[name][2], np.float64))
+    # the lower bone bends away from the pole side: hinge hint -> -(pole across the bone)
+    side = -(k - np.sum(k * a, -1, keepdims=True) * a)
+    return axis_angle_matrix(a, signed_angle(hint, side, a)) @ base, target
+
+
 def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None,
-                    twist_state: dict[str, float] | None = None
+                    twist_state: dict | None = None
                     ) -> tuple[np.ndarray, np.ndarray, BVHSkeleton]:
     """Joint positions -> global and local joint rotations on the dataset's BVH skeleton.
 
     Args:
         joints: (T, 21, 3) metres, canonical joint order, right-handed Y up.
         skeleton: rest skeleton; None measures it from ``joints`` (:func:`skeleton_from_joints`).
-        twist_state: None for a whole clip: an undetermined hinge twist (limb straight) is
+        twist_state: None for a whole clip: an undetermined twist (limb straight) is
             interpolated from frames before and after. A dict switches to causal streaming: each
-            frame's twist depends only on earlier frames, starting from the values in the dict
-            (empty: the typical pose), and the dict is updated for the next chunk
-            (see :class:`RotationStream`).
+            frame's rotations depend only on it and earlier frames, starting from the state in
+            the dict (empty: the start of a motion), and the dict is updated for the next chunk
+            (see :class:`RotationStream`; its contents are private to this module).
     Returns:
         ``(global_rot, local_rot, skeleton)``: (T, 21, 3, 3) float64 rotation matrices mapping each
         joint's local frame to the world (global) or to its parent's frame (local; for ``Hips``
         local == global since ``joint_Root`` is the identity), and the skeleton used. Forward
         kinematics ``p[j] = p[parent] + global_rot[parent] @ skeleton.offsets[j]`` with
-        ``p[Hips] = joints[:, 0]`` reproduces ``joints`` up to bone-length differences.
+        ``p[Hips] = joints[:, 0]`` (:func:`forward_kinematics`) reproduces ``joints`` exactly when
+        they are a pose of ``skeleton``, and otherwise gives the pose of ``skeleton`` described in
+        the module docstring (hands and ankles on the observed ones where the limbs reach).
     Raises:
         BVHExportError: bad shape or non-finite values.
     """
@@ -274,6 +398,7 @@ def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None,
     P = np.zeros((T, NUM_JOINTS, 3))
     P[:, 0] = p[:, 0]
     eye = np.broadcast_to(np.eye(3), (T, 3, 3))
+    aim: dict[int, np.ndarray] = {}  # joint -> the point its bone aims at, where not its observed child
     for j, name in enumerate(JOINT_NAMES):  # parents come before children
         parent_rot = G[:, PARENTS[j]] if j else eye
         typical = _TYPICAL_MATRICES[j]
@@ -282,10 +407,12 @@ def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None,
             rest = np.stack([offs[c] for c in kids])
             target = np.stack([p[:, c] - P[:, j] for c in kids], axis=1)
             G[:, j] = kabsch(rest, target)
+        elif name in LIMBS:
+            G[:, j], aim[kids[0]] = _limb_rotation(name, parent_rot @ typical, P[:, j], p, offs, twist_state)
         elif len(kids) == 1:
             c = kids[0]
             ref = parent_rot @ typical
-            a, _ = normalize(p[:, c] - P[:, j])
+            a, _ = normalize(aim.get(j, p[:, c]) - (p[:, j] if name in FOLLOW_BONE else P[:, j]))
             a0 = np.einsum("tab,b->ta", ref, REST_DIRECTIONS[c])
             rot = swing(a0, a) @ ref
             if name in TWIST_HINTS:
@@ -358,6 +485,34 @@ class RotationStream:
         return matrix_to_quat(local).astype(np.float32)
 
 
+def forward_kinematics(local: np.ndarray, root: np.ndarray,
+                       skeleton: BVHSkeleton = DATASET_SKELETON) -> tuple[np.ndarray, np.ndarray]:
+    """Forward kinematics on a rest skeleton: global rotations and joint positions.
+
+    Args:
+        local: (T, 21, 4) quaternions (x, y, z, w) or (T, 21, 3, 3) matrices, local rotations
+            (each joint relative to its parent; ``Hips`` relative to the world).
+        root: (T, 3) hips positions in metres.
+        skeleton: rest skeleton (offsets along :data:`REST_DIRECTIONS`).
+    Returns:
+        ``(global_rot, joints)``: (T, 21, 3, 3) and (T, 21, 3) float64, metres, with
+        ``joints[:, j] = joints[:, parent] + global_rot[:, parent] @ skeleton.offsets[j]``.
+    """
+    local = np.asarray(local, dtype=np.float64)
+    R = quat_to_matrix(local) if local.shape[-1] == 4 else local
+    T = R.shape[0]
+    G = np.zeros((T, NUM_JOINTS, 3, 3))
+    P = np.zeros((T, NUM_JOINTS, 3))
+    P[:, 0] = root
+    offs = skeleton.offsets
+    G[:, 0] = R[:, 0]
+    for j in range(1, NUM_JOINTS):
+        parent = PARENTS[j]
+        G[:, j] = G[:, parent] @ R[:, j]
+        P[:, j] = P[:, parent] + np.einsum("tab,b->ta", G[:, parent], offs[j])
+    return G, P
+
+
 def local_rotations_to_joints(local: np.ndarray, root: np.ndarray,
                               skeleton: BVHSkeleton = DATASET_SKELETON) -> np.ndarray:
     """Forward kinematics on the export skeleton (the inverse of :func:`joints_to_local_rotations`).
@@ -367,23 +522,9 @@ def local_rotations_to_joints(local: np.ndarray, root: np.ndarray,
         root: (T, 3) hips positions in metres.
         skeleton: rest skeleton (bone lengths).
     Returns:
-        (T, 21, 3) float64 joint positions in metres.
+        (T, 21, 3) float64 joint positions in metres (see :func:`forward_kinematics`).
     """
-    local = np.asarray(local, dtype=np.float64)
-    R = quat_to_matrix(local) if local.shape[-1] == 4 else local
-    T = R.shape[0]
-    G = np.zeros((T, NUM_JOINTS, 3, 3))
-    P = np.zeros((T, NUM_JOINTS, 3))
-    P[:, 0] = root
-    offs = skeleton.offsets
-    for j in range(NUM_JOINTS):
-        if j == 0:
-            G[:, 0] = R[:, 0]
-            continue
-        parent = PARENTS[j]
-        G[:, j] = G[:, parent] @ R[:, j]
-        P[:, j] = P[:, parent] + np.einsum("tab,b->ta", G[:, parent], offs[j])
-    return P
+    return forward_kinematics(local, root, skeleton)[1]
 
 
 def _fmt(v) -> str:
