@@ -40,6 +40,7 @@ from coamd.sampling.backend import Backend, Guide
 from coamd.sampling.cleanup import MotionCleanup
 from coamd.sampling.ode import SOLVERS, solve, time_grid
 from coamd.sampling.schedules import ORDERS, cosine_schedule, token_order
+from coamd.sampling.skeleton_projection import SKELETON_MODES, SkeletonProjection
 
 from coamd.skeleton import FPS  # frames per second of every model input/output (20.0), re-exported
 FRAMES_PER_TOKEN = 4
@@ -120,7 +121,11 @@ class GenerationRequest:
     distribution, < 1 trades diversity for cleaner samples), in (0, 2]; cleanup: the causal
     foot-contact cleanup of the decoded frames (:mod:`coamd.sampling.cleanup`: smoothing,
     foot-driven root motion, foot IK); False gives the model's raw output. Edits are never
-    cleaned (their kept frames come back exactly as given).
+    cleaned (their kept frames come back exactly as given). skeleton: ``fk`` (default) releases
+    every frame as forward kinematics of local rotations on the one rest skeleton
+    (:mod:`coamd.sampling.skeleton_projection`, after the cleanup; the chunks carry the
+    rotations; an edit's kept frames come back as given); ``raw`` releases the positions
+    unprojected (a research option).
     """
 
     text: str
@@ -137,6 +142,7 @@ class GenerationRequest:
     edit: Edit | EditSpec | None = None
     temperature: float = 1.0
     cleanup: bool = True
+    skeleton: str = "fk"
 
     def tokens(self) -> int:
         return int(round(self.duration_s * FPS / FRAMES_PER_TOKEN))
@@ -170,6 +176,8 @@ class GenerationRequest:
             raise ValueError(f"temperature must be in (0, 2], got {self.temperature!r}")
         if not isinstance(self.cleanup, (bool, np.bool_)):
             raise ValueError(f"cleanup must be True or False, got {self.cleanup!r}")
+        if self.skeleton not in SKELETON_MODES:
+            raise ValueError(f"skeleton must be one of {SKELETON_MODES}, got {self.skeleton!r}")
         if self.guidance_weights is not None:
             bad = set(self.guidance_weights) - set(DEFAULT_WEIGHTS)
             if bad:
@@ -188,11 +196,15 @@ class GenerationRequest:
 @dataclass
 class FrameChunk:
     """Frames that are final: ``joints`` (n, 21, 3) float32 metres at 20 fps starting at frame
-    ``start``; ``done`` is True on the request's last chunk. n may be 0 (nothing new yet)."""
+    ``start``; ``done`` is True on the request's last chunk. n may be 0 (nothing new yet).
+    ``rotations`` (n, 21, 4) float32 quaternions (x, y, z, w): the local rotations whose forward
+    kinematics on :func:`coamd.io.bvh_export.rest_offsets` from ``joints[:, 0]`` gives ``joints``
+    (requests with ``skeleton="fk"``; None for ``raw``)."""
 
     start: int
     joints: np.ndarray
     done: bool = False
+    rotations: np.ndarray | None = None
 
 
 @dataclass
@@ -216,6 +228,7 @@ class GenerationState:
     scores: list[float] = field(default_factory=list)  # recognizer score S after each guided step
     kept: np.ndarray | None = None   # (T, 21, 3) given frames of an edit (NaN where generated)
     cleaner: MotionCleanup | None = None  # causal foot-contact cleanup of the released frames
+    projector: SkeletonProjection | None = None  # causal skeleton projection, after the cleanup
 
     @property
     def length(self) -> int:
@@ -266,14 +279,15 @@ def paste_kept_frames(decoded: np.ndarray, kept: np.ndarray) -> np.ndarray:
 
 def _draft(s: GenerationState) -> GenerationState:
     """A copy of ``s`` that one step may change freely: the random generator (same bit generator
-    type and state), latents, known mask, recognizer scores and cleanup state are copied; the
-    request, text features, token order, schedule and kept frames, which a step only reads, are
-    shared."""
+    type and state), latents, known mask, recognizer scores, cleanup and skeleton-projection
+    state are copied; the request, text features, token order, schedule and kept frames, which a
+    step only reads, are shared."""
     bg = s.rng.bit_generator
     rng_bg = type(bg)(0)
     rng_bg.state = bg.state
     return replace(s, z=s.z.copy(), known=s.known.copy(), rng=np.random.Generator(rng_bg),
-                   scores=list(s.scores), cleaner=copy.deepcopy(s.cleaner))
+                   scores=list(s.scores), cleaner=copy.deepcopy(s.cleaner),
+                   projector=copy.deepcopy(s.projector))
 
 
 def _commit(s: GenerationState, draft: GenerationState) -> None:
@@ -359,9 +373,11 @@ class MaskedARSampler:
         rng = np.random.default_rng(int(request.seed))
         order = token_order(np.flatnonzero(~known), request.order, rng)
         cleaner = MotionCleanup() if request.cleanup and request.edit is None else None
+        projector = None if request.skeleton == "raw" else SkeletonProjection(
+            keep=None if kept is None else ~np.isnan(kept[:, 0, 0]))
         return GenerationState(request, np.asarray(text_feat, np.float32), z, known, order,
                                cosine_schedule(len(order), int(request.iterations)), rng, kept=kept,
-                               cleaner=cleaner)
+                               cleaner=cleaner, projector=projector)
 
     def step(self, states: list[GenerationState]) -> list[FrameChunk]:
         """One masked autoregressive iteration for every state (finished states are skipped).
@@ -498,7 +514,8 @@ class MaskedARSampler:
         """Decode and release the newly final frames of ``states`` (step's drafts), in place."""
         need = [(i, s, _prefix_known(s.known)) for i, s in enumerate(states)]
         need = [(i, s, k) for i, s, k in need if k > s.released_tokens]
-        chunks = [FrameChunk(s.released_tokens * FRAMES_PER_TOKEN, np.zeros((0, 21, 3), np.float32), s.done)
+        chunks = [FrameChunk(s.released_tokens * FRAMES_PER_TOKEN, np.zeros((0, 21, 3), np.float32), s.done,
+                             None if s.projector is None else np.zeros((0, 21, 4), np.float32))
                   for s in states]
         if not need:
             return chunks
@@ -512,7 +529,10 @@ class MaskedARSampler:
             frames = joints[b, :e] if s.kept is None else paste_kept_frames(joints[b, :e], s.kept[:e])
             s.released_tokens = k
             new = frames[a:e] if s.cleaner is None else s.cleaner.apply(frames[a:e])
-            chunks[i] = FrameChunk(a, np.ascontiguousarray(new, dtype=np.float32), s.done)
+            rot = None
+            if s.projector is not None:
+                new, rot = s.projector.apply(new, start=a)
+            chunks[i] = FrameChunk(a, np.ascontiguousarray(new, dtype=np.float32), s.done, rot)
         return chunks
 
     # ------------------------------------------------------------------ conveniences
