@@ -54,12 +54,12 @@ FPS = 20.0
 """Frame rate of every model input/output and every stream (frames per second)."""
 
 
-def check_joints(joints, min_frames: int = 1, name: str = "joints") -> np.ndarray:
-    """``joints`` as a float32 (T, 21, 3) array (metres, 20 fps), checked.
+def check_joints(joints, min_frames: int = 1, name: str = "joints", dtype=np.float32) -> np.ndarray:
+    """``joints`` as a (T, 21, 3) array of ``dtype`` (default float32; metres, 20 fps), checked.
 
     Raises ValueError naming ``name`` and the shape when it is not (T, 21, 3) with T >= ``min_frames``,
     or when a value is NaN or infinite."""
-    j = np.asarray(joints, dtype=np.float32)
+    j = np.asarray(joints, dtype=dtype)
     if j.ndim != 3 or j.shape[1:] != (NUM_JOINTS, 3):
         raise ValueError(f"{name} must have shape (T, {NUM_JOINTS}, 3), got {j.shape}")
     if j.shape[0] < min_frames:

@@ -22,9 +22,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from coamd.skeleton import FPS, NUM_JOINTS
+from coamd.paths import DEFAULT_CHECKPOINT as _CHECKPOINT_DIR
+from coamd.skeleton import FPS, NUM_JOINTS, check_joints
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default" / "evaluator.pt"
+DEFAULT_CHECKPOINT = _CHECKPOINT_DIR / "evaluator.pt"
+"""The shipped evaluator weights (a file in ``coamd.paths.DEFAULT_CHECKPOINT``)."""
 FEATURE_DIM = NUM_JOINTS * 3 * 2 + 3  # root-relative pose, its velocity, root velocity
 
 
@@ -151,9 +153,7 @@ class MotionTextEvaluator(nn.Module):
         for i in range(0, len(clips), batch_size):
             chunk = []
             for j in clips[i:i + batch_size]:
-                j = np.asarray(j, np.float32)
-                if j.ndim != 3 or j.shape[0] < 2:
-                    raise ValueError(f"each motion must be (T>=2, 21, 3), got {j.shape}")
+                j = check_joints(j, min_frames=2, name="each motion")
                 if j.shape[0] > Tm:
                     s = (j.shape[0] - Tm) // 2
                     j = j[s:s + Tm]

@@ -13,7 +13,9 @@ import torch
 
 from coamd.evaluation import suite as S
 from coamd.evaluation.generation import GenerationRunner, GeneratorUnavailable
+from coamd.paths import DEFAULT_RUNS
 from coamd.sampling.cleanup import clean_motion
+from coamd.skeleton import FPS
 
 EDIT_TASKS = {
     # task: (kept frames described as fractions of the clip): the paper's Table 6 settings,
@@ -220,7 +222,7 @@ def _edit_rows(runner, ev, data, texts, contents, clips, guidance, tasks) -> Non
         for i, (t, c) in enumerate(zip(texts, clips)):
             T = min((len(c.joints) // 4) * 4, 200)
             j = c.joints[:T]
-            reqs.append(runner.request(t, T / 20.0, 7 * 100003 + i, edit=_edit_spec(task, j), guidance=guidance))
+            reqs.append(runner.request(t, T / FPS, 7 * 100003 + i, edit=_edit_spec(task, j), guidance=guidance))
         motions, sec = runner.run(reqs)
         for m, c in zip(motions, clips):
             T = min((len(c.joints) // 4) * 4, 200)
@@ -283,7 +285,7 @@ def latency_grid(runner, ev, data, idx, defaults, progress, reuse=None, scales=N
 
 
 # ----------------------------------------------------------------------------- modality ablation
-ABLATION_DIR = "runs/ablation"
+ABLATION_DIR = f"{DEFAULT_RUNS}/ablation"
 """Where ``make ablation`` writes the modality-ablation models (``autoencoder_<v>.pt`` and
 ``recognizer_<v>.pt``, v in j, jb, jm, jbm), each variant trained with the same budget and seed."""
 ABLATION_VARIANTS = {"j": "J", "jb": "J+B", "jm": "J+M", "jbm": "J+B+M"}
@@ -296,7 +298,6 @@ def modality_ablation(report, ev, data, bundle, idx, ablation_dir: str = ABLATIO
     Autoencoder rows: MPJPE of the first repeat's real test clips (up to 10 s) and the evaluator's
     generation metrics on their reconstructions. Recognizer rows: content/style top-1 on the whole
     test split (nearest label text, each variant's fused embedding)."""
-    from coamd.evaluation.report import _recognizer_embeddings
     from coamd.models.autoencoder import MotionAutoencoder
     from coamd.models.recognizer import ActionRecognizer
 
@@ -331,7 +332,7 @@ def modality_ablation(report, ev, data, bundle, idx, ablation_dir: str = ABLATIO
     if bundle is not None and getattr(bundle, "recognizer", None) is not None:
         variants.append(("J+B+M shipped (reference, longer training)", "shipped", bundle.recognizer))
     for name, key, model in variants:
-        emb = _recognizer_embeddings(bundle, data, data.captions, recognizer=model, name=key)
+        emb = S.recognizer_embeddings(bundle, data, data.captions, recognizer=model, name=key)
         row = {}
         for kind, names in (("content", ds.contents), ("style", ds.styles)):
             pred = S.label_predictions(emb["fused"], emb[f"label_{kind}"], names)

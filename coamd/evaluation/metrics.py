@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
-from coamd.skeleton import FPS, TOE_JOINTS
+from coamd.skeleton import FPS, TOE_JOINTS, check_joints
 
 # ----------------------------------------------------------------------------- embeddings
 
@@ -183,12 +183,7 @@ centre of this skeleton rests about 4 cm above the floor in standing real clips.
 
 
 def _joints(j: np.ndarray) -> np.ndarray:
-    j = np.asarray(j, np.float64)
-    if j.ndim != 3 or j.shape[1:] != (21, 3):
-        raise ValueError(f"joints must be (T, 21, 3), got {j.shape}")
-    if not np.isfinite(j).all():
-        raise ValueError("joints contain NaN or infinite values")
-    return j
+    return check_joints(j, min_frames=0, dtype=np.float64)
 
 
 def foot_skating(joints: np.ndarray, fps: float = FPS, contact_height: float = CONTACT_HEIGHT_M,

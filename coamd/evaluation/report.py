@@ -17,6 +17,7 @@ import numpy as np
 
 from coamd.evaluation import metrics as M
 from coamd.evaluation import suite as S
+from coamd.paths import DEFAULT_DATASET
 
 GEN_COLS = [("r_top1", "R@1", 3), ("r_top2", "R@2", 3), ("r_top3", "R@3", 3), ("fid", "FID", 3),
             ("mm_dist", "MM-Dist", 3), ("diversity", "Diversity", 3), ("multimodality", "MModality", 3),
@@ -75,39 +76,8 @@ def section_retrieval(ev, data, bundle, seed) -> dict:
     m = S.real_test_embeddings(ev, data)
     out["evaluator"] = S.retrieval_table(t, m, texts, seed)
     if bundle is not None and getattr(bundle, "recognizer", None) is not None:
-        rec = _recognizer_embeddings(bundle, data, texts)
+        rec = S.recognizer_embeddings(bundle, data, texts)
         out["recognizer"] = S.retrieval_table(rec["text"], rec["fused"], texts, seed)
-    return out
-
-
-def _recognizer_embeddings(bundle, data, texts, recognizer=None, name: str = "shipped") -> dict:
-    """Embeddings of all test clips (every kind the recognizer has), of ``texts`` and of the
-    content/style label texts, by ``recognizer`` (default: the bundle's; ``name`` keys the cache)."""
-    import torch
-
-    key = ("rec", name, tuple(texts))
-    if key in data.cache:
-        return data.cache[key]
-    rec = (recognizer if recognizer is not None else bundle.recognizer).eval()
-    streams: dict[str, list] = {}
-    with torch.no_grad():
-        for s in range(0, len(data.clips), 32):
-            chunk = [c.joints for c in data.clips[s:s + 32]]
-            T = max(len(j) for j in chunk)
-            x = torch.zeros(len(chunk), T, 21, 3)
-            valid = torch.zeros(len(chunk), T, dtype=torch.bool)
-            for k, j in enumerate(chunk):
-                x[k, : len(j)] = torch.from_numpy(j)
-                valid[k, : len(j)] = True
-            e = rec.embed_motion(x, valid)
-            for k, v in e.items():
-                streams.setdefault(k, []).append(v.numpy())
-        feats = bundle.text_encoder.encode(list(texts))
-        out = {k: np.concatenate(v) for k, v in streams.items()}
-        out["text"] = rec.embed_text(feats).numpy()
-        for kind, names in (("content", data.dataset.content_texts), ("style", data.dataset.style_texts)):
-            out[f"label_{kind}"] = rec.embed_text(bundle.text_encoder.encode(list(names))).numpy()
-    data.cache[key] = out
     return out
 
 
@@ -116,7 +86,7 @@ def section_recognition(ev, data, bundle) -> dict:
     as an independent reference, the evaluator's zero-shot nearest label text."""
     out = {"evaluator (zero-shot)": S.evaluator_recognition(ev, data)}
     if bundle is not None and getattr(bundle, "recognizer", None) is not None:
-        rec = _recognizer_embeddings(bundle, data, data.captions)
+        rec = S.recognizer_embeddings(bundle, data, data.captions)
         ds = data.dataset
         for stream in ("fused", "joint", "bone", "motion"):
             if stream not in rec:
@@ -131,7 +101,7 @@ def section_recognition(ev, data, bundle) -> dict:
 
 
 # ----------------------------------------------------------------------------- main entry
-def run_evaluation(out: str | Path, dataset: str = "data/processed", subset: int = 64, repeats: int = 3,
+def run_evaluation(out: str | Path, dataset: str = DEFAULT_DATASET, subset: int = 64, repeats: int = 3,
                    seed: int = 0, evaluator_path: str | None = None, checkpoint: str | None = None,
                    backend: str = "torch", mm_texts: int = 16, mm_samples: int = 3, grid: bool = True,
                    generation: bool = True, progress: bool = True, command: str | None = None,

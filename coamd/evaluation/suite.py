@@ -25,9 +25,10 @@ import torch
 from coamd.evaluation import metrics as M
 from coamd.evaluation.evaluator import MotionTextEvaluator
 from coamd.evaluation.text_features import encode_texts
+from coamd.paths import DEFAULT_RUNS
 from coamd.skeleton import FPS
 
-TEXT_CACHE = "runs/eval_cache/text_feats.npz"
+TEXT_CACHE = f"{DEFAULT_RUNS}/eval_cache/text_feats.npz"
 
 
 @dataclass
@@ -172,3 +173,34 @@ def to_jsonable(x):
     if isinstance(x, Path):
         return str(x)
     return x
+
+
+def recognizer_embeddings(bundle, data, texts, recognizer=None, name: str = "shipped") -> dict:
+    """Embeddings of all test clips (every kind the recognizer has), of ``texts`` and of the
+    content/style label texts, by ``recognizer`` (default: the bundle's; ``name`` keys the cache).
+    Returns {"fused"|"joint"|"bone"|"motion": (N_clips, E), "text": (N_texts, E),
+    "label_content"|"label_style": (N_labels, E)} float32 arrays (the streams the recognizer has)."""
+    key = ("rec", name, tuple(texts))
+    if key in data.cache:
+        return data.cache[key]
+    rec = (recognizer if recognizer is not None else bundle.recognizer).eval()
+    streams: dict[str, list] = {}
+    with torch.no_grad():
+        for s in range(0, len(data.clips), 32):
+            chunk = [c.joints for c in data.clips[s:s + 32]]
+            T = max(len(j) for j in chunk)
+            x = torch.zeros(len(chunk), T, 21, 3)
+            valid = torch.zeros(len(chunk), T, dtype=torch.bool)
+            for k, j in enumerate(chunk):
+                x[k, : len(j)] = torch.from_numpy(j)
+                valid[k, : len(j)] = True
+            e = rec.embed_motion(x, valid)
+            for k, v in e.items():
+                streams.setdefault(k, []).append(v.numpy())
+        feats = bundle.text_encoder.encode(list(texts))
+        out = {k: np.concatenate(v) for k, v in streams.items()}
+        out["text"] = rec.embed_text(feats).numpy()
+        for kind, names in (("content", data.dataset.content_texts), ("style", data.dataset.style_texts)):
+            out[f"label_{kind}"] = rec.embed_text(bundle.text_encoder.encode(list(names))).numpy()
+    data.cache[key] = out
+    return out
