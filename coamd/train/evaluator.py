@@ -4,47 +4,66 @@ Symmetric InfoNCE (CLIP, Radford et al. 2021) between the temporal-convolution m
 :mod:`coamd.evaluation.evaluator` and a trained projection of frozen MiniLM caption features, on the
 train split with caption families A-D only (family E is never seen; it tests unseen phrasing).
 Pairs in a batch whose captions are identical are all counted as positives (multi-positive
-targets), so duplicate captions are not pushed apart. Random crops of up to ``--crop`` frames.
+targets), so duplicate captions are not pushed apart. Random crops of up to ``crop`` frames.
 
-Outputs in ``--run-dir``: ``state.pt`` (model + optimiser + step, for ``--resume``), ``best.pt``
-(best validation R-precision top-1, batches of 32), ``log.jsonl`` (one JSON object per log line);
-the best weights (config + state_dict only) are copied to ``--out``.
+Resume, budgets (14 minutes by default), the LR schedule, log and saves are
+:mod:`coamd.train.loop`'s. Every ``eval_every`` steps the validation R-precision top-1 (batches of
+32) is measured; the best weights are kept in ``RUN_DIR/best.pt`` and written to ``--out``
+(``{"config", "state_dict", "meta"}``).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import math
-import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-DEFAULT_RUN_DIR = "runs/evaluator"
-TEXT_CACHE = "runs/eval_cache/text_feats.npz"
+from coamd.paths import DEFAULT_RUNS
+from coamd.train import common, loop
+
+DEFAULT_RUN_DIR = f"{DEFAULT_RUNS}/evaluator"
+TEXT_CACHE = f"{DEFAULT_RUNS}/eval_cache/text_feats.npz"
+DEFAULT_MINUTES = 14.0
+
+
+@dataclasses.dataclass
+class EvaluatorTrainConfig(loop.TrainConfig):
+    """Training hyper-parameters of the evaluator (``--train-set key=value``); the loop's keys are
+    :class:`~coamd.train.loop.TrainConfig`'s (``warmup`` in steps here)."""
+
+    batch_size: int = 96         # clips per contrastive batch
+    crop: int = 80               # longest training crop in frames (4 s)
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    steps: int = 20000
+    warmup: float = 50
+    final_lr: float = 0.05
+    log_every: int = 10
+    eval_every: int = 100
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.batch_size < 2 or self.crop < 8:
+            raise ValueError(f"the evaluator needs batch_size >= 2 and crop >= 8, got {self.batch_size} and {self.crop}")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """Command-line options of ``coamd train evaluator``."""
-    from coamd.evaluation.evaluator import DEFAULT_CHECKPOINT
-
-    p.add_argument("--dataset", default="data/processed", help="processed dataset folder")
-    p.add_argument("--run-dir", default=DEFAULT_RUN_DIR, help=f"checkpoints and log (default: {DEFAULT_RUN_DIR})")
-    p.add_argument("--out", default=str(DEFAULT_CHECKPOINT), help="where the best weights are written")
-    p.add_argument("--minutes", type=float, default=14.0, help="wall-clock training budget (default: 14)")
-    p.add_argument("--max-steps", type=int, default=20000, help="stop after this many steps")
-    p.add_argument("--batch-size", type=int, default=96, help="clips per contrastive batch (default: 96)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate, cosine decay (default: 1e-3)")
-    p.add_argument("--crop", type=int, default=80, help="longest training crop in frames (default: 80 = 4 s)")
-    p.add_argument("--eval-every", type=int, default=100, help="validate (and checkpoint) every N steps (default: 100)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/state.pt")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--eval-only", action="store_true",
-                   help="only measure the evaluator --out (R-precision, batches of 32) on val and test; print JSON")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    """Command-line options of ``coamd train evaluator``: the common ones plus the earlier names
+    ``--minutes``, ``--max-steps``, ``--batch-size``, ``--lr``, ``--crop`` and ``--eval-every``."""
+    common.add_common_args(p, "evaluator", "evaluator.pt")
+    p.set_defaults(run_dir=DEFAULT_RUN_DIR)
+    p.add_argument("--minutes", dest="max_minutes", type=float, default=argparse.SUPPRESS,
+                   help=f"same as --max-minutes (default: {DEFAULT_MINUTES:g})")
+    p.add_argument("--max-steps", dest="steps", type=int, default=argparse.SUPPRESS, help="same as --steps")
+    p.add_argument("--batch-size", type=int, default=None, help="same as --train-set batch_size=N (default: 96)")
+    p.add_argument("--lr", type=float, default=None, help="same as --train-set lr=X (default: 1e-3)")
+    p.add_argument("--crop", type=int, default=None, help="same as --train-set crop=N (default: 80 frames)")
+    p.add_argument("--eval-every", type=int, default=None, help="same as --train-set eval_every=N (default: 100)")
 
 
 def _caption_pool(clips) -> list[list[str]]:
@@ -71,6 +90,8 @@ def _batch(joints_list, idx, crop, rng, with_valid=True):
 
 
 def _val_rprec(model, val_feats, val_valid, val_text, seed=0) -> dict:
+    """Validation R-precision top-1 / top-3 (batches of 32) of the fixed val pairs; leaves the
+    model in training mode."""
     from coamd.evaluation.metrics import r_precision
 
     model.eval()
@@ -84,19 +105,42 @@ def _val_rprec(model, val_feats, val_valid, val_text, seed=0) -> dict:
 
 
 def train(a: argparse.Namespace) -> dict:
-    """Train the evaluator as configured by ``a`` (see :func:`add_arguments`); returns a summary."""
-    from tqdm import tqdm
+    """Train the evaluator as configured by ``a`` (see :func:`add_arguments`); prints and returns
+    a summary (``steps``, ``best_val_r1``, ``out``, ``minutes``). Raises ValueError for unknown
+    ``--set`` / ``--train-set`` keys or a preset other than ``small``; FileNotFoundError for a
+    missing dataset or state."""
+    summary = loop.train("evaluator", lambda spec, rng: build(a, spec, rng), loop.run_options(a, DEFAULT_MINUTES))
+    if not summary["out"]:
+        print(f"stopped after step {summary['step']}; continue with --resume --run-dir {a.run_dir}")
+        return summary
+    out = {"steps": summary["step"], "best_val_r1": summary["best"], "out": summary["out"],
+           "minutes": round(summary["train_seconds"] / 60, 2)}
+    print(json.dumps(out))
+    return {**summary, **out}
 
+
+def build(a: argparse.Namespace, spec: dict | None, rng: loop.Rng) -> loop.Task:
+    """The evaluator's :class:`~coamd.train.loop.Task` from the parsed arguments ``a`` (new run)
+    or the saved ``spec`` (resume). Each step draws ``batch_size`` distinct train clips, one
+    training caption and one random crop each (``rng.np``) and returns the symmetric InfoNCE loss."""
     from coamd.data.dataset import MotionDataset
-    from coamd.evaluation.evaluator import FEATURE_DIM, MotionTextEvaluator, motion_features
+    from coamd.evaluation.evaluator import EvaluatorConfig, MotionTextEvaluator, motion_features
     from coamd.evaluation.text_features import encode_texts
 
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    if a.minutes <= 0 or a.batch_size < 2 or a.crop < 8:
-        raise ValueError("--minutes must be > 0, --batch-size >= 2 and --crop >= 8")
-    torch.manual_seed(a.seed)
-    rng = np.random.default_rng(a.seed)
+    train_over = common.parse_overrides(a.train_overrides)
+    for key in ("batch_size", "lr", "crop", "eval_every"):
+        if getattr(a, key, None) is not None:
+            train_over[key] = getattr(a, key)
+    tcfg = loop.training_config(EvaluatorTrainConfig, spec and spec["train"], {}, train_over, a.steps)
+    if spec is None:
+        if a.preset != "small":
+            raise ValueError(f"the evaluator has one size (--preset small), got --preset {a.preset}; "
+                             f"change its size with --set")
+        overrides = common.parse_overrides(a.overrides)
+        known = sorted(f.name for f in dataclasses.fields(EvaluatorConfig))
+        bad = sorted(set(overrides) - set(known))
+        if bad:
+            raise ValueError(f"unknown EvaluatorConfig key(s) {bad}; valid keys: {known}")
     ds = MotionDataset(a.dataset)
     train_clips, val_clips = ds.split("train"), ds.split("val")
     captions = _caption_pool(train_clips)
@@ -106,23 +150,16 @@ def train(a: argparse.Namespace) -> dict:
     text_feats = torch.from_numpy(feats_all)
     joints_list = [c.joints for c in train_clips]
 
-    run = Path(a.run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    model = MotionTextEvaluator({})
-    # input normalisation from the train split
-    cat = torch.cat([motion_features(j)[0] for j in joints_list])
-    model.feat_mean.copy_(cat.mean(0))
-    model.feat_std.copy_(cat.std(0).clamp_min(1e-3))
-    del cat
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
-    step, best, elapsed0 = 0, -1.0, 0.0
-    if a.resume and (run / "state.pt").exists():
-        ck = torch.load(run / "state.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        step, best, elapsed0 = ck["step"], ck["best"], ck.get("elapsed_s", 0.0)
-        rng = np.random.default_rng(a.seed + step)
-        torch.manual_seed(a.seed + step)
+    if spec is None:
+        model = MotionTextEvaluator(overrides)
+        # input normalisation from the train split
+        cat = torch.cat([motion_features(j)[0] for j in joints_list])
+        model.feat_mean.copy_(cat.mean(0))
+        model.feat_std.copy_(cat.std(0).clamp_min(1e-3))
+        del cat
+    else:
+        model = MotionTextEvaluator(spec["model"])  # weights and statistics: from state.pt
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
 
     # fixed validation set: one family A-D caption per val clip, centre crop of max_frames
     vrng = np.random.default_rng(1234)
@@ -137,69 +174,33 @@ def train(a: argparse.Namespace) -> dict:
     val_feats, val_valid = _batch(vj, range(len(vj)), 10 ** 6, vrng)
     vcap = [c.caption_texts()[int(vrng.integers(0, 4))] for c in val_clips]
     val_text = text_feats[[tindex[t] for t in vcap]]
-
-    log = open(run / "log.jsonl", "a")
-    budget = a.minutes * 60.0
-    t0 = time.time() - elapsed0
-    total_steps = a.max_steps
-    bar = tqdm(total=total_steps, initial=step, disable=a.quiet, desc="evaluator", unit="step")
     model.train()
     n = len(train_clips)
-    while step < total_steps and time.time() - t0 < budget:
-        idx = rng.choice(n, size=min(a.batch_size, n), replace=False)
-        caps = [captions[i][int(rng.integers(0, len(captions[i])))] for i in idx]
-        feats, valid = _batch(joints_list, idx, a.crop, rng)
+
+    def step(log: bool) -> tuple[torch.Tensor, dict]:
+        idx = rng.np.choice(n, size=min(tcfg.batch_size, n), replace=False)
+        caps = [captions[i][int(rng.np.integers(0, len(captions[i])))] for i in idx]
+        feats, valid = _batch(joints_list, idx, tcfg.crop, rng.np)
         tf = text_feats[[tindex[t] for t in caps]]
-        # cosine learning-rate decay over the time budget
-        frac = min(1.0, (time.time() - t0) / budget)
-        for g in opt.param_groups:
-            g["lr"] = a.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))) * min(1.0, (step + 1) / 50)
         em = model.embed_features(feats, valid)
         et = model.embed_text(tf)
         logits = model.logit_scale.exp().clamp(max=100) * em @ et.T
         same = torch.tensor([[x == y for y in caps] for x in caps], dtype=torch.float32)
         target = same / same.sum(1, keepdim=True)
-        loss = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        bar.update(1)
-        rec = {"step": step, "loss": round(loss.item(), 4), "lr": opt.param_groups[0]["lr"],
-               "elapsed_s": round(time.time() - t0, 1)}
-        if step % a.eval_every == 0:
-            rec.update(_val_rprec(model, val_feats, val_valid, val_text))
-            bar.set_postfix(loss=f"{float(loss):.3f}", val_r1=f"{rec['val_r1']:.3f}")
-            if rec["val_r1"] > best:
-                best = rec["val_r1"]
-                model.save(run / "best.pt", {"step": step, "val_r1": best})
-            torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                        "best": best, "elapsed_s": time.time() - t0, "config": model.config.__dict__},
-                       run / "state.pt")
-        if step % 10 == 0 or "val_r1" in rec:
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-    bar.close()
-    rec = {"step": step, "final": True, "elapsed_s": round(time.time() - t0, 1)}
-    rec.update(_val_rprec(model, val_feats, val_valid, val_text))
-    if rec["val_r1"] > best:
-        best = rec["val_r1"]
-        model.save(run / "best.pt", {"step": step, "val_r1": best})
-    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                "best": best, "elapsed_s": time.time() - t0, "config": model.config.__dict__}, run / "state.pt")
-    log.write(json.dumps(rec) + "\n")
-    log.close()
-    ck = torch.load(run / "best.pt", map_location="cpu", weights_only=False)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"config": ck["config"], "state_dict": ck["state_dict"],
-                "meta": {"step": ck["step"], "val_r_precision_top1": ck["val_r1"], "seed": a.seed,
-                         "train_minutes": round((time.time() - t0) / 60, 2),
-                         "captions": "train split, families A-D", "text_encoder": "all-MiniLM-L6-v2 (frozen)"}},
-               a.out)
-    summary = {"steps": step, "best_val_r1": best, "out": str(a.out), "minutes": round((time.time() - t0) / 60, 2)}
-    print(json.dumps(summary))
-    return summary
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)), {}
+
+    def export(summary: dict) -> dict:
+        return {"config": asdict(model.config), "state_dict": model.state_dict(),
+                "meta": {"step": summary["step"], "val_r_precision_top1": summary["val"]["val_r1"], "seed": a.seed,
+                         "train_minutes": round(summary["train_seconds"] / 60, 2),
+                         "captions": "train split, families A-D", "text_encoder": "all-MiniLM-L6-v2 (frozen)"}}
+
+    return loop.Task(
+        config=tcfg, modules={"model": model}, optimizer=opt,
+        spec={"model": asdict(model.config), "train": tcfg.to_dict()},
+        step=step, evaluate=lambda final: _val_rprec(model, val_feats, val_valid, val_text),
+        export=export, best="val_r1",
+        info={"params": sum(p.numel() for p in model.parameters()), "train_clips": n, "val_clips": len(val_clips)})
 
 
 # the interface of the trainer registry (coamd/train/__init__.py)
@@ -231,18 +232,21 @@ def measure(path: str, dataset: str) -> dict:
     return out
 
 
-def run(a: argparse.Namespace) -> None:
-    """Entry point of ``coamd train evaluator``."""
+def run(a: argparse.Namespace) -> dict:
+    """Entry point of ``coamd train evaluator``: :func:`train`, or with ``--eval-only`` print and
+    return :func:`measure` of ``--out``."""
     if a.eval_only:
-        print(json.dumps(measure(a.out, a.dataset)))
-        return
-    train(a)
+        m = measure(a.out, a.dataset)
+        print(json.dumps(m))
+        return m
+    return train(a)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m coamd.train.evaluator``: the same as ``coamd train evaluator``."""
     p = argparse.ArgumentParser(prog="coamd train evaluator", description=__doc__.split("\n\n")[0])
     add_arguments(p)
-    train(p.parse_args(argv))
+    run(p.parse_args(argv))
     return 0
 
 

@@ -12,41 +12,54 @@ Paper section 3.2 (eq. 3-5). The loop:
    as in left-to-right sampling, a masked span as in editing), condition dropout (null text) for
    classifier-free guidance, and the flow-matching loss (eq. 5, sign of eq. A3) on the masked
    tokens with several (t, noise) draws per token;
-4. AdamW, warm-up then cosine decay (finishing by the step or wall-clock budget, whichever is
-   first), EMA weights (shipped), a JSON-lines log, periodic checkpoints with resume, seeds.
+4. AdamW (betas 0.9/0.95, no decay on biases and norms) and EMA weights (shipped); resume from
+   ``RUN_DIR/state.pt``, the step and wall-clock budgets, warm-up then cosine decay, the JSON-lines
+   log and saves are :mod:`coamd.train.loop`'s.
+
+``--out`` gets :func:`generator_checkpoint` of the EMA weights plus a ``train`` summary.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from coamd.models.generator import DiffusionMLP, GeneratorConfig, MaskedTransformer, generator_preset
+from coamd.paths import DEFAULT_CHECKPOINT, DEFAULT_DATASET, DEFAULT_RUNS
+from coamd.train import loop
 
 FRAMES_PER_TOKEN = 4
 
 
 @dataclass
-class GeneratorTrainConfig:
-    """Options of ``coamd train generator`` (see ``--help``)."""
+class GeneratorTrainConfig(loop.TrainConfig):
+    """Options of ``coamd train generator`` (see ``--help``): where the data, the frozen
+    autoencoder and the outputs are, the run options (``work_dir`` is the run folder, ``resume``,
+    ``seed``, ``threads``, ``max_minutes``), the generator size (``preset`` + ``overrides``) and the
+    training settings (the loop's keys are :class:`~coamd.train.loop.TrainConfig`'s; ``warmup`` is
+    in steps here)."""
 
     preset: str = "small"
-    dataset: str = "data/processed"
+    dataset: str = DEFAULT_DATASET
     autoencoder: str = ""            # AE checkpoint; "" = the shipped default
-    out: str = "coamd/checkpoints/default/generator.pt"
-    work_dir: str = "runs/generator"
+    out: str = str(DEFAULT_CHECKPOINT / "generator.pt")
+    work_dir: str = f"{DEFAULT_RUNS}/generator"
     steps: int = 6000
     max_minutes: float = 28.0        # wall-clock budget (the LR schedule ends by then too)
     batch_size: int = 48
     lr: float = 8e-4
     weight_decay: float = 0.01
-    warmup: int = 100
+    warmup: float = 100              # steps
+    final_lr: float = 0.05
+    log_every: int = 25
+    eval_every: int = 200            # validation flow-matching loss of the EMA weights
+    checkpoint_every_s: float = 180.0
     ema: float = 0.999
     cond_drop: float = 0.1           # probability of the null text (classifier-free guidance)
     diff_samples: int = 4            # (t, eps) draws per masked token
@@ -54,23 +67,22 @@ class GeneratorTrainConfig:
     max_tokens: int = 60
     seed: int = 0
     threads: int = 0                 # 0 = coamd.train.common.default_threads()
-    log_every: int = 25
-    ckpt_every_min: float = 3.0
     resume: bool = False
     overrides: dict = field(default_factory=dict)  # generator size overrides
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorTrainConfig":
-        known = {f.name for f in fields(cls)}
+        """Build from a dict; raises ValueError naming unknown keys."""
+        known = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(d) - known)
         if bad:
-            raise ValueError(f"unknown generator training options {bad}")
-        return cls(**d)
+            raise ValueError(f"unknown generator training options {bad}; valid: {sorted(known)}")
+        return cls().replace(**d)
 
 
 # ----------------------------------------------------------------------------- data
 def _default_ae_path() -> Path:
-    return Path(__file__).resolve().parents[1] / "checkpoints" / "default" / "autoencoder.pt"
+    return DEFAULT_CHECKPOINT / "autoencoder.pt"
 
 
 def load_autoencoder(path: str | Path | None = None):
@@ -274,27 +286,33 @@ def generator_checkpoint(transformer: MaskedTransformer, diffusion: DiffusionMLP
     return {"config": {**transformer.config.to_dict(), **(extra or {})}, "state_dict": sd}
 
 
-def _lr(cfg: GeneratorTrainConfig, step: int, elapsed_min: float) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    prog = max((step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), elapsed_min / cfg.max_minutes)
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, prog))))
+def train_generator(cfg: GeneratorTrainConfig, progress: bool = True, cache: dict | None = None,
+                    stop_after: int | None = None) -> dict:
+    """Train (or with ``cfg.resume`` continue ``work_dir/state.pt``) and write the EMA weights to
+    ``cfg.out``; ``cache``: a :func:`build_cache` dict to use instead of building one;
+    ``stop_after``: end this session after that many steps (:class:`~coamd.train.loop.RunOptions`).
 
-
-def train_generator(cfg: GeneratorTrainConfig, progress: bool = True, cache: dict | None = None) -> dict:
-    """Train (or resume) and write the EMA weights to ``cfg.out``. Returns a summary dict.
-
-    Resumes from ``work_dir/last.pt`` when present (same options). Raises ValueError for an
-    unknown preset, FileNotFoundError when the autoencoder checkpoint or dataset is missing.
+    Returns the loop's summary (``step``, ``train_seconds``, ``val`` = ``{"val_loss"}``, ``out``,
+    ...; :func:`coamd.train.loop.train`). Raises ValueError for an unknown preset or when the saved
+    state was trained with another generator config, FileNotFoundError when the autoencoder
+    checkpoint, the dataset or the state to resume is missing.
     """
-    from tqdm import tqdm
+    opts = loop.RunOptions(run_dir=cfg.work_dir, out=cfg.out, seed=cfg.seed, max_minutes=cfg.max_minutes,
+                           resume=cfg.resume, stop_after=stop_after, threads=cfg.threads or None,
+                           progress=progress)
+    return loop.train("generator", lambda spec, rng: build(cfg, spec, rng, progress, cache), opts)
 
+
+def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress: bool = True,
+          cache: dict | None = None) -> loop.Task:
+    """The generator's :class:`~coamd.train.loop.Task`: latents of the split (cached), the masked
+    transformer, the diffusion MLP and their EMA copies. Each step draws a length-bucketed batch
+    (``rng.np``), masks, condition dropout and flow-matching noise (``rng.torch``) and returns the
+    eq. 5 loss. ``spec`` (on resume) must describe the same generator config as ``cfg``
+    (ValueError otherwise)."""
     generator_preset(cfg.preset)  # ValueError for an unknown preset
-    from coamd.train.common import setup_torch
-
-    threads = setup_torch(cfg.seed, cfg.threads or None)
-    work = Path(cfg.work_dir)
-    work.mkdir(parents=True, exist_ok=True)
+    GeneratorConfig.from_dict(cfg.overrides)  # ValueError naming unknown keys, before the slow cache
+    Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     cache = cache if cache is not None else build_cache(cfg, progress)
     t_cache = time.perf_counter() - t_start
@@ -306,6 +324,9 @@ def train_generator(cfg: GeneratorTrainConfig, progress: bool = True, cache: dic
 
     gcfg = GeneratorConfig.from_dict({**generator_preset(cfg.preset), "latent_dim": D,
                                       "max_tokens": cfg.max_tokens, **cfg.overrides})
+    if spec is not None and spec["model"] != gcfg.to_dict():
+        raise ValueError(f"{Path(cfg.work_dir) / 'state.pt'} was trained with generator config {spec['model']}, "
+                         f"not {gcfg.to_dict()}; use the same options or another --run-dir")
     transformer, diffusion = MaskedTransformer(gcfg), DiffusionMLP(gcfg)
     transformer.latent_mean.copy_(torch.from_numpy(mean))
     transformer.latent_std.copy_(torch.from_numpy(std))
@@ -318,115 +339,61 @@ def train_generator(cfg: GeneratorTrainConfig, progress: bool = True, cache: dic
     ema_t.load_state_dict(transformer.state_dict())
     ema_d.load_state_dict(diffusion.state_dict())
     ema_params = list(ema_t.parameters()) + list(ema_d.parameters())
-
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    step, elapsed_before = 0, 0.0
-    last = work / "state.pt"
-    if cfg.resume:
-        if not last.exists():
-            raise FileNotFoundError(f"no training state at {last} to resume from")
-        ck = torch.load(last, map_location="cpu", weights_only=False)
-        if ck["train_config"]["preset"] != cfg.preset:
-            raise ValueError(f"{last} was trained with preset {ck['train_config']['preset']!r}; "
-                             f"use another --work-dir or the same preset")
-        transformer.load_state_dict(ck["transformer"])
-        diffusion.load_state_dict(ck["diffusion"])
-        ema_t.load_state_dict(ck["ema_transformer"])
-        ema_d.load_state_dict(ck["ema_diffusion"])
-        opt.load_state_dict(ck["opt"])
-        step, elapsed_before = ck["step"], ck["elapsed_s"]
-        rng.bit_generator.state = ck["np_rng"]
-        gen.set_state(ck["torch_rng"])
-    train = LatentBatches({**cache, "train_z": cache["train_zn"]}, "train", rng)
+    train = LatentBatches({**cache, "train_z": cache["train_zn"]}, "train", rng.np)
     val = LatentBatches({**cache, "val_z": cache["val_zn"]}, "val", np.random.default_rng(cfg.seed + 1))
-    log = open(work / "log.jsonl", "a")
-    log.write(json.dumps({"event": "start", "step": step, "config": gcfg.to_dict(), "train_config": asdict(cfg),
-                          "threads": threads, "windows": len(train),
-                          "params": sum(p.numel() for p in params)}) + "\n")
+    transformer.train()
+    diffusion.train()
 
-    def save_last() -> None:
-        tmp = last.with_suffix(".tmp")
-        torch.save({"transformer": transformer.state_dict(), "diffusion": diffusion.state_dict(),
-                    "ema_transformer": ema_t.state_dict(), "ema_diffusion": ema_d.state_dict(),
-                    "opt": opt.state_dict(), "step": step, "elapsed_s": elapsed(),
-                    "train_config": asdict(cfg), "np_rng": rng.bit_generator.state,
-                    "torch_rng": gen.get_state()}, tmp)
-        tmp.replace(last)
-
-    t0 = time.perf_counter()
-
-    def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - t0
+    def step(log: bool) -> tuple[torch.Tensor, dict]:
+        z, pad, text = train.batch(cfg.batch_size)
+        mask = sample_masks(pad, cfg.mask_patterns, rng.torch)
+        drop = torch.rand(z.shape[0], generator=rng.torch) < cfg.cond_drop
+        h = transformer(z, mask, text, pad, drop)
+        return diffusion.loss(z[mask], h[mask], cfg.diff_samples, generator=rng.torch), {}
 
     @torch.no_grad()
-    def val_loss(n_batches: int = 4) -> float:
+    def after_step(i: int) -> None:
+        d = min(cfg.ema, (1 + i) / (10 + i))
+        torch._foreach_lerp_(ema_params, params, 1 - d)
+
+    @torch.no_grad()
+    def evaluate(final: bool) -> dict:
+        """Flow-matching loss of the EMA weights on random masks of 4 (final: 8) val batches."""
         ema_t.eval()
         ema_d.eval()
         g = torch.Generator().manual_seed(1234)
         r = np.random.default_rng(1234)
         losses = []
-        for _ in range(n_batches):
+        for _ in range(8 if final else 4):
             items = r.choice(len(val), size=cfg.batch_size)
             z, pad, text = val.batch(cfg.batch_size, items)
             mask = sample_masks(pad, (1.0, 0.0, 0.0), g)
             h = ema_t(z, mask, text, pad)
             losses.append(ema_d.loss(z[mask], h[mask], cfg.diff_samples, generator=g).item())
-        return float(np.mean(losses))
+        return {"val_loss": float(np.mean(losses))}
 
-    bar = tqdm(total=cfg.steps, initial=step, desc="generator", disable=not progress, unit="step")
-    last_ckpt = time.perf_counter()
-    first_loss = None
-    run_loss = []
-    transformer.train()
-    diffusion.train()
-    while step < cfg.steps and elapsed() < cfg.max_minutes * 60:
-        for g_ in opt.param_groups:
-            g_["lr"] = _lr(cfg, step, elapsed() / 60)
-        z, pad, text = train.batch(cfg.batch_size)
-        mask = sample_masks(pad, cfg.mask_patterns, gen)
-        drop = torch.rand(z.shape[0], generator=gen) < cfg.cond_drop
-        h = transformer(z, mask, text, pad, drop)
-        loss = diffusion.loss(z[mask], h[mask], cfg.diff_samples, generator=gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        with torch.no_grad():
-            d = min(cfg.ema, (1 + step) / (10 + step))
-            torch._foreach_lerp_(ema_params, params, 1 - d)
-        step += 1
-        run_loss.append(loss.item())
-        first_loss = first_loss if first_loss is not None else run_loss[0]
-        bar.update(1)
-        if step % cfg.log_every == 0:
-            rec = {"step": step, "loss": float(np.mean(run_loss)), "lr": opt.param_groups[0]["lr"],
-                   "grad_norm": float(gnorm), "elapsed_s": round(elapsed(), 1)}
-            if step % (cfg.log_every * 8) == 0:
-                rec["val_loss"] = val_loss()
-            log.write(json.dumps(rec) + "\n")
-            log.flush()
-            bar.set_postfix(loss=f"{rec['loss']:.3f}")
-            run_loss = []
-        if time.perf_counter() - last_ckpt > cfg.ckpt_every_min * 60:
-            save_last()
-            last_ckpt = time.perf_counter()
-    bar.close()
-    save_last()
-    final_val = val_loss(8)
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ck = generator_checkpoint(ema_t, ema_d, extra=None)
-    ck["train"] = {"preset": cfg.preset, "steps": step, "train_minutes": round(elapsed() / 60, 1),
-                   "cache_minutes": round(t_cache / 60, 1), "val_loss": final_val, "seed": cfg.seed,
-                   "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop}
-    torch.save(ck, out)
-    summary = {"step": step, "train_minutes": round(elapsed() / 60, 2), "val_loss": final_val,
-               "first_loss": first_loss, "out": str(out)}
-    log.write(json.dumps({"final": summary}) + "\n")
-    log.close()
-    return summary
+    def export(summary: dict) -> dict:
+        ck = generator_checkpoint(ema_t, ema_d)
+        ck["train"] = {"preset": cfg.preset, "steps": summary["step"],
+                       "train_minutes": round(summary["train_seconds"] / 60, 1),
+                       "cache_minutes": round(t_cache / 60, 1), "val_loss": summary["val"]["val_loss"],
+                       "seed": cfg.seed, "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop}
+        return ck
 
+    def state() -> dict:
+        return {"queue": list(train._queue), "val_rng": val.rng.bit_generator.state}
+
+    def load_state(st: dict) -> None:
+        train._queue[:] = st["queue"]
+        val.rng.bit_generator.state = st["val_rng"]
+
+    return loop.Task(
+        config=cfg, modules={"transformer": transformer, "diffusion": diffusion, "ema_transformer": ema_t,
+                             "ema_diffusion": ema_d},
+        optimizer=opt, params=params, spec={"model": gcfg.to_dict(), "train": cfg.to_dict()},
+        step=step, after_step=after_step, evaluate=evaluate, export=export, state=state, load_state=load_state,
+        info={"windows": len(train), "params": sum(p.numel() for p in params), "config": gcfg.to_dict(),
+              "cache_seconds": round(t_cache, 1)})
 
 
 # ----------------------------------------------------------------------------- command line
@@ -442,15 +409,24 @@ def add_args(p) -> None:
 
 
 def run(a) -> dict:
-    """Train from parsed arguments; ``--eval-only`` prints the validation loss of ``--out``."""
+    """``coamd train generator`` from parsed arguments; ``--eval-only`` prints the validation loss
+    of ``--out``. With ``--resume`` the saved training config is used, changed only by
+    ``--steps``, ``--max-minutes``, ``--batch-size`` and ``--train-set``. Raises ValueError for
+    unknown keys, a device other than the CPU or ``--set`` with ``--resume``."""
     from coamd.train import common
 
     overrides = common.parse_overrides(a.overrides)
     train_over = common.parse_overrides(a.train_overrides)
     if a.device != "cpu":
         raise ValueError("the generator trainer runs on the CPU here (--device cpu)")
-    kw = dict(preset=a.preset, dataset=a.dataset, autoencoder=a.autoencoder, out=a.out, work_dir=a.run_dir,
-              seed=a.seed, threads=a.threads or 0, resume=a.resume, overrides=overrides, **train_over)
+    run_kw = dict(out=a.out, work_dir=a.run_dir, threads=a.threads or 0, resume=a.resume)
+    if a.resume:
+        loop.run_options(a)  # rejects --set with --resume
+        saved = GeneratorTrainConfig.from_dict(loop.load_state(a.run_dir, "generator")["spec"]["train"])
+        kw = {**saved.to_dict(), **run_kw, **train_over}
+    else:
+        kw = dict(preset=a.preset, dataset=a.dataset, autoencoder=a.autoencoder, seed=a.seed,
+                  overrides=overrides, **run_kw, **train_over)
     if a.steps:
         kw["steps"] = a.steps
     if a.max_minutes:
@@ -460,9 +436,12 @@ def run(a) -> dict:
     cfg = GeneratorTrainConfig.from_dict(kw)
     if a.eval_only:
         return evaluate_checkpoint(cfg, progress=not a.quiet)
-    summary = train_generator(cfg, progress=not a.quiet)
-    print(f"generator: {summary['step']} steps in {summary['train_minutes']:.1f} min, "
-          f"validation flow-matching loss {summary['val_loss']:.4f} -> {summary['out']}")
+    summary = train_generator(cfg, progress=not a.quiet, stop_after=a.stop_after)
+    if summary["out"]:
+        print(f"generator: {summary['step']} steps in {summary['train_seconds'] / 60:.1f} min, "
+              f"validation flow-matching loss {summary['val']['val_loss']:.4f} -> {summary['out']}")
+    else:
+        print(f"stopped after step {summary['step']}; continue with --resume --run-dir {a.run_dir}")
     return summary
 
 
