@@ -146,7 +146,8 @@ class Scheduler:
         self.batching = batching
         self.prioritize_new = prioritize_new
         self.on_failure = on_failure
-        self.step_time_s = float(step_time_s)
+        self.step_time_s = float(step_time_s)   # wall time of one batched model step (moving average)
+        self.job_step_s = float(step_time_s)    # a job's active wall time per step (moving average)
         self._pending: collections.deque[Job] = collections.deque()
         self._active: list[Job] = []
         self._cond = threading.Condition()
@@ -169,19 +170,22 @@ class Scheduler:
 
     def expected_wait_s(self, extra: Job | None = None) -> float:
         """Expected seconds before a request submitted now (``extra``, or a one-step request) runs
-        its first step: an event simulation over step counts of the active jobs' remaining steps
-        and the waiting jobs' whole requests, times the measured step time. Call with the lock held
-        or accept a racy estimate."""
-        finish = [max(0, self._steps_needed(j) - j.steps) for j in self._active]
+        its first step: an event simulation of the active jobs' remaining steps and the waiting
+        jobs' whole requests, each step costing the measured wall time per step of a job while it
+        is active (``job_step_s``: finished jobs' active time / steps, a moving average, which
+        includes the interleaving of batches), plus one batch step. Call with the lock held or
+        accept a racy estimate."""
+        per_step = max(self.step_time_s, self.job_step_s)
+        finish = [max(0, self._steps_needed(j) - j.steps) * per_step for j in self._active]
         heapq.heapify(finish)
-        start = 0
+        start = 0.0
         for job in list(self._pending) + ([extra] if extra is not None else [None]):
-            start = 0
+            start = 0.0
             if len(finish) >= self.max_batch:
                 start = heapq.heappop(finish)
-            heapq.heappush(finish, start + (self._steps_needed(job) if job is not None else 1))
+            heapq.heappush(finish, start + (self._steps_needed(job) if job is not None else 1) * per_step)
         busy = bool(self._active or self._pending)
-        return (start + (1 if busy else 0)) * self.step_time_s
+        return start + (self.step_time_s if busy else 0.0)
 
     def submit(self, job: Job) -> None:
         """Queue ``job``. Raises QueueFull when ``max_queue`` jobs already wait or the expected wait
@@ -334,6 +338,9 @@ class Scheduler:
             if self.model.done(job.state):
                 job._post(("done", None))
                 finished.append(job)
+                if job.t_start is not None and job.steps:
+                    self.job_step_s = ((1 - self.EMA) * self.job_step_s
+                                       + self.EMA * (time.monotonic() - job.t_start) / job.steps)
         if finished or len(results) != n:
             keep = {id(j) for j, _ in results} - {id(j) for j in finished}
             gone = {id(j) for j in batch} - keep

@@ -81,6 +81,20 @@ async def _reject_malformed(request: MalformedRequest, context, method: str):
                         "(string fields must be UTF-8)")
 
 
+async def _end_stream(context, code: grpc.StatusCode, message: str) -> None:
+    """Abort a streaming call with ``code`` unless the call is already over: a client that cancelled
+    or whose deadline passed has its status already (gRPC's own), and sending a second one fails
+    inside gRPC with a logged ``ExecuteBatchError``."""
+    if context.done() or context.cancelled():
+        return
+    try:
+        await context.abort(code, message)
+    except grpc.aio.AbortError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the call ended between the check and the abort
+        log.debug("could not send %s to a finished call: %s", code.name, exc)
+
+
 def add_to_server(servicer, server) -> None:
     """Register ``servicer``'s ``coamd.v1.MotionService`` methods on a grpc.aio ``server`` with
     never-raising deserializers (see the module docstring). Methods are read from the service
@@ -197,7 +211,8 @@ class MotionService(pb_grpc.MotionServiceServicer):
                     yield pb.GenerateResponse(summary=summary)
                     return
                 else:
-                    await context.abort(item[1], item[2])
+                    await _end_stream(context, item[1], item[2])
+                    return
         finally:
             job.cancel()  # client gone, deadline hit or an abort: the worker drops it at its next step
 
