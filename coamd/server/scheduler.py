@@ -89,6 +89,7 @@ class Job:
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     t_submit: float = field(default_factory=time.monotonic)
     t_start: float | None = None
+    t_last_step: float | None = None
     state: Any = None
     steps: int = 0
     max_batch: int = 0
@@ -171,9 +172,9 @@ class Scheduler:
     def expected_wait_s(self, extra: Job | None = None) -> float:
         """Expected seconds before a request submitted now (``extra``, or a one-step request) runs
         its first step: an event simulation of the active jobs' remaining steps and the waiting
-        jobs' whole requests, each step costing the measured wall time per step of a job while it
-        is active (``job_step_s``: finished jobs' active time / steps, a moving average, which
-        includes the interleaving of batches), plus one batch step. Call with the lock held or
+        jobs' whole requests, each step costing the measured wall time between a job's consecutive
+        steps (``job_step_s``, a moving average, which includes the interleaving of batches and of
+        new requests' first steps), plus one batch step. Call with the lock held or
         accept a racy estimate."""
         per_step = max(self.step_time_s, self.job_step_s)
         finish = [max(0, self._steps_needed(j) - j.steps) * per_step for j in self._active]
@@ -322,7 +323,13 @@ class Scheduler:
         t0 = time.monotonic()
         try:
             results = list(zip(batch, self.model.step([j.state for j in batch])))
-            self._measured(time.monotonic() - t0)
+            t1 = time.monotonic()
+            self._measured(t1 - t0)
+            gaps = [t1 - j.t_last_step for j in batch if j.t_last_step is not None]
+            if gaps:   # wall time between a job's consecutive steps: its real cost per step in this load
+                self.job_step_s = (1 - self.EMA) * self.job_step_s + self.EMA * (sum(gaps) / len(gaps))
+            for job in batch:
+                job.t_last_step = t1
         except Exception as exc:  # noqa: BLE001
             if n > 1:
                 log.warning("batched step of %d failed (%s); retrying each request alone", n, exc)
@@ -338,9 +345,7 @@ class Scheduler:
             if self.model.done(job.state):
                 job._post(("done", None))
                 finished.append(job)
-                if job.t_start is not None and job.steps:
-                    self.job_step_s = ((1 - self.EMA) * self.job_step_s
-                                       + self.EMA * (time.monotonic() - job.t_start) / job.steps)
+
         if finished or len(results) != n:
             keep = {id(j) for j, _ in results} - {id(j) for j in finished}
             gone = {id(j) for j in batch} - keep
