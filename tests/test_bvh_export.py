@@ -14,8 +14,8 @@ from coamd.data.bvh import (canonical_joint_positions, euler_to_matrix, forward_
                             local_transforms, read_bvh)
 from coamd.io.bvh_export import (CHANNELS, DATASET_SKELETON, REST_DIRECTIONS, ROOT_NAME,
                                  BVHExportError, RotationStream, joints_to_local_rotations,
-                                 local_rotations_to_joints, skeleton_from_joints, solve_rotations,
-                                 write_bvh)
+                                 local_rotations_to_joints, rest_offsets, skeleton_from_joints,
+                                 solve_rotations, tpose_rest_rotations, write_bvh)
 from coamd.io.rotations import quat_to_matrix
 from coamd.skeleton import FPS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 
@@ -251,6 +251,93 @@ def test_reference_hierarchy_is_the_datasets(real_bvh_dir):
                                    err_msg=path.name)
         np.testing.assert_allclose(lengths / 100.0, DATASET_SKELETON.lengths[1:], atol=1e-4,
                                    err_msg=path.name)
+
+
+@pytest.fixture(scope="module")
+def streamed_motions(dataset):
+    """Two generated motions as the sampler streams them (default skeleton projection): joints
+    and the chunks' rotations."""
+    import torch
+
+    from coamd.runtime import load_engine
+    from coamd.sampling import GenerationRequest
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        eng = load_engine("torch", dataset=dataset.root, guidance=False)
+        out = []
+        for seed, text in enumerate(("a person raises the left hand", "a person kicks with the right leg")):
+            chunks = list(eng.sampler.stream(GenerationRequest(text, duration_s=3.0, seed=seed, guidance=False,
+                                                               iterations=6, ode_steps=6, order="left_to_right")))
+            out.append((np.concatenate([c.joints for c in chunks]), np.concatenate([c.rotations for c in chunks])))
+        return out
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("tpose", [False, True])
+def test_projected_motion_exports_to_the_streamed_positions(streamed_motions, tmp_path, tpose):
+    """The runtime's motion written with its rotations plays back the streamed positions (our
+    reader and bvhio), with the dataset's rest or a T-pose rest, and the file's rotations are the
+    streamed ones (dataset rest)."""
+    bvhio = pytest.importorskip("bvhio", reason="bvhio (test extra) is the peer BVH library")
+    for k, (joints, rot) in enumerate(streamed_motions):
+        path = write_bvh(tmp_path / f"{k}.bvh", joints, rotations=rot, tpose=tpose)
+        back = _fk_of_file(path)
+        err = np.linalg.norm(back - joints, axis=-1)
+        assert err.max() < 1e-3, err.max()
+        root = bvhio.readAsHierarchy(str(path))
+        nodes = {j.Name: j for j, _, _ in root.layout()}
+        peer = np.zeros(joints.shape)
+        for f in range(0, len(joints), 7):
+            root.loadPose(f)
+            peer[f] = [tuple(nodes[n].PositionWorld) for n in JOINT_NAMES]
+        err_peer = np.linalg.norm(peer[::7] / 100.0 - joints[::7], axis=-1)
+        assert err_peer.max() < 1e-3, err_peer.max()
+        print(f"\nexported stream (tpose={tpose}): our reader max {err.max() * 1e6:.1f} um, "
+              f"bvhio max {err_peer.max() * 1e6:.1f} um")
+        bvh = read_bvh(path)
+        offs = bvh.offsets[[bvh.names.index(n) for n in JOINT_NAMES[1:]]] / 100.0  # the rest skeleton
+        np.testing.assert_allclose(np.linalg.norm(offs, axis=-1), np.linalg.norm(rest_offsets()[1:], axis=-1),
+                                   atol=1e-8)
+        if not tpose:
+            euler = bvh.motion.reshape(len(bvh.motion), 22, 6)[:, 1:, 3:]
+            R_file = euler_to_matrix(euler, "ZXY")
+            assert _angle_deg(R_file, quat_to_matrix(rot.astype(np.float64))).max() < 1e-3
+
+
+def test_tpose_rest(tmp_path, test_clips):
+    """With tpose=True, zero rotations are a T-pose: the file's OFFSETs put the arms out along
+    +-X at one height, the legs straight down, the spine up, facing +Z."""
+    clip = test_clips[0]
+    bvh = read_bvh(write_bvh(tmp_path / "t.bvh", clip.joints[:10], tpose=True))
+    idx = {n: bvh.names.index(n) for n in JOINT_NAMES}
+    rest = np.zeros((NUM_JOINTS, 3))
+    for j, n in enumerate(JOINT_NAMES[1:], 1):
+        rest[j] = rest[PARENTS[j]] + bvh.offsets[idx[n]]
+    up, left = np.array([0, 1, 0]), np.array([1, 0, 0])
+    for n, direction in (("Spine", up), ("Neck", up), ("LowerArm_L", left), ("Hand_L", left),
+                         ("LowerArm_R", -left), ("Hand_R", -left), ("LowerLeg_L", -up), ("Foot_R", -up)):
+        j = JOINT_INDEX[n]
+        d = rest[j] - rest[PARENTS[j]]
+        np.testing.assert_allclose(d / np.linalg.norm(d), direction, atol=1e-6, err_msg=n)
+    assert rest[JOINT_INDEX["Toes_L"], 2] > rest[JOINT_INDEX["Foot_L"], 2] + 5.0  # feet forward (cm)
+    R = tpose_rest_rotations()
+    np.testing.assert_allclose(R @ np.swapaxes(R, -1, -2), np.broadcast_to(np.eye(3), R.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-12)
+    # same positions as the dataset-rest file
+    back = _fk_of_file(tmp_path / "t.bvh")
+    np.testing.assert_allclose(back, _fk_of_file(write_bvh(tmp_path / "d.bvh", clip.joints[:10])), atol=1e-6)
+
+
+def test_rotations_argument_is_checked(tmp_path, test_clips):
+    x = test_clips[0].joints[:6]
+    with pytest.raises(BVHExportError, match="rotations must be"):
+        write_bvh(tmp_path / "x.bvh", x, rotations=np.zeros((5, NUM_JOINTS, 4)))
+    with pytest.raises(BVHExportError, match="unit quaternions"):
+        write_bvh(tmp_path / "x.bvh", x, rotations=np.ones((6, NUM_JOINTS, 4)))
+    assert not (tmp_path / "x.bvh").exists()
 
 
 @pytest.mark.parametrize("bad, message", [

@@ -17,21 +17,33 @@ The file (same layout as the source dataset):
 * centimetres, right-handed, Y up (positions are the input metres x 100, same world frame).
 
 Rest offsets: directions from the dataset's reference hierarchy (:data:`REFERENCE_OFFSETS_CM`,
-the OFFSETs of the dataset's BVH files; every clip of both sets has this skeleton), lengths
-measured from the motion itself (median over frames of each bone's length), so the skeleton
-fits the motion. ``Hips`` OFFSET is the hips' position at frame 0.
+the OFFSETs of the dataset's BVH files; every clip of both sets has this skeleton). Lengths: the
+runtime's one skeleton, :func:`rest_offsets` (the dataset's own lengths, the skeleton the server's
+``GetSkeleton`` returns and every released frame is a pose of), when rotations are given; else
+measured from the motion itself (median over frames of each bone's length), so the skeleton fits
+the motion. ``Hips`` OFFSET is the hips' position at frame 0. With ``tpose=True`` the file's rest
+is a T-pose instead of the dataset's (:func:`tpose_rest_rotations`), same positions.
 
-Rotation solving (per frame, joints in hierarchy order, each joint aimed from where forward
-kinematics has actually put it, so length mismatches do not accumulate down a chain):
+Rotation solving (:func:`solve_rotations`; per frame, joints in hierarchy order, each joint aimed
+from where forward kinematics has actually put it, so length mismatches do not accumulate down a
+chain):
 
 * ``Hips`` and ``Chest`` (three children each): the rotation best aligning the rest offsets of the
   children (spine and both legs; neck and both shoulders) with the observed ones (Kabsch).
-* ``Spine``, ``UpperArm_*``, ``UpperLeg_*``: the bone direction exactly (swing) and the twist about
-  the bone from a second direction: the shoulder line for the spine (half of it; the chest takes
-  the rest), the forearm for the upper arm (elbow hinge), the shin for the thigh (knee hinge). The rest directions of those second vectors
-  (:data:`TWIST_HINTS`) were measured in the dataset, where the elbow and knee are exact hinges.
-  When the limb is nearly straight the twist is undetermined: it is blended towards the value
-  interpolated from neighbouring frames where it is determined.
+* ``Spine``: the bone direction exactly (swing) and half of the torso twist the shoulder line
+  shows (the chest takes the rest; :data:`TWIST_HINTS`).
+* limbs (:data:`LIMBS`): the bend direction (pole) of each arm and leg comes from the observed
+  limb; the elbow and knee are hinges whose axis is across the bend plane (the hinge directions
+  of :data:`TWIST_HINTS` were measured in the dataset, where elbow and knee are exact hinges).
+  The legs are solved by two-bone IK: the toe lands exactly on the observed toe and the ankle on
+  the observed foot line, one foot length from the toe (contacts with the floor survive; the knee
+  absorbs bone-length differences). The arms follow the observed bones (upper arm towards the
+  observed elbow, forearm towards the observed hand). When a limb is nearly straight the bend
+  direction is undetermined: it is interpolated from neighbouring frames (whole clips) or held
+  from the previous frame, carried along with the limb (streams).
+* the clavicles and the neck (:data:`FOLLOW_BONE`): the observed bone's direction itself, since
+  the chest's three-child fit misses their observed start by a sizeable fraction of these short
+  bones (aiming from the fitted start made them turn several times faster than the positions).
 * other joints with one child: the smallest rotation (swing) that turns the joint's typical pose
   relative to its parent (:data:`TYPICAL_LOCAL_QUAT`, mean local rotations measured in the dataset)
   onto the observed bone; twist about such bones (forearm, clavicle, neck, foot) is not observable
@@ -40,18 +52,22 @@ kinematics has actually put it, so length mismatches do not accumulate down a ch
 
 For rigs and the streaming server, :func:`joints_to_local_rotations` gives the same rotations as
 quaternions, and :class:`RotationStream` converts a motion chunk by chunk (causal, so the result
-does not depend on the chunk size and nothing jumps at chunk edges).
+does not depend on the chunk size and nothing jumps at chunk edges). The runtime's skeleton
+projection (:mod:`coamd.sampling.skeleton_projection`) is that causal solver followed by forward
+kinematics (:func:`forward_kinematics`) on :func:`rest_offsets`.
 
 Measured in ``tests/test_bvh_export.py``: on the dataset's own clips the solved global rotations
 of the fully determined joints (hips, chest, upper arms, thighs, shins) equal the source file's
-(median 0.0 degrees; up to about 17 degrees only in frames where the limb is straight within 2
-degrees and its twist is ambiguous); re-reading an exported test-split clip gives its joints back
-to within micrometres (the processed clips are rigid); for non-rigid input (test clips plus 8 mm
-mean per-joint noise) the round trip lands 6 mm from the input on average, since a rigid skeleton
-cannot follow bones that change length.
+(median 0.0 degrees; larger only in frames where the limb is straight within 2 degrees and its
+twist is ambiguous); re-reading an exported test-split clip gives its joints back to within
+micrometres (the processed clips are rigid), and so does exporting the runtime's projected motion
+with its rotations; for non-rigid input (test clips plus 8 mm mean per-joint noise) the round
+trip lands about 7 mm from the input on average, the toes on the input's toes, since a rigid
+skeleton cannot follow bones that change length.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,46 +290,56 @@ def _hold_twist(delta: np.ndarray, sine: np.ndarray, held: float) -> tuple[np.nd
 
 
 def _wrap(angle: float) -> float:
-    """Angle in radians wrapped to (-pi, pi]."""
-    return float(np.angle(np.exp(1j * angle)))
+    """Angle in radians wrapped to [-pi, pi)."""
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.ndarray,
                held: tuple[np.ndarray, np.ndarray] | None
                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-    """Causal bend direction (pole) of a two-bone limb, per frame.
+    """Causal bend direction (pole) of a limb, per frame.
 
     Each frame starts from the previous frame's pole carried along with the limb axis (the
     smallest rotation from the previous axis to this one: the twist about the limb is held, with
     no reference frame that could spin) and turns towards the observed pole ``k_obs`` by how well
     it is determined (``sine``, as in :func:`_hold_twist`). The first frame of a motion starts
     from the typical pole ``k_ref``. Shapes: (T, 3) unit ``d`` (the limb axis), (T,) ``sine``;
-    returns unit poles (T, 3) perpendicular to ``d`` and the state for the next chunk."""
-    w = np.clip((sine - _TWIST_UNSURE) / (_TWIST_SURE - _TWIST_UNSURE), 0.0, 1.0)
+    returns unit poles (T, 3) perpendicular to ``d`` and the state for the next chunk. (Scalar
+    arithmetic: a stream sends a few frames at a time, where array calls would cost more.)"""
+    w = np.clip((sine - _TWIST_UNSURE) / (_TWIST_SURE - _TWIST_UNSURE), 0.0, 1.0).tolist()
     out = np.empty_like(k_ref)
-    for t in range(len(d)):
-        dt = d[t]
-        if held is None:
-            kh = k_ref[t]
+    prev = None if held is None else (held[0].tolist(), held[1].tolist())
+    for t, (dx, dy, dz) in enumerate(d.tolist()):
+        if prev is None:
+            kx, ky, kz = k_ref[t].tolist()
         else:
-            k_prev, d_prev = held
-            c = float(d_prev @ dt)
-            if c > -0.999999:  # rotate the held pole by the smallest rotation d_prev -> dt
-                ax = cross(d_prev, dt)
-                kc = cross(ax, k_prev)
-                kh = k_prev + kc + cross(ax, kc) / (1.0 + c)
-            else:
-                kh = k_prev
-        kh = kh - (kh @ dt) * dt
-        kh = kh / max(float(np.linalg.norm(kh)), 1e-12)
-        delta = float(signed_angle(kh, k_obs[t], dt))
-        if w[t] < 1.0 and abs(delta) > np.pi / 2:  # hyperextension, as in _fill_twist
-            delta = _wrap(delta + np.pi)
-        k = axis_angle_matrix(dt, w[t] * delta) @ kh
-        k = k - (k @ dt) * dt
-        k = k / max(float(np.linalg.norm(k)), 1e-12)
-        out[t] = k
-        held = (k, dt.copy())
+            (kx, ky, kz), (px, py, pz) = prev
+            c = px * dx + py * dy + pz * dz
+            if c > -0.999999:  # carry the held pole by the smallest rotation prev axis -> d
+                ax, ay, az = py * dz - pz * dy, pz * dx - px * dz, px * dy - py * dx
+                cx, cy, cz = ay * kz - az * ky, az * kx - ax * kz, ax * ky - ay * kx
+                ex, ey, ez = ay * cz - az * cy, az * cx - ax * cz, ax * cy - ay * cx
+                kx, ky, kz = kx + cx + ex / (1.0 + c), ky + cy + ey / (1.0 + c), kz + cz + ez / (1.0 + c)
+        s = kx * dx + ky * dy + kz * dz  # across the axis, unit length
+        kx, ky, kz = kx - s * dx, ky - s * dy, kz - s * dz
+        n = max(math.sqrt(kx * kx + ky * ky + kz * kz), 1e-12)
+        kx, ky, kz = kx / n, ky / n, kz / n
+        ox, oy, oz = k_obs[t].tolist()  # the observed pole across the axis; angle to it about d
+        s = ox * dx + oy * dy + oz * dz
+        ox, oy, oz = ox - s * dx, oy - s * dy, oz - s * dz
+        sin_d = (ky * oz - kz * oy) * dx + (kz * ox - kx * oz) * dy + (kx * oy - ky * ox) * dz
+        delta = math.atan2(sin_d, kx * ox + ky * oy + kz * oz)
+        if w[t] < 1.0 and abs(delta) > math.pi / 2:  # hyperextension, as in _fill_twist
+            delta = _wrap(delta + math.pi)
+        ang = w[t] * delta
+        ca, sa = math.cos(ang), math.sin(ang)  # rotate about d (k is across d)
+        bx, by, bz = dy * kz - dz * ky, dz * kx - dx * kz, dx * ky - dy * kx
+        kx, ky, kz = ca * kx + sa * bx, ca * ky + sa * by, ca * kz + sa * bz
+        n = max(math.sqrt(kx * kx + ky * ky + kz * kz), 1e-12)
+        out[t] = (kx / n, ky / n, kz / n)
+        prev = (out[t].tolist(), [dx, dy, dz])
+    if prev is not None:
+        held = (np.array(prev[0]), np.array(prev[1]))
     return out, held
 
 
@@ -527,17 +553,113 @@ def local_rotations_to_joints(local: np.ndarray, root: np.ndarray,
     return forward_kinematics(local, root, skeleton)[1]
 
 
+# T-pose rest (optional for BVH, the rest of the glTF export): the world direction of each
+# joint's child bone (or End Site) when all local rotations are zero. Facing +Z, Y up, so the
+# body's left is +X; arms out sideways, legs straight down, feet forward 22 degrees below the
+# horizontal (as when standing: the toe joint sits lower than the ankle).
+_UP, _LEFT, _FWD = np.array([0.0, 1.0, 0.0]), np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])
+TPOSE_DIRECTIONS: dict[str, np.ndarray] = {
+    "Spine": _UP, "Chest": _UP, "Neck": _UP, "Head": _UP,
+    "Shoulder_L": _LEFT, "UpperArm_L": _LEFT, "LowerArm_L": _LEFT, "Hand_L": _LEFT,
+    "Shoulder_R": -_LEFT, "UpperArm_R": -_LEFT, "LowerArm_R": -_LEFT, "Hand_R": -_LEFT,
+    "UpperLeg_L": -_UP, "LowerLeg_L": -_UP, "Foot_L": normalize(np.array([0.0, -0.4, 1.0]))[0], "Toes_L": _FWD,
+    "UpperLeg_R": -_UP, "LowerLeg_R": -_UP, "Foot_R": normalize(np.array([0.0, -0.4, 1.0]))[0], "Toes_R": _FWD,
+}
+# Joints whose T-pose twist is set by a second direction: local vector -> world direction (the
+# hips' and chest's left-right lines to +X, the elbows bending forward, the knees backward).
+_TPOSE_SECOND: dict[str, tuple[np.ndarray, np.ndarray]] = {
+    "Spine": (np.asarray(TWIST_HINTS["Spine"][2]), _LEFT),
+    "UpperArm_L": (np.asarray(TWIST_HINTS["UpperArm_L"][2]), _FWD),
+    "UpperArm_R": (np.asarray(TWIST_HINTS["UpperArm_R"][2]), _FWD),
+    "UpperLeg_L": (np.asarray(TWIST_HINTS["UpperLeg_L"][2]), -_FWD),
+    "UpperLeg_R": (np.asarray(TWIST_HINTS["UpperLeg_R"][2]), -_FWD),
+}
+
+
+def _two_vector_rotation(local_a: np.ndarray, world_a: np.ndarray, local_b: np.ndarray,
+                         world_b: np.ndarray) -> np.ndarray:
+    """The rotation taking ``local_a`` onto ``world_a`` exactly and ``local_b`` (its part across
+    ``local_a``) onto the half-plane of ``world_b``. (3,) vectors -> (3, 3)."""
+    def frame(a, b):
+        e1 = normalize(a)[0]
+        e2 = normalize(b - (b @ e1) * e1)[0]
+        return np.stack([e1, e2, cross(e1, e2)], axis=1)
+    return frame(world_a, world_b) @ frame(local_a, local_b).T
+
+
+def tpose_rest_rotations() -> np.ndarray:
+    """(21, 3, 3) global rotations, in the dataset's joint frames, of the T-pose rest
+    (:data:`TPOSE_DIRECTIONS`; twists from :data:`TWIST_HINTS` and the typical pose). An export
+    with a T-pose rest gives joint j the frame ``G'_j = G_j @ R_j.T`` (``R`` = this array): zero
+    local rotations are then the T-pose, and every joint's offset is ``R_parent @ offset``."""
+    offs = DATASET_SKELETON.offsets
+    R = np.zeros((NUM_JOINTS, 3, 3))
+    for j, name in enumerate(JOINT_NAMES):
+        kids = CHILDREN[j]
+        if name == "Hips" or name == "Chest":
+            first = kids[0]  # Spine / Neck
+            left, right = (c for c in kids[1:])
+            R[j] = _two_vector_rotation(REST_DIRECTIONS[first], _UP, offs[left] - offs[right], _LEFT)
+            continue
+        local = (REST_DIRECTIONS[kids[0]] if kids else
+                 normalize(np.asarray(END_SITES_CM[name], np.float64))[0])
+        if name in _TPOSE_SECOND:
+            second, world = _TPOSE_SECOND[name]
+            R[j] = _two_vector_rotation(local, TPOSE_DIRECTIONS[name], second, world)
+        else:
+            M = R[PARENTS[j]] @ _TYPICAL_MATRICES[j]
+            R[j] = swing(M @ local, TPOSE_DIRECTIONS[name]) @ M
+    return R
+
+
+def rest_frame_change(local: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Local rotations (T, 21, 3, 3) in the dataset's joint frames -> the same motion's local
+    rotations for joint frames changed by ``rest`` (21, 3, 3) (see :func:`tpose_rest_rotations`):
+    ``L'_j = rest_parent @ L_j @ rest_j.T`` (the root's parent is the world)."""
+    out = np.empty_like(local)
+    out[:, 0] = local[:, 0] @ rest[0].T
+    for j in range(1, NUM_JOINTS):
+        out[:, j] = rest[PARENTS[j]] @ local[:, j] @ rest[j].T
+    return out
+
+
 def _fmt(v) -> str:
     return " ".join(f"{x:.6f}".rstrip("0").rstrip(".") if x != 0 else "0" for x in v)
 
 
-def bvh_text(joints: np.ndarray, fps: float = FPS, skeleton: BVHSkeleton | None = None) -> str:
+def _export_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None,
+                      rotations: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, BVHSkeleton]:
+    """(checked joints (T, 21, 3) float64, local rotations (T, 21, 3, 3), skeleton) of an export:
+    the given rotations on ``skeleton`` (default: the dataset's), or rotations solved from the
+    joints (``skeleton`` None: median bone lengths)."""
+    p = _check_joints(joints)
+    if rotations is None:
+        _, local, skel = solve_rotations(p, skeleton)
+        return p, local, skel
+    q = np.asarray(rotations, dtype=np.float64)
+    if q.shape != (p.shape[0], NUM_JOINTS, 4) or not np.isfinite(q).all():
+        raise BVHExportError(f"rotations must be finite quaternions of shape ({p.shape[0]}, {NUM_JOINTS}, 4), "
+                             f"got {q.shape}")
+    norm = np.linalg.norm(q, axis=-1)
+    if np.abs(norm - 1.0).max() > 1e-3:
+        raise BVHExportError("rotations must be unit quaternions (x, y, z, w)")
+    return p, quat_to_matrix(q / norm[..., None]), skeleton if skeleton is not None else DATASET_SKELETON
+
+
+def bvh_text(joints: np.ndarray, fps: float = FPS, skeleton: BVHSkeleton | None = None,
+             rotations: np.ndarray | None = None, tpose: bool = False) -> str:
     """The BVH file text for ``joints`` (see :func:`write_bvh`)."""
     if not np.isfinite(fps) or fps <= 0:
         raise BVHExportError(f"fps must be positive, got {fps}")
-    p = _check_joints(joints)
-    _, local, skel = solve_rotations(p, skeleton)
+    p, local, skel = _export_rotations(joints, skeleton, rotations)
     offs_cm = skel.offsets * M_TO_CM
+    ends_cm = {n: np.asarray(v, np.float64) for n, v in END_SITES_CM.items()}
+    if tpose:
+        rest = tpose_rest_rotations()
+        local = rest_frame_change(local, rest)
+        for j in range(1, NUM_JOINTS):
+            offs_cm[j] = rest[PARENTS[j]] @ offs_cm[j]
+        ends_cm = {n: rest[JOINT_INDEX[n]] @ v for n, v in ends_cm.items()}
     offs_cm[0] = p[0, 0] * M_TO_CM  # Hips: its position at frame 0
     euler = matrix_to_euler_deg(local, EULER_ORDER)  # (T, 21, 3) Z, X, Y degrees
     euler = np.rad2deg(np.unwrap(np.deg2rad(euler), axis=0))  # continuous curves for DCC tools
@@ -554,7 +676,7 @@ def bvh_text(joints: np.ndarray, fps: float = FPS, skeleton: BVHSkeleton | None 
         for c in CHILDREN[j]:
             emit(c, depth + 1)
         if not CHILDREN[j]:
-            end = np.asarray(END_SITES_CM.get(JOINT_NAMES[j], (0.0, 0.0, 0.0)))
+            end = ends_cm.get(JOINT_NAMES[j], np.zeros(3))
             lines.extend([f"{ind}\tEnd Site", f"{ind}\t{{", f"{ind}\t\tOFFSET {_fmt(end)}", f"{ind}\t}}"])
         lines.append(f"{ind}}}")
 
@@ -573,8 +695,9 @@ def bvh_text(joints: np.ndarray, fps: float = FPS, skeleton: BVHSkeleton | None 
 
 
 def write_bvh(path: str | Path, joints: np.ndarray, fps: float = FPS,
-              skeleton: BVHSkeleton | None = None) -> Path:
-    """Write joint positions as a rotation-driven BVH file on the dataset's skeleton.
+              skeleton: BVHSkeleton | None = None, rotations: np.ndarray | None = None,
+              tpose: bool = False) -> Path:
+    """Write a motion as a rotation-driven BVH file on the dataset's skeleton.
 
     Args:
         path: output ``.bvh`` path (parent folders are created).
@@ -582,17 +705,28 @@ def write_bvh(path: str | Path, joints: np.ndarray, fps: float = FPS,
             (:data:`coamd.skeleton.JOINT_NAMES`), right-handed, Y up.
         fps: frames per second of ``joints`` (written as ``Frame Time: 1/fps``), default 20.
         skeleton: rest skeleton (bone lengths); None measures it from the motion (median bone
-            lengths over frames).
+            lengths over frames), or, with ``rotations``, the dataset's (:func:`rest_offsets`).
+        rotations: optional (T, 21, 4) unit quaternions (x, y, z, w), the local rotations of the
+            motion on ``skeleton`` (the sampler's ``FrameChunk.rotations``): written as they are,
+            with the hips translation from ``joints[:, 0]``, instead of being solved from the
+            joints. The file then plays back their forward kinematics, which for the runtime's
+            projected motion is ``joints`` (float rounding).
+        tpose: rest pose of the file: False (default) the dataset's own hierarchy, whose zero
+            rotations lie the body along +X as the dataset's files do; True a T-pose (facing +Z,
+            arms along +-X; :func:`tpose_rest_rotations`), with the rotations re-expressed so
+            that the file plays back the same positions.
     Returns:
         The path written. Units in the file are centimetres and degrees (see the module docstring
         for the hierarchy, channels and solving). Reading it back with
-        :func:`coamd.data.bvh.read_bvh` and forward kinematics gives ``joints * 100`` up to
-        bone-length differences (a few millimetres on dataset clips).
+        :func:`coamd.data.bvh.read_bvh` and forward kinematics gives ``joints * 100``: within
+        float rounding for a pose of the skeleton (the runtime's projected motion, dataset clips),
+        up to bone-length differences otherwise.
     Raises:
-        BVHExportError: joints of the wrong shape or with NaN, non-positive ``fps``.
+        BVHExportError: joints or rotations of the wrong shape or with NaN, rotations that are not
+            unit quaternions, non-positive ``fps``.
         OSError: the file cannot be written.
     """
-    text = bvh_text(joints, fps, skeleton)
+    text = bvh_text(joints, fps, skeleton, rotations, tpose)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
