@@ -103,3 +103,13 @@ ablation: setup data
 
 clean:
 	rm -rf demo_out bench_out build
+
+# Validators the test suite calls on exported files (tests/test_gltf_export.py): the Khronos glTF
+# validator from the npm registry, pinned, into build/validators (needs node and npm).
+VALIDATORS ?= build/validators
+GLTF_VALIDATOR_VERSION ?= 2.0.0-dev.3.10
+.PHONY: setup-validators
+setup-validators:
+	@test -f $(VALIDATORS)/node_modules/gltf-validator/package.json || \
+	  npm install --prefix $(VALIDATORS) --no-save --no-audit --no-fund --loglevel=error \
+	    gltf-validator@$(GLTF_VALIDATOR_VERSION)
