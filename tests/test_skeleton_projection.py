@@ -1,0 +1,246 @@
+"""Skeleton projection (coamd.sampling.skeleton_projection) on real clips and the shipped model's output.
+
+Every frame the sampler releases is forward kinematics of local rotations on the one rest skeleton
+(``coamd.io.bvh_export.rest_offsets``): bone lengths exact, the chunk's rotations reproduce its
+positions, causal and chunk-size independent, smooth rotations, the cleanup's planted feet kept.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from coamd.evaluation.metrics import foot_skating
+from coamd.io.bvh_export import DATASET_SKELETON, rest_offsets
+from coamd.sampling.skeleton_projection import SkeletonProjection, project_motion
+from coamd.skeleton import BONE_CHILDREN, BONE_PARENTS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, TOE_JOINTS
+
+FAST = dict(iterations=6, ode_steps=6, guidance=False)
+TEXTS = ("a person walks forward", "a person waves the right hand", "a person kicks with the right leg",
+         "a person raises the left hand", "someone runs ahead", "a person walks and turns left")
+
+
+def fk(rotations: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """Forward kinematics written here (own quaternion formula): (T, 21, 4) x, y, z, w local
+    rotations and (T, 3) hips -> (T, 21, 3) on rest_offsets()."""
+    q = rotations.astype(np.float64)
+    x, y, z, w = (q[..., i] for i in range(4))
+    R = np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], -2)
+    offs = rest_offsets()
+    G = np.zeros(R.shape)
+    P = np.zeros(q.shape[:2] + (3,))
+    G[:, 0], P[:, 0] = R[:, 0], root
+    for j in range(1, NUM_JOINTS):
+        G[:, j] = G[:, PARENTS[j]] @ R[:, j]
+        P[:, j] = P[:, PARENTS[j]] + np.einsum("tab,b->ta", G[:, PARENTS[j]], offs[j])
+    return P
+
+
+def bone_lengths(j: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(j[:, BONE_CHILDREN] - j[:, BONE_PARENTS], axis=-1)
+
+
+def angular_steps_deg(q: np.ndarray) -> np.ndarray:
+    """(T, 21, 4) quaternions -> (T - 1, 21) rotation angle between consecutive frames."""
+    dot = np.abs(np.sum(q[1:].astype(np.float64) * q[:-1], axis=-1))
+    return 2 * np.degrees(np.arccos(np.clip(dot, 0.0, 1.0)))
+
+
+@pytest.fixture(scope="module")
+def engine(dataset):
+    import torch
+
+    from coamd.runtime import load_engine
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield load_engine("torch", dataset=dataset.root, guidance=False)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def generated(engine):
+    """Six generated motions (4 s), cleaned but not projected (``skeleton="raw"``)."""
+    from coamd.sampling import GenerationRequest
+
+    reqs = [GenerationRequest(t, duration_s=4.0, seed=i, skeleton="raw", **FAST) for i, t in enumerate(TEXTS)]
+    return [m.astype(np.float64) for m in engine.sampler.sample_batch(reqs)]
+
+
+@pytest.fixture(scope="module")
+def real(dataset):
+    """Real test clips (every 9th, at most 8 s each)."""
+    clips = dataset.split("test")[::9]
+    assert len(clips) >= 20
+    return [c.joints[:160].astype(np.float64) for c in clips]
+
+
+def test_real_clips_come_back_unchanged(real):
+    """Real clips are poses of the skeleton: the projection returns them (float rounding), except
+    near-straight knees and elbows whose undetermined bend direction is held (millimetres)."""
+    err = np.concatenate([np.linalg.norm(project_motion(x)[0] - x, axis=-1) for x in real])
+    print(f"\nreal clips through the projection: median {np.median(err) * 1e6:.2f} um, "
+          f"p99 {np.percentile(err, 99) * 1e6:.1f} um, max {err.max() * 1000:.2f} mm")
+    assert np.median(err) < 1e-5
+    assert np.percentile(err, 99) < 1e-4
+    assert err.max() < 5e-3
+
+
+def test_bones_are_rigid_and_rotations_give_the_positions(engine):
+    """The sampler's default (skeleton="fk") chunks: bone lengths of the rest skeleton in every
+    frame, and forward kinematics of the chunk's rotations equals its positions."""
+    from coamd.sampling import GenerationRequest
+
+    for i, text in enumerate(TEXTS[:3]):
+        chunks = list(engine.sampler.stream(GenerationRequest(text, duration_s=3.0, seed=10 + i,
+                                                              order="left_to_right", **FAST)))
+        assert len(chunks) > 3
+        joints = np.concatenate([c.joints for c in chunks]).astype(np.float64)
+        rot = np.concatenate([c.rotations for c in chunks])
+        assert rot.shape == (len(joints), NUM_JOINTS, 4) and rot.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(rot, axis=-1), 1.0, atol=1e-6)
+        lengths = bone_lengths(joints)
+        assert np.abs(lengths - DATASET_SKELETON.lengths[1:]).max() < 2e-6  # float32 positions
+        assert (lengths.std(0) / lengths.mean(0)).max() < 1e-5
+        err = np.linalg.norm(fk(rot, joints[:, 0]) - joints, axis=-1)
+        assert err.max() < 1e-5, err.max()  # micrometres: float32 rounding
+
+
+def test_projection_follows_the_cleanup_and_raw_is_unprojected(engine, generated):
+    """skeleton="fk" releases exactly the projection of the frames skeleton="raw" releases
+    (the cleaned model output), and raw chunks carry no rotations."""
+    from coamd.sampling import GenerationRequest
+
+    req = dict(text=TEXTS[0], duration_s=4.0, seed=0, **FAST)
+    fk_chunks = list(engine.sampler.stream(GenerationRequest(**req)))
+    raw_chunks = list(engine.sampler.stream(GenerationRequest(**req, skeleton="raw")))
+    assert all(c.rotations is None for c in raw_chunks)
+    raw = np.concatenate([c.joints for c in raw_chunks])
+    np.testing.assert_allclose(raw, generated[0], atol=1e-5)  # batched decoding rounds differently
+    pos, rot = project_motion(raw)
+    np.testing.assert_array_equal(np.concatenate([c.joints for c in fk_chunks]), pos)
+    np.testing.assert_array_equal(np.concatenate([c.rotations for c in fk_chunks]), rot)
+    with pytest.raises(ValueError, match="skeleton"):
+        engine.sampler.sample(GenerationRequest(**req, skeleton="bvh"))
+
+
+def test_causal_and_chunk_size_independent(generated, real):
+    for x in (generated[1], generated[4], real[0]):
+        pos, rot = project_motion(x)
+        for size in (1, 3, 4, 7):
+            proj = SkeletonProjection()
+            parts = [proj.apply(x[s:s + size], start=s) for s in range(0, len(x), size)]
+            np.testing.assert_array_equal(np.concatenate([p for p, _ in parts]), pos)
+            np.testing.assert_array_equal(np.concatenate([r for _, r in parts]), rot)
+        head, head_rot = project_motion(x[:37])  # frame t depends on frames <= t only
+        np.testing.assert_array_equal(head, pos[:37])
+        np.testing.assert_array_equal(head_rot, rot[:37])
+    with pytest.raises(ValueError, match="in order"):
+        proj = SkeletonProjection()
+        proj.apply(real[0][:4], start=0)
+        proj.apply(real[0][8:12], start=8)
+
+
+def test_rotations_are_as_smooth_as_real_ones(generated, real):
+    """Per joint, the 99th percentile of the per-frame rotation change of projected generated
+    motions stays within 1.5x that of real clips (+1 degree for the small sample), and no joint
+    spins (largest step far below a half turn)."""
+    steps_real = np.concatenate([angular_steps_deg(project_motion(x)[1]) for x in real])
+    steps_gen = np.concatenate([angular_steps_deg(project_motion(x)[1]) for x in generated])
+    p_real, p_gen = np.percentile(steps_real, 99, axis=0), np.percentile(steps_gen, 99, axis=0)
+    print("\np99 rotation change per frame at 20 fps (deg), generated / real:",
+          {n: f"{g:.1f}/{r:.1f}" for n, g, r in zip(JOINT_NAMES, p_gen, p_real) if r > 0})
+    print(f"largest step: generated {steps_gen.max():.1f} deg ({JOINT_NAMES[steps_gen.max(0).argmax()]}), "
+          f"real {steps_real.max():.1f} deg")
+    assert np.all(p_gen <= 1.5 * p_real + 1.0)
+    assert p_gen.max() <= 1.5 * p_real.max()
+    assert steps_gen.max() < 90.0
+
+
+def test_clavicles_turn_like_the_observed_bones(generated):
+    """The clavicles follow the observed shoulder bone: their per-frame turn is that of the
+    positions (the fitted chest's miss used to make them turn several times faster)."""
+    for side in "LR":
+        j, c = JOINT_INDEX[f"Shoulder_{side}"], JOINT_INDEX[f"UpperArm_{side}"]
+        obs, out = [], []
+        for x in generated:
+            pos, _ = project_motion(x)
+            for src, acc in ((x, obs), (pos, out)):
+                d = src[:, c] - src[:, j]
+                d /= np.linalg.norm(d, axis=-1, keepdims=True)
+                acc.append(np.degrees(np.arccos(np.clip(np.sum(d[1:] * d[:-1], -1), -1, 1))))
+        p_obs, p_out = np.percentile(np.concatenate(obs), 99), np.percentile(np.concatenate(out), 99)
+        print(f"\nclavicle {side} p99 turn per frame: positions {p_obs:.1f} deg, projected {p_out:.1f} deg")
+        assert p_out <= 1.1 * p_obs + 0.1
+
+
+def test_feet_stay_planted_and_poses_stay_close(generated):
+    """The toes land on the cleaned toes (legs by two-bone IK), so foot skating does not grow;
+    the rest of the pose moves by the bone-length differences only (centimetres)."""
+    toes = list(TOE_JOINTS)
+    toe_err, skate_in, skate_out, disp = [], [], [], []
+    for x in generated:
+        pos, _ = project_motion(x)
+        toe_err.append(np.linalg.norm(pos[:, toes] - x[:, toes], axis=-1).ravel())
+        skate_in.append(foot_skating(x)["skate_speed"])
+        skate_out.append(foot_skating(pos)["skate_speed"])
+        disp.append(np.linalg.norm(pos - x, axis=-1).ravel())
+    toe_err, disp = np.concatenate(toe_err), np.concatenate(disp)
+    print(f"\ntoes to the cleaned toes: median {np.median(toe_err) * 1e6:.1f} um, p95 {np.percentile(toe_err, 95) * 1000:.2f} mm; "
+          f"skating {np.mean(skate_in):.4f} -> {np.mean(skate_out):.4f} m/s; all joints moved by "
+          f"mean {disp.mean() * 1000:.1f} mm, p99 {np.percentile(disp, 99) * 1000:.1f} mm")
+    assert np.median(toe_err) < 1e-5 and np.percentile(toe_err, 95) < 2e-3
+    assert np.mean(skate_out) <= 1.1 * np.mean(skate_in) + 1e-3
+    assert disp.mean() < 0.02
+
+
+def test_edits_keep_their_frames_and_get_rotations(engine, dataset):
+    """An edit's kept frames come back exactly as given; real kept frames are poses of the
+    skeleton, so the chunk's rotations reproduce them (float rounding); generated frames are
+    projected."""
+    from coamd.sampling import Edit, GenerationRequest
+
+    clip = next(c for c in dataset.split("test") if c.content == "walk" and len(c.joints) >= 80)
+    prefix = clip.joints[:20]
+    chunks = list(engine.sampler.stream(GenerationRequest("a person walks", duration_s=3.0, seed=3,
+                                                          order="left_to_right", edit=Edit(prefix=prefix),
+                                                          **FAST)))
+    joints = np.concatenate([c.joints for c in chunks]).astype(np.float64)
+    rot = np.concatenate([c.rotations for c in chunks])
+    assert np.abs(joints[:20] - prefix).max() == 0.0
+    err = np.linalg.norm(fk(rot, joints[:, 0]) - joints, axis=-1)
+    print(f"\nedit: FK of the rotations vs kept frames max {err[:20].max() * 1e6:.1f} um, "
+          f"generated frames max {err[20:].max() * 1e6:.2f} um")
+    assert err[:20].max() < 5e-3 and np.median(err[:20]) < 1e-4
+    assert err[20:].max() < 1e-5
+    lengths = bone_lengths(joints[20:])
+    assert np.abs(lengths - DATASET_SKELETON.lengths[1:]).max() < 2e-6
+
+
+def test_added_time_per_frame_is_small(generated):
+    """The projection's cost per released frame, in the sampler's 4-frame chunks."""
+    x = np.concatenate(generated)
+    proj = SkeletonProjection()
+    t = time.perf_counter()
+    for s in range(0, len(x), 4):
+        proj.apply(x[s:s + 4])
+    ms = 1000 * (time.perf_counter() - t) / len(x)
+    print(f"\nprojection: {ms:.3f} ms per frame in 4-frame chunks ({len(x)} frames)")
+    assert ms < 5.0  # a frame lasts 50 ms at 20 fps
+
+
+def test_bad_input_raises():
+    proj = SkeletonProjection()
+    with pytest.raises(ValueError, match=r"\(n, 21, 3\)"):
+        proj.apply(np.zeros((4, 20, 3)))
+    bad = np.zeros((4, NUM_JOINTS, 3))
+    bad[1, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        proj.apply(bad)
+    assert proj.frames == 0
+    with pytest.raises(ValueError, match="keep"):
+        SkeletonProjection(keep=np.zeros((4, 2), bool))
