@@ -46,6 +46,44 @@ py::dict info_dict(const coamd_sample_info& i) {
   return d;
 }
 
+py::dict frame_info_dict(const coamd_frame_info& i) {
+  py::dict d;
+  d["state"] = i.state;
+  d["frame"] = i.frame;
+  d["alpha"] = i.alpha;
+  d["motion_time_s"] = i.motion_time_s;
+  d["engine_time_s"] = i.engine_time_s;
+  d["frames_available"] = i.frames_available;
+  d["total_frames"] = i.total_frames;
+  d["rebuffer_count"] = i.rebuffer_count;
+  d["coords"] = i.coords;
+  return d;
+}
+
+// An independent playhead over a stream's frames (coamd_reader); keeps the frames alive.
+class Reader {
+ public:
+  explicit Reader(coamd_reader* r) : r_(r) {}
+  ~Reader() { coamd_reader_destroy(r_); }
+  Reader(const Reader&) = delete;
+  std::string subject_name() const { return coamd_reader_subject_name(r_); }
+  // (info dict, positions (21,3), local rotations (21,4), world rotations (21,4))
+  py::tuple sample(double t) {
+    coamd_frame_info info;
+    coamd_frame_info_init(&info, sizeof(info));
+    F32 pos({21, 3}), loc({21, 4}), wor({21, 4});
+    std::fill(pos.mutable_data(), pos.mutable_data() + 63, 0.f);
+    std::fill(loc.mutable_data(), loc.mutable_data() + 84, 0.f);
+    std::fill(wor.mutable_data(), wor.mutable_data() + 84, 0.f);
+    check(coamd_reader_sample(r_, t, &info, pos.mutable_data(), 63, loc.mutable_data(), 84, wor.mutable_data(), 84));
+    return py::make_tuple(frame_info_dict(info), pos, loc, wor);
+  }
+  void restart() { check(coamd_reader_restart(r_)); }
+
+ private:
+  coamd_reader* r_;
+};
+
 class Stream {
  public:
   explicit Stream(coamd_stream* s) : s_(s) {}
@@ -94,12 +132,29 @@ class Stream {
     d["guidance_applied"] = bool(i.guidance_applied);
     d["has_summary"] = bool(i.has_summary);
     d["seed"] = i.seed;
+    d["cleanup_applied"] = bool(i.cleanup_applied);
+    d["temperature"] = i.temperature;
+    d["iterations"] = i.iterations;
+    d["ode_steps"] = i.ode_steps;
+    d["cfg_scale"] = i.cfg_scale;
+    d["guidance_scale"] = i.guidance_scale;
+    d["max_batch"] = i.max_batch;
     return d;
   }
+  // The whole failure message, however long.
   std::string error() {
-    char buf[1024];
-    check(coamd_stream_error(s_, buf, sizeof(buf)));
+    int32_t len = 0;
+    const int rc = coamd_stream_error_copy(s_, nullptr, 0, &len);
+    if (rc != COAMD_OK && rc != COAMD_ERR_BUFFER_TOO_SMALL) check(rc);
+    std::string buf(static_cast<size_t>(len) + 1, '\0');
+    check(coamd_stream_error_copy(s_, &buf[0], len + 1, &len));
+    buf.resize(static_cast<size_t>(len));
     return buf;
+  }
+  std::unique_ptr<Reader> reader(const std::string& subject, float buffering_delay_s) {
+    coamd_reader* r = nullptr;
+    check(coamd_reader_create(s_, subject.c_str(), buffering_delay_s, &r));
+    return std::make_unique<Reader>(r);
   }
   bool wait(float timeout_s) {
     int rc;
@@ -142,6 +197,13 @@ class Client {
     check(coamd_client_skeleton(c_, coords, rest.mutable_data(), nullptr));
     return rest;
   }
+  // (rest offsets (21,3), reference local rotations (21,4), reference positions (21,3))
+  py::tuple reference_pose(int coords) {
+    F32 rest({21, 3}), loc({21, 4}), pos({21, 3});
+    check(coamd_client_reference_pose(c_, coords, rest.mutable_data(), 63, loc.mutable_data(), 84,
+                                      pos.mutable_data(), 63));
+    return py::make_tuple(rest, loc, pos);
+  }
 
   std::unique_ptr<Stream> generate(const std::string& text, float duration_s, uint64_t seed, int guidance,
                                    float guidance_scale, float cfg_scale, uint32_t iterations, uint32_t ode_steps,
@@ -179,6 +241,8 @@ PYBIND11_MODULE(coamd_native, m) {
   m.doc() = "CoAMD native engine client (the C ABI of libcoamd_client) for Python tests and tools. "
             "Positions (21, 3) and quaternions (21, 4) as (x, y, z, w) in the requested coordinates.";
   m.attr("ABI_VERSION") = coamd_abi_version();
+  m.attr("VERSION") = std::string(coamd_version());
+  m.attr("BUILD_INFO") = std::string(coamd_build_info());
   m.attr("FPS") = COAMD_FPS;
   m.attr("STATE_BUFFERING") = int(COAMD_STATE_BUFFERING);
   m.attr("STATE_PLAYING") = int(COAMD_STATE_PLAYING);
@@ -210,7 +274,15 @@ PYBIND11_MODULE(coamd_native, m) {
   m.attr("UNREAL_BONES") = py::tuple(unreal);
   m.attr("PARENTS") = py::tuple(parents);
 
+  py::class_<Reader>(m, "Reader", "An independent playhead over a stream's frames (its own clock and state).")
+      .def_property_readonly("subject_name", &Reader::subject_name)
+      .def("sample", &Reader::sample, py::arg("engine_time_s"),
+           "Playback at engine time (s): (info, positions (21,3), local (21,4), world (21,4)).")
+      .def("restart", &Reader::restart);
+
   py::class_<Stream>(m, "Stream", "A Generate stream received on a background thread into a jitter buffer.")
+      .def("reader", &Stream::reader, py::arg("subject_name") = "", py::arg("buffering_delay_s") = -1.f,
+           "A new independent playhead over this stream's frames.")
       .def("sample", &Stream::sample, py::arg("engine_time_s"),
            "Playback at engine time (s): (info, positions (21,3), local (21,4), world (21,4)).")
       .def("sample_info", &Stream::sample_info, py::arg("engine_time_s"), "Playback state only (no pose copy).")
@@ -228,6 +300,8 @@ PYBIND11_MODULE(coamd_native, m) {
            py::arg("tls") = false, py::arg("root_certs") = "", py::arg("token") = "",
            py::arg("connect_timeout_s") = 5.f)
       .def("skeleton", &Client::skeleton, py::arg("coords") = 0, "Rest offsets (21, 3), parent-relative.")
+      .def("reference_pose", &Client::reference_pose, py::arg("coords") = 0,
+           "(rest offsets (21,3), upright reference pose: local rotations (21,4), positions (21,3)).")
       .def("generate", &Client::generate, py::arg("text"), py::arg("duration_s") = 4.f, py::arg("seed") = 0,
            py::arg("guidance") = 0, py::arg("guidance_scale") = 0.f, py::arg("cfg_scale") = 0.f,
            py::arg("iterations") = 0, py::arg("ode_steps") = 0, py::arg("order") = 0, py::arg("coordinates") = 0,

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "coamd/log.hpp"
 #include "coamd/rig.hpp"
 #include "coamd/v1/motion.grpc.pb.h"
 
@@ -78,8 +79,9 @@ Client::Client(const std::string& target, const coamd_client_options& options, c
   if (!st.ok()) {
     const bool unreachable = st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
                              st.error_code() == grpc::StatusCode::UNAVAILABLE;
-    throw Error(unreachable ? COAMD_ERR_CONNECT : COAMD_ERR_RPC,
-                "GetSkeleton on " + target + " failed: " + status_text(st));
+    const std::string msg = "GetSkeleton on " + target + " failed: " + status_text(st);
+    log_message(COAMD_LOG_WARNING, "connect: " + msg);
+    throw Error(unreachable ? COAMD_ERR_CONNECT : COAMD_ERR_RPC, msg);
   }
   if (sk.rest_offsets_size() != kPosFloats || sk.parents_size() != kNumJoints) {
     throw Error(COAMD_ERR_RPC, "server skeleton has " + std::to_string(sk.parents_size()) + " joints and " +
@@ -92,11 +94,12 @@ Client::Client(const std::string& target, const coamd_client_options& options, c
     }
   }
   for (int k = 0; k < kPosFloats; ++k) rest_[k] = sk.rest_offsets(k);
+  log_message(COAMD_LOG_INFO, "connected to " + target + (options.use_tls ? " (TLS)" : " (plaintext)"));
 }
 
 Client::~Client() = default;
 
-std::unique_ptr<Stream> Client::start(const std::string& text, const coamd_request& req) {
+std::shared_ptr<Stream> Client::start(const std::string& text, const coamd_request& req) {
   if (!valid_coords(req.coordinates)) {
     throw Error(COAMD_ERR_INVALID_ARGUMENT, "coordinates " + std::to_string(req.coordinates) +
                                                " is not a coamd_coords value (0, 1, 2)");
@@ -112,7 +115,7 @@ std::unique_ptr<Stream> Client::start(const std::string& text, const coamd_reque
   if (req.capacity_frames > 1000000u) {
     throw Error(COAMD_ERR_INVALID_ARGUMENT, "capacity_frames must be at most 1000000");
   }
-  std::unique_ptr<Stream> s(new Stream(core_, text, req, rest_));
+  std::shared_ptr<Stream> s(new Stream(core_, text, req, rest_));
   s->thread_ = std::thread([p = s.get()] { p->run(); });
   return s;
 }
@@ -247,6 +250,13 @@ void Stream::run() {
         stats_.server_queue_ms = s.queue_ms();
         stats_.guidance_applied = s.guidance_applied();
         stats_.seed = s.seed();
+        stats_.cleanup_applied = s.cleanup_applied();
+        stats_.temperature = s.temperature();
+        stats_.iterations = s.iterations();
+        stats_.ode_steps = s.ode_steps();
+        stats_.cfg_scale = s.cfg_scale();
+        stats_.guidance_scale = s.guidance_scale();
+        stats_.max_batch = s.max_batch();
       }
     }
     const grpc::Status st = reader->Finish();
@@ -264,6 +274,14 @@ void Stream::run() {
     } else {
       buf_->complete(summary_total);
     }
+  }
+  const std::string quoted = "'" + (text_.size() > 60 ? text_.substr(0, 57) + "..." : text_) + "'";
+  if (buf_->status() == StreamStatus::Failed) {
+    log_message(COAMD_LOG_WARNING, "stream " + quoted + " failed after " + std::to_string(buf_->count()) +
+                               " frames: " + buf_->error());
+  } else if (log_enabled(COAMD_LOG_DEBUG)) {
+    log_message(COAMD_LOG_DEBUG, "stream " + quoted + (buf_->status() == StreamStatus::Cancelled ? " cancelled" : " complete") +
+                             " after " + std::to_string(buf_->count()) + " frames");
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cmath>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "abi/old_caller.h"
 #include "coamd/coamd_client.h"
 #include "coamd/rig.hpp"
 #include "coamd/v1/motion.grpc.pb.h"
@@ -27,6 +29,17 @@ class FakeMotionService final : public v1::MotionService::Service {
  public:
   explicit FakeMotionService(std::string token = "") : token_(std::move(token)) {}
   std::atomic<bool> saw_cancel{false};
+
+  v1::GenerateRequest last_request() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_;
+  }
+  // A failure message of 3,000+ bytes with multi-byte UTF-8 characters ("longerror" mode).
+  static std::string long_message() {
+    std::string m = "text: rejected by the test server";
+    while (m.size() < 3000) m += " d\xc3\xa9j\xc3\xa0 vu \xe2\x82\xac";
+    return m + " (end)";
+  }
 
   grpc::Status GetSkeleton(grpc::ServerContext* ctx, const v1::GetSkeletonRequest*, v1::Skeleton* out) override {
     if (!authorized(ctx)) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing bearer token");
@@ -43,8 +56,13 @@ class FakeMotionService final : public v1::MotionService::Service {
   grpc::Status Generate(grpc::ServerContext* ctx, const v1::GenerateRequest* req,
                         grpc::ServerWriter<v1::GenerateResponse>* w) override {
     if (!authorized(ctx)) return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing bearer token");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_ = *req;
+    }
     const std::string mode = req->text();
     if (mode == "abort") return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text: rejected by the test server");
+    if (mode == "longerror") return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, long_message());
     const auto& clip = coamd_test::real_clips().at(0);
     const int n = std::min(clip.num_frames(), static_cast<int>(std::lround(req->duration_s() * 20.f)));
     const int delay_ms = mode == "slow" ? 300 : 0;
@@ -83,6 +101,13 @@ class FakeMotionService final : public v1::MotionService::Service {
     last.mutable_summary()->set_fps(20.f);
     last.mutable_summary()->set_seed(req->seed());
     last.mutable_summary()->set_time_to_first_frame_ms(12.5f);
+    last.mutable_summary()->set_cleanup_applied(req->cleanup() != v1::CLEANUP_OFF);
+    last.mutable_summary()->set_temperature(req->temperature() > 0.f ? req->temperature() : 1.f);
+    last.mutable_summary()->set_iterations(req->iterations() ? req->iterations() : 8);
+    last.mutable_summary()->set_ode_steps(req->ode_steps() ? req->ode_steps() : 6);
+    last.mutable_summary()->set_cfg_scale(3.f);
+    last.mutable_summary()->set_guidance_scale(1.f);
+    last.mutable_summary()->set_max_batch(1);
     w->Write(last);
     return grpc::Status::OK;
   }
@@ -94,6 +119,8 @@ class FakeMotionService final : public v1::MotionService::Service {
     return it != ctx->client_metadata().end() && std::string(it->second.data(), it->second.size()) == "Bearer " + token_;
   }
   std::string token_;
+  std::mutex mu_;
+  v1::GenerateRequest last_;
 };
 
 struct TestServer {
@@ -283,4 +310,333 @@ TEST(StreamContract, BearerTokenIsSentAsMetadata) {
   start(h, "ordered", 0.4f);
   ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
   EXPECT_EQ(error_of(h.stream), "");
+}
+
+// ------------------------------------------------------------------------------------ version 3
+
+TEST(StreamContract, ReadersKeepIndependentPlayheadsOnTheirOwnThreads) {
+  // Two consumers (say the game thread and an animation worker) read one stream at their own
+  // clocks; neither disturbs the other or the stream's built-in playhead.
+  TestServer srv;
+  const auto& clip = coamd_test::real_clips().at(0);
+  Handles h;
+  connect(h, srv);
+  start(h, "ordered", 2.0f);
+  coamd_reader* a = nullptr;
+  coamd_reader* b = nullptr;
+  ASSERT_EQ(coamd_reader_create(h.stream, "Hero", -1.f, &a), COAMD_OK) << coamd_last_error();
+  ASSERT_EQ(coamd_reader_create(h.stream, nullptr, 0.f, &b), COAMD_OK);
+  EXPECT_STREQ(coamd_reader_subject_name(a), "Hero");
+  EXPECT_STREQ(coamd_reader_subject_name(b), "CoAMD");
+  ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
+
+  // Each thread plays the whole motion at its own rate; every sample equals the clip at that
+  // reader's motion time (frames at k / 20 s exactly), and motion time never goes back.
+  auto play = [&](coamd_reader* r, double t0, double dt, std::vector<double>* times, std::string* problem) {
+    coamd_frame_info info;
+    coamd_frame_info_init(&info, sizeof(info));
+    float pos[63];
+    double last = -1.0;
+    for (int tick = 0; tick < 400; ++tick) {
+      const double t = t0 + tick * dt;
+      if (coamd_reader_sample(r, t, &info, pos, 63, nullptr, 0, nullptr, 0) != COAMD_OK) {
+        *problem = coamd_last_error();
+        return;
+      }
+      if (info.motion_time_s + 1e-9 < last) *problem = "motion time went back";
+      if (info.engine_time_s != t) *problem = "engine time not echoed";
+      last = info.motion_time_s;
+      times->push_back(info.motion_time_s);
+      if (info.alpha == 0.f && info.frame >= 0 && std::memcmp(pos, clip.frame(info.frame), sizeof(pos)) != 0) {
+        *problem = "frame " + std::to_string(info.frame) + " differs from the clip";
+      }
+      if (info.state == COAMD_STATE_FINISHED) break;
+    }
+  };
+  std::vector<double> ta, tb;
+  std::string pa, pb;
+  std::thread ta_thread(play, a, 500.0, 1.0 / 60.0, &ta, &pa);
+  std::thread tb_thread(play, b, 7.0, 1.0 / 200.0, &tb, &pb);
+  ta_thread.join();
+  tb_thread.join();
+  EXPECT_EQ(pa, "");
+  EXPECT_EQ(pb, "");
+  ASSERT_GT(ta.size(), 100u);
+  ASSERT_GT(tb.size(), 300u);
+  EXPECT_NEAR(ta.back(), 39.0 / 20.0, 1e-6);
+  EXPECT_NEAR(tb.back(), 39.0 / 20.0, 1e-6);
+  EXPECT_NEAR(ta[60], 1.0, 1e-5) << "60 ticks at 60 Hz = 1 s of motion";
+  EXPECT_NEAR(tb[200], 1.0, 1e-5) << "200 ticks at 200 Hz = 1 s of motion";
+  // The stream's own playhead is untouched: it still buffers from motion time 0.
+  coamd_sample_info si;
+  ASSERT_EQ(coamd_stream_sample(h.stream, 0.0, &si, nullptr, nullptr, nullptr), COAMD_OK);
+  EXPECT_NEAR(si.motion_time_s, 0.f, 1e-6);
+  // Restarting one reader replays it alone.
+  ASSERT_EQ(coamd_reader_restart(a), COAMD_OK);
+  coamd_frame_info fa, fb;
+  coamd_frame_info_init(&fa, sizeof(fa));
+  coamd_frame_info_init(&fb, sizeof(fb));
+  coamd_reader_sample(a, 900.0, &fa, nullptr, 0, nullptr, 0, nullptr, 0);
+  coamd_reader_sample(b, 900.0, &fb, nullptr, 0, nullptr, 0, nullptr, 0);
+  EXPECT_EQ(fa.frame, 0);
+  EXPECT_EQ(fb.frame, 39);
+  EXPECT_EQ(fa.num_joints, 21);
+  EXPECT_FLOAT_EQ(fa.fps, 20.f);
+  EXPECT_EQ(fa.coords, COAMD_COORDS_RIGHT_HANDED_Y_UP);
+  coamd_reader_destroy(a);
+  coamd_reader_destroy(b);
+}
+
+TEST(StreamContract, AReaderOutlivesItsStreamHandle) {
+  TestServer srv;
+  const auto& clip = coamd_test::real_clips().at(0);
+  coamd_reader* done = nullptr;
+  coamd_reader* running = nullptr;
+  {
+    Handles h;
+    connect(h, srv);
+    start(h, "ordered", 1.0f, COAMD_COORDS_UNITY);
+    ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
+    ASSERT_EQ(coamd_reader_create(h.stream, "after", 0.f, &done), COAMD_OK);
+    coamd_stream_destroy(h.stream);  // the finished stream's frames stay with its reader
+    h.stream = nullptr;
+    start(h, "slow", 12.f);
+    ASSERT_EQ(coamd_reader_create(h.stream, "cancelled", 0.f, &running), COAMD_OK);
+  }  // the client and the running stream's handle are destroyed: that stream is cancelled
+  coamd_frame_info info;
+  coamd_frame_info_init(&info, sizeof(info));
+  float pos[63], local[84], world[84];
+  ASSERT_EQ(coamd_reader_sample(done, 0.0, &info, pos, 63, local, 84, world, 84), COAMD_OK);
+  ASSERT_EQ(coamd_reader_sample(done, 0.5, &info, pos, 63, local, 84, world, 84), COAMD_OK);
+  EXPECT_EQ(info.state, COAMD_STATE_PLAYING);
+  EXPECT_EQ(info.frame, 10);
+  EXPECT_EQ(info.coords, COAMD_COORDS_UNITY);
+  EXPECT_FLOAT_EQ(pos[3], -clip.frame(10)[3]) << "Unity frame: x negated";
+  EXPECT_EQ(info.total_frames, 20u);
+  ASSERT_EQ(coamd_reader_sample(running, 1.0, &info, nullptr, 0, nullptr, 0, nullptr, 0), COAMD_OK);
+  EXPECT_EQ(info.state, COAMD_STATE_CANCELLED);
+  coamd_reader_destroy(done);
+  coamd_reader_destroy(running);
+}
+
+TEST(StreamContract, SizedOutputsAreCheckedBeforeWriting) {
+  TestServer srv;
+  Handles h;
+  connect(h, srv);
+  start(h, "ordered", 1.0f);
+  ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
+  coamd_reader* r = nullptr;
+  ASSERT_EQ(coamd_reader_create(h.stream, "x", 0.f, &r), COAMD_OK);
+  float buf[100];
+  std::fill(buf, buf + 100, 7.f);
+  coamd_frame_info info;
+  coamd_frame_info_init(&info, sizeof(info));
+  EXPECT_EQ(coamd_reader_sample(r, 0.0, &info, buf, 62, nullptr, 0, nullptr, 0), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(coamd_last_error()).find("positions has room for 62 floats; it needs 63"), std::string::npos);
+  EXPECT_EQ(coamd_reader_sample(r, 0.0, &info, nullptr, 0, buf, 80, nullptr, 0), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(coamd_reader_sample(r, 0.0, &info, nullptr, 0, nullptr, 0, buf, 83), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(coamd_stream_frame_copy(h.stream, 3, buf, 10, nullptr, 0), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(coamd_stream_sample_at(h.stream, 0.1, &info, nullptr, 0, buf, 50, nullptr, 0), COAMD_ERR_INVALID_ARGUMENT);
+  for (float v : buf) ASSERT_EQ(v, 7.f) << "nothing was written";
+  info.struct_size = 12;
+  EXPECT_EQ(coamd_reader_sample(r, 0.0, &info, nullptr, 0, nullptr, 0, nullptr, 0), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(coamd_last_error()).find("coamd_frame_info.struct_size is 12"), std::string::npos);
+  // Longer arrays are fine; only the pose is written.
+  ASSERT_EQ(coamd_stream_frame_copy(h.stream, 3, buf, 100, nullptr, 0), COAMD_OK);
+  EXPECT_EQ(buf[63], 7.f);
+  float want[63];
+  ASSERT_EQ(coamd_stream_frame(h.stream, 3, want, nullptr), COAMD_OK);
+  for (int k = 0; k < 63; ++k) EXPECT_EQ(buf[k], want[k]);
+  // sample_at between frames 3 and 4 and its info.
+  coamd_frame_info_init(&info, sizeof(info));
+  ASSERT_EQ(coamd_stream_sample_at(h.stream, 3.5 / 20.0, &info, buf, 63, nullptr, 0, nullptr, 0), COAMD_OK);
+  EXPECT_EQ(info.frame, 3);
+  EXPECT_NEAR(info.alpha, 0.5f, 1e-4f);
+  EXPECT_EQ(info.state, COAMD_STATE_FINISHED);
+  EXPECT_EQ(info.total_frames, 20u);
+  EXPECT_EQ(coamd_stream_sample_at(h.stream, 2.0, &info, buf, 63, nullptr, 0, nullptr, 0), COAMD_ERR_NOT_FOUND);
+  coamd_reader_destroy(r);
+}
+
+TEST(StreamContract, StreamInfoOfEveryReleasedSizeIsFilledUpToThatSize) {
+  TestServer srv;
+  Handles h;
+  connect(h, srv);
+  coamd_request r;
+  coamd_request_init(&r, sizeof(r));
+  r.duration_s = 1.f;
+  r.cleanup = COAMD_CLEANUP_OFF;
+  r.temperature = 0.6f;
+  r.iterations = 3;
+  ASSERT_EQ(coamd_stream_start(h.client, "ordered", &r, &h.stream), COAMD_OK);
+  ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
+  struct {
+    coamd_stream_info i;
+    unsigned char tail[16];
+  } mem;
+  // Version 1/2 size: the summary's settings are not written.
+  std::memset(&mem, 0x77, sizeof(mem));
+  mem.i.struct_size = 56;
+  ASSERT_EQ(coamd_stream_info_get(h.stream, &mem.i), COAMD_OK) << coamd_last_error();
+  EXPECT_EQ(mem.i.frames_received, 20u);
+  EXPECT_EQ(mem.i.struct_size, 56);
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&mem);
+  for (size_t k = 56; k < sizeof(mem); ++k) ASSERT_EQ(bytes[k], 0x77) << "byte " << k;
+  // Version 3 size: everything.
+  mem.i.struct_size = sizeof(coamd_stream_info);
+  ASSERT_EQ(coamd_stream_info_get(h.stream, &mem.i), COAMD_OK);
+  EXPECT_EQ(mem.i.cleanup_applied, 0);
+  EXPECT_FLOAT_EQ(mem.i.temperature, 0.6f);
+  EXPECT_EQ(mem.i.iterations, 3u);
+  EXPECT_EQ(mem.i.ode_steps, 6u);
+  EXPECT_EQ(mem.i.max_batch, 1u);
+  for (size_t k = sizeof(coamd_stream_info); k < sizeof(mem); ++k) ASSERT_EQ(bytes[k], 0x77) << "byte " << k;
+  for (int32_t bad : {52, 90}) {
+    mem.i.struct_size = bad;
+    EXPECT_EQ(coamd_stream_info_get(h.stream, &mem.i), COAMD_ERR_INVALID_ARGUMENT) << bad;
+  }
+  // The request's own size: below the version-1 size or above this library's is refused.
+  r.struct_size = 60;
+  coamd_stream* s = nullptr;
+  EXPECT_EQ(coamd_stream_start(h.client, "ordered", &r, &s), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(coamd_last_error()).find("accepts 64 to 72"), std::string::npos) << coamd_last_error();
+  EXPECT_EQ(s, nullptr);
+}
+
+TEST(StreamContract, LongErrorsAreRetrievedInFull) {
+  TestServer srv;
+  Handles h;
+  connect(h, srv);
+  start(h, "longerror", 1.0f);
+  ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
+  const std::string want = "INVALID_ARGUMENT: " + FakeMotionService::long_message();
+  int32_t len = 0;
+  EXPECT_EQ(coamd_stream_error_copy(h.stream, nullptr, 0, &len), COAMD_ERR_BUFFER_TOO_SMALL);
+  ASSERT_EQ(len, static_cast<int32_t>(want.size()));
+  std::vector<char> buf(static_cast<size_t>(len) + 1);
+  ASSERT_EQ(coamd_stream_error_copy(h.stream, buf.data(), len + 1, &len), COAMD_OK);
+  EXPECT_EQ(std::string(buf.data()), want);
+  EXPECT_EQ(std::string(buf.data()).substr(want.size() - 5), "(end)");
+  // The version-1 function still truncates (to its buffer) as it always did.
+  EXPECT_EQ(error_of(h.stream), want.substr(0, error_of(h.stream).size()));
+  EXPECT_LT(error_of(h.stream).size(), want.size());
+}
+
+namespace {
+struct LogSink {
+  std::mutex mu;
+  std::vector<std::pair<int, std::string>> lines;
+  static void callback(int32_t level, const char* message, void* user) {
+    auto* self = static_cast<LogSink*>(user);
+    std::lock_guard<std::mutex> lock(self->mu);
+    self->lines.emplace_back(level, message);
+  }
+  bool has(int level, const std::string& part) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& l : lines) {
+      if (l.first == level && l.second.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+}  // namespace
+
+TEST(StreamContract, LogCallbackReceivesLibraryAndGrpcMessages) {
+  LogSink sink;
+  ASSERT_EQ(coamd_set_log_callback(&LogSink::callback, COAMD_LOG_DEBUG, &sink), COAMD_OK);
+  TestServer srv;
+  {
+    Handles h;
+    connect(h, srv);
+    start(h, "abort", 1.0f);
+    ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
+    Handles ok;
+    connect(ok, srv);
+    start(ok, "ordered", 0.4f);
+    ASSERT_EQ(coamd_stream_wait(ok.stream, 20.f), COAMD_OK);
+  }
+  EXPECT_TRUE(sink.has(COAMD_LOG_INFO, "connected to " + srv.target())) << "the library's own messages";
+  EXPECT_TRUE(sink.has(COAMD_LOG_WARNING, "stream 'abort' failed after 0 frames: INVALID_ARGUMENT"));
+  EXPECT_TRUE(sink.has(COAMD_LOG_DEBUG, "stream 'ordered' complete after 8 frames"));
+  // gRPC's own log: an invalid target makes gRPC log an error while it builds the channel.
+  coamd_client_options o;
+  coamd_client_options_defaults(&o);
+  o.connect_timeout_s = 1.f;
+  coamd_client* c = nullptr;
+  EXPECT_NE(coamd_client_create(("unix:/nonexistent/" + std::string(200, 'x')).c_str(), &o, nullptr, nullptr, &c),
+            COAMD_OK);
+  EXPECT_TRUE(sink.has(COAMD_LOG_ERROR, "grpc: ")) << "gRPC errors reach the callback";
+  EXPECT_TRUE(sink.has(COAMD_LOG_WARNING, "connect: GetSkeleton on unix:/nonexistent/"));
+  // A minimum level filters; after the callback is removed it is never called again.
+  ASSERT_EQ(coamd_set_log_callback(&LogSink::callback, COAMD_LOG_WARNING, &sink), COAMD_OK);
+  size_t before;
+  {
+    std::lock_guard<std::mutex> lock(sink.mu);
+    before = sink.lines.size();
+  }
+  {
+    Handles h;
+    connect(h, srv);  // an INFO message: filtered
+  }
+  {
+    std::lock_guard<std::mutex> lock(sink.mu);
+    EXPECT_EQ(sink.lines.size(), before);
+  }
+  ASSERT_EQ(coamd_set_log_callback(nullptr, COAMD_LOG_OFF, nullptr), COAMD_OK);
+  {
+    Handles h;
+    connect(h, srv);
+    start(h, "abort", 1.0f);
+    ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
+  }
+  std::lock_guard<std::mutex> lock(sink.mu);
+  EXPECT_EQ(sink.lines.size(), before);
+  coamd_set_log_callback(nullptr, COAMD_LOG_ERROR, nullptr);
+}
+
+TEST(StreamContract, AVersion1CallerWorksUnchanged) {
+  TestServer srv;
+  old_caller_report rep;
+  old_caller_v1(srv.target().c_str(), "ordered", 1.0f, &rep);
+  EXPECT_EQ(rep.header_abi_version, 1);
+  EXPECT_EQ(rep.abi_version, COAMD_ABI_VERSION);
+  ASSERT_EQ(rep.rc_create, COAMD_OK) << rep.error;
+  EXPECT_EQ(rep.request_struct_size, 64) << "the version-1 coamd_request is 64 bytes";
+  EXPECT_EQ(rep.request_canary_intact, 1) << "coamd_request_defaults wrote past the caller's struct";
+  ASSERT_EQ(rep.rc_start, COAMD_OK) << rep.error;
+  ASSERT_EQ(rep.rc_wait, COAMD_OK);
+  EXPECT_EQ(rep.info_struct_size, 56);
+  ASSERT_EQ(rep.rc_info, COAMD_OK) << rep.error;
+  EXPECT_EQ(rep.info_canary_intact, 1) << "coamd_stream_info_get wrote past the caller's struct";
+  EXPECT_EQ(rep.frames_received, 20u);
+  EXPECT_EQ(rep.total_frames, 20u);
+  EXPECT_EQ(rep.has_summary, 1);
+  EXPECT_EQ(rep.rc_sample, COAMD_OK);
+  EXPECT_EQ(rep.sample_state, COAMD_STATE_FINISHED);
+  EXPECT_STREQ(rep.error, "");
+  const v1::GenerateRequest got = srv.service.last_request();
+  EXPECT_EQ(got.order(), v1::TOKEN_ORDER_LEFT_TO_RIGHT) << "the caller's fields reach the server";
+  EXPECT_EQ(got.seed(), 5u);
+  EXPECT_EQ(got.cleanup(), v1::CLEANUP_UNSPECIFIED) << "fields newer than the caller take the server default";
+  EXPECT_EQ(got.temperature(), 0.f);
+}
+
+TEST(StreamContract, AVersion2CallerWorksAndSizesDecideTheNewerFields) {
+  TestServer srv;
+  for (int full : {0, 1}) {
+    old_caller_report rep;
+    old_caller_v2(srv.target().c_str(), "ordered", 1.0f, full, &rep);
+    EXPECT_EQ(rep.header_abi_version, 2);
+    ASSERT_EQ(rep.rc_create, COAMD_OK) << rep.error;
+    EXPECT_EQ(rep.request_struct_size, 64);
+    EXPECT_EQ(rep.request_canary_intact, 1);
+    ASSERT_EQ(rep.rc_start, COAMD_OK) << rep.error;
+    ASSERT_EQ(rep.rc_info, COAMD_OK) << rep.error;
+    EXPECT_EQ(rep.info_canary_intact, 1);
+    EXPECT_EQ(rep.frames_received, 20u);
+    const v1::GenerateRequest got = srv.service.last_request();
+    EXPECT_EQ(got.cleanup(), v1::CLEANUP_OFF) << "cleanup lies within the 64-byte version-1 size";
+    // temperature lies past it: honoured when the caller declares its full size.
+    EXPECT_FLOAT_EQ(got.temperature(), full ? 0.7f : 0.f) << "full size " << full;
+  }
 }

@@ -35,16 +35,21 @@ class Error : public std::exception {
 struct StreamStats {
   float client_ttff_ms = 0.f, client_total_ms = 0.f;
   float server_ttff_ms = 0.f, server_total_ms = 0.f, server_queue_ms = 0.f;
-  bool guidance_applied = false, has_summary = false;
+  bool guidance_applied = false, has_summary = false, cleanup_applied = false;
   uint64_t seed = 0;
+  float temperature = 0.f, cfg_scale = 0.f, guidance_scale = 0.f;
+  uint32_t iterations = 0, ode_steps = 0, max_batch = 0;
 };
 
+// Owned through std::shared_ptr: the C handle and every reader hold one, so the frames outlive
+// whichever is released first. The destructor cancels a running stream and joins its thread.
 class Stream {
  public:
   ~Stream();
   const FrameBuffer& buffer() const { return *buf_; }
   Playback& playback() { return playback_; }
   Coords coords() const { return coords_; }
+  float buffering_delay_s() const { return req_.buffering_delay_s; }
   void cancel();
   bool wait(float timeout_s);  // true once the receiver thread has finished
   bool receiving() const { return !done_.load(std::memory_order_acquire); }
@@ -81,7 +86,7 @@ class Client {
   ~Client();
   // Rest offsets (63 floats) in the project frame, from GetSkeleton.
   const float* rest_offsets() const { return rest_; }
-  std::unique_ptr<Stream> start(const std::string& text, const coamd_request& req);
+  std::shared_ptr<Stream> start(const std::string& text, const coamd_request& req);
 
  private:
   std::shared_ptr<ClientCore> core_;

@@ -3,7 +3,7 @@
  *
  * Streams motions from a `coamd serve` gRPC server (proto/coamd/v1/motion.proto) and plays them
  * back at engine time. A background thread receives frames into a pre-allocated jitter buffer;
- * coamd_stream_sample() on the engine thread never allocates, never blocks and takes no lock.
+ * sampling on an engine thread never allocates, never blocks and takes no lock.
  *
  * Skeleton: 21 joints in the order of coamd_joint_name() (DESIGN.md section 4), 20 fps.
  * Arrays are flat float32: positions 21 x 3 (x, y, z), rotations 21 x 4 quaternions (x, y, z, w).
@@ -15,12 +15,25 @@
  *                                   (X forward = project +Z, Y right = project -X, Z up = project +Y).
  *
  * Errors: every function returning int returns a coamd_status; on failure the calling thread's
- * coamd_last_error() holds a message naming the problem. Handles are opaque; every *_create /
- * *_start has its *_destroy. All strings are UTF-8, NUL-terminated.
+ * last error holds a message naming the problem (coamd_last_error(), or coamd_last_error_copy()
+ * for a copy of any length). Handles are opaque; every *_create / *_start has its *_destroy.
+ * All strings are UTF-8, NUL-terminated.
  *
- * Threading: a client may start streams from any thread. coamd_stream_sample() for one stream
- * must be called from one thread at a time (the engine thread); coamd_stream_cancel() may be
- * called from any thread at any time.
+ * Versioning (the model of onnxruntime_c_api.h): functions are only ever added; a struct only
+ * grows at its end, and its struct_size field says which version the caller was built against.
+ * The library accepts every struct_size from the struct's first released size up to its current
+ * sizeof: an input struct shorter than the current one takes defaults for the fields it lacks,
+ * an output struct is written only up to its struct_size. A struct_size larger than this
+ * library knows (a caller built against a newer header) is refused with
+ * COAMD_ERR_INVALID_ARGUMENT. Array outputs of the functions added in version 3 take their
+ * length in floats and refuse a shorter array (COAMD_ERR_INVALID_ARGUMENT) instead of writing
+ * past it; the version-1 functions keep their fixed lengths (63 and 84 floats).
+ *
+ * Threading: a client may start streams from any thread. Every stream has a built-in playhead
+ * (coamd_stream_sample) for one thread at a time; any number of readers (coamd_reader_create),
+ * each with its own playhead, read the same frames lock-free from other threads, e.g. the game
+ * thread and an animation worker. coamd_stream_cancel() may be called from any thread at any
+ * time. The log callback is called from library and gRPC threads.
  */
 #ifndef COAMD_CLIENT_H
 #define COAMD_CLIENT_H
@@ -41,7 +54,15 @@
 extern "C" {
 #endif
 
-#define COAMD_ABI_VERSION 2  /* 2: coamd_request gained cleanup and temperature */
+/* 1: first release. 2: coamd_request gained cleanup and temperature.
+ * 3: struct_size ranges (older callers accepted), coamd_version, log callback, full-length error
+ *    copies, readers (a playhead each), coamd_frame_info, sized array outputs, the upright
+ *    reference pose (engine rigs, Live Link static data), coamd_stream_info summary fields. */
+#define COAMD_ABI_VERSION 3
+#define COAMD_VERSION_MAJOR 0
+#define COAMD_VERSION_MINOR 2
+#define COAMD_VERSION_PATCH 0
+#define COAMD_VERSION_STRING "0.2.0"
 #define COAMD_NUM_JOINTS 21
 #define COAMD_FPS 20.0f
 
@@ -52,8 +73,18 @@ typedef enum coamd_status {
   COAMD_ERR_RPC = 3,              /* the server answered with an error status */
   COAMD_ERR_STATE = 4,            /* the call does not fit the handle's state */
   COAMD_ERR_NOT_FOUND = 5,        /* e.g. a frame index not received (yet) */
-  COAMD_ERR_INTERNAL = 6
+  COAMD_ERR_INTERNAL = 6,
+  COAMD_ERR_BUFFER_TOO_SMALL = 7  /* (version 3) a text did not fit: the *_copy functions */
 } coamd_status;
+
+/* Severity of a log message (version 3). */
+typedef enum coamd_log_level {
+  COAMD_LOG_DEBUG = 0,
+  COAMD_LOG_INFO = 1,
+  COAMD_LOG_WARNING = 2,
+  COAMD_LOG_ERROR = 3,
+  COAMD_LOG_OFF = 4  /* as a minimum level: nothing is logged */
+} coamd_log_level;
 
 typedef enum coamd_state {
   COAMD_STATE_BUFFERING = 0, /* waiting until buffering_delay_s of motion is ahead (or the end) */
@@ -88,7 +119,7 @@ typedef enum coamd_order {
   COAMD_ORDER_LEFT_TO_RIGHT = 2 /* frames stream as tokens finish */
 } coamd_order;
 
-/* Connection settings. Set struct_size = sizeof(coamd_client_options). */
+/* Connection settings. coamd_client_options_defaults() fills struct_size (16 in every version). */
 typedef struct coamd_client_options {
   int32_t struct_size;
   int32_t use_tls;            /* 0 = plaintext (loopback), 1 = TLS */
@@ -96,8 +127,10 @@ typedef struct coamd_client_options {
   int32_t reserved;
 } coamd_client_options;
 
-/* One generation request plus its playback settings. Set struct_size = sizeof(coamd_request);
- * coamd_request_defaults() fills the defaults. */
+/* One generation request plus its playback settings; coamd_request_init(&r, sizeof r) fills the
+ * defaults and struct_size. Sizes accepted: 64 (version 1: up to capacity_frames plus 4 bytes of
+ * padding, which version 2 turned into `cleanup`; temperature then takes the server default)
+ * .. 72 (versions 2 and 3). */
 typedef struct coamd_request {
   int32_t struct_size;
   float duration_s;          /* 0.4 .. 12 seconds */
@@ -118,7 +151,8 @@ typedef struct coamd_request {
   float temperature;         /* flow ODE noise scale in (0, 2]; 0 = server default (1) */
 } coamd_request;
 
-/* What coamd_stream_sample() reports besides the pose. */
+/* What coamd_stream_sample() reports besides the pose (version 1 layout, no struct_size: new code
+ * uses coamd_frame_info with coamd_reader_sample / coamd_stream_sample_at). */
 typedef struct coamd_sample_info {
   int32_t state;             /* coamd_state */
   int32_t frame;             /* lower frame index of the interpolation, -1 when none yet */
@@ -130,7 +164,8 @@ typedef struct coamd_sample_info {
   int32_t reserved;
 } coamd_sample_info;
 
-/* Stream progress and the server's summary. */
+/* Stream progress and the server's summary. Sizes accepted: 56 (versions 1 and 2, up to seed)
+ * .. 88 (version 3: the settings the server really ran with). */
 typedef struct coamd_stream_info {
   int32_t struct_size;
   int32_t receiving;         /* 1 while the background thread still reads the stream */
@@ -144,14 +179,50 @@ typedef struct coamd_stream_info {
   int32_t guidance_applied;  /* from the summary */
   int32_t has_summary;
   uint64_t seed;             /* the seed the server used */
+  /* ---- version 3 ---- */
+  int32_t cleanup_applied;   /* the frames went through the server's foot-contact cleanup */
+  float temperature;         /* the flow ODE noise scale the server used */
+  uint32_t iterations;       /* masked-AR iterations the server ran */
+  uint32_t ode_steps;        /* ODE steps per iteration */
+  float cfg_scale;           /* classifier-free guidance scale used */
+  float guidance_scale;      /* recognizer guidance step used */
+  uint32_t max_batch;        /* most requests that shared one model call with this one */
+  int32_t reserved;
 } coamd_stream_info;
+
+/* One sampled pose's metadata (version 3): what a reader or coamd_stream_sample_at reports.
+ * Set struct_size (coamd_frame_info_init() does); the library writes up to it. For a Live Link
+ * frame: motion_time_s is the frame's time in the motion (scene time at 20 fps = frame + alpha). */
+typedef struct coamd_frame_info {
+  int32_t struct_size;
+  int32_t state;             /* coamd_state of the playhead (readers); for coamd_stream_sample_at the
+                                stream's: PLAYING while receiving, FINISHED once complete, ERROR,
+                                CANCELLED */
+  int32_t frame;             /* lower frame index of the interpolation, -1 when none yet */
+  float alpha;               /* blend weight towards frame + 1, in [0, 1) */
+  double motion_time_s;      /* time in the motion of the pose (seconds from frame 0) */
+  double engine_time_s;      /* the engine time the pose was sampled for (readers; 0 otherwise) */
+  uint32_t frames_available; /* frames received so far */
+  uint32_t total_frames;     /* frames in the whole motion, 0 until the server's summary */
+  int32_t rebuffer_count;    /* how often this playhead ran dry and went back to buffering */
+  int32_t num_joints;        /* joints written: 21 */
+  float fps;                 /* frames per second of the motion: 20 */
+  int32_t coords;            /* coamd_coords of the arrays written */
+} coamd_frame_info;
+
+/* Called with every log message at or above the minimum level, from any thread (library and
+ * gRPC threads), one call at a time. It must return quickly and must not call
+ * coamd_set_log_callback. message is valid only during the call. */
+typedef void (*coamd_log_callback)(int32_t level, const char* message, void* user_data);
 
 typedef struct coamd_client coamd_client;
 typedef struct coamd_stream coamd_stream;
+typedef struct coamd_reader coamd_reader;
 
 /* ---- library ---- */
 COAMD_API int32_t coamd_abi_version(void);
-/* The calling thread's last error message ("" when none); valid until its next failing call. */
+/* The calling thread's last error message ("" when none), full length; valid until the thread's
+ * next failing call. */
 COAMD_API const char* coamd_last_error(void);
 /* Name of joint i (0..20), NULL if out of range. */
 COAMD_API const char* coamd_joint_name(int32_t joint);
@@ -160,6 +231,27 @@ COAMD_API int32_t coamd_joint_parent(int32_t joint);
 /* Unity HumanBodyBones name / Unreal mannequin bone name for joint i (NULL if out of range). */
 COAMD_API const char* coamd_unity_humanoid_bone(int32_t joint);
 COAMD_API const char* coamd_unreal_bone(int32_t joint);
+
+/* ---- library, version 3 ---- */
+/* The library's version, "MAJOR.MINOR.PATCH" (COAMD_VERSION_STRING of the header it was built
+ * from); compare coamd_abi_version() with COAMD_ABI_VERSION to know which functions exist. */
+COAMD_API const char* coamd_version(void);
+/* One line for bug reports: library version, ABI version, gRPC and protobuf versions. */
+COAMD_API const char* coamd_build_info(void);
+/* Routes the library's messages (stream failures, connection problems) and gRPC's own log to
+ * callback, for levels >= min_level (coamd_log_level). callback NULL: messages >= min_level go to
+ * stderr (the default is COAMD_LOG_ERROR to stderr); min_level COAMD_LOG_OFF: nothing is logged.
+ * When this returns, the previous callback is no longer running and will not be called again
+ * (safe before unloading the code it lives in). */
+COAMD_API int coamd_set_log_callback(coamd_log_callback callback, int32_t min_level, void* user_data);
+/* Copies the calling thread's last error message. *out_len (may be NULL) receives its full length
+ * in bytes, without the NUL. If buf_len > that length the whole text and a NUL are written and
+ * COAMD_OK returned; otherwise COAMD_ERR_BUFFER_TOO_SMALL, and buf (when buf_len > 0) holds the
+ * longest prefix that ends on a UTF-8 character boundary, NUL-terminated. buf may be NULL when
+ * buf_len is 0 (asks for the length). Never changes the last error itself. */
+COAMD_API int coamd_last_error_copy(char* buf, int32_t buf_len, int32_t* out_len);
+/* Zeroes the first struct_size bytes of info and sets info->struct_size (pass sizeof(*info)). */
+COAMD_API void coamd_frame_info_init(coamd_frame_info* info, int32_t struct_size);
 
 /* ---- client ---- */
 COAMD_API void coamd_client_options_defaults(coamd_client_options* options);
@@ -173,17 +265,42 @@ COAMD_API void coamd_client_destroy(coamd_client* client);
 /* The skeleton's rest offsets (21 x 3, parent-relative) in `coords` units; parents (21) may be NULL. */
 COAMD_API int coamd_client_skeleton(coamd_client* client, int32_t coords, float* rest_offsets63,
                                     int32_t* parents21);
+/* (version 3) The skeleton for an engine rig or Live Link static data, in `coords`:
+ * rest_offsets (>= 63 floats): parent-relative rest offsets, the frame every local rotation of
+ *   this library refers to (local rotation identity everywhere = the rest pose; it is not upright);
+ * reference_local_rotations (>= 84 floats): the upright reference pose (a T-pose: standing, facing
+ *   forward, arms level to the sides, legs straight, toes on the floor; elbows and knees twisted
+ *   so that they bend like the server's rotations) as local rotations relative to rest_offsets;
+ * reference_positions (>= 63 floats): its joint positions, hips above the origin, toes on the floor.
+ * Forward kinematics of the reference rotations on rest_offsets gives reference_positions.
+ * Any output may be NULL (with length 0). Joint names: coamd_joint_name / coamd_unreal_bone. */
+COAMD_API int coamd_client_reference_pose(coamd_client* client, int32_t coords,
+                                          float* rest_offsets, int32_t rest_offsets_len,
+                                          float* reference_local_rotations, int32_t reference_local_rotations_len,
+                                          float* reference_positions, int32_t reference_positions_len);
 
 /* ---- streams ---- */
+/* Fills the defaults of the version-1 part (the first 64 bytes, `cleanup` included) and sets
+ * struct_size = 64: it never writes past a version-1 caller's struct. A 64-byte request has no
+ * temperature; compiled against this header the macro below makes it coamd_request_init instead. */
 COAMD_API void coamd_request_defaults(coamd_request* request);
+/* (version 3) Fills the defaults of the first struct_size bytes (64 .. sizeof(coamd_request)) and
+ * sets struct_size: duration 4 s, seed 0, buffering_delay 0.2 s, Right-handed Y-up, everything
+ * else 0 (= the server's default). */
+COAMD_API int coamd_request_init(coamd_request* request, int32_t struct_size);
+#if !defined(COAMD_BUILDING_LIBRARY) && !defined(COAMD_NO_REQUEST_DEFAULTS_MACRO)
+#  define coamd_request_defaults(request) ((void)coamd_request_init((request), (int32_t)sizeof(*(request))))
+#endif
 /* Starts a Generate stream for `text`; returns at once, frames arrive on a background thread. */
 COAMD_API int coamd_stream_start(coamd_client* client, const char* text, const coamd_request* request,
                                  coamd_stream** out_stream);
 /* Cancels the RPC (idempotent, any thread). Playback keeps what arrived and reports CANCELLED. */
 COAMD_API int coamd_stream_cancel(coamd_stream* stream);
-/* Cancels if still running, joins the receiver thread and frees the stream. */
+/* Cancels if still running, joins the receiver thread and frees the stream. (Version 3: while
+ * readers of the stream exist, the join and the frames' memory wait for the last reader.) */
 COAMD_API void coamd_stream_destroy(coamd_stream* stream);
-/* Engine-thread playback at engine time t (seconds, any origin, normally non-decreasing).
+/* Playback on the stream's built-in playhead at engine time t (seconds, any origin, normally
+ * non-decreasing); one thread at a time (other threads: readers).
  * Writes the interpolated pose (positions lerped, rotations slerped) into the non-NULL outputs:
  * positions63, local_rotations84 (relative to the parent joint), world_rotations84 (relative to
  * the rest pose, in the stream's frame). Outputs are left untouched while no frame has arrived. */
@@ -198,13 +315,50 @@ COAMD_API int coamd_stream_sample_motion_time(coamd_stream* stream, double motio
 COAMD_API int coamd_stream_frame(coamd_stream* stream, uint32_t index, float* positions63,
                                  float* local_rotations84);
 COAMD_API int coamd_stream_info_get(coamd_stream* stream, coamd_stream_info* info);
-/* Copies the stream's error message (empty when none) into buf (NUL-terminated, truncated). */
+/* Copies the stream's error message (empty when none) into buf (NUL-terminated, truncated without
+ * notice; version 3: coamd_stream_error_copy says when it truncates and how long the text is). */
 COAMD_API int coamd_stream_error(coamd_stream* stream, char* buf, int32_t buf_len);
 /* Blocks until the stream has ended (not for the engine thread). timeout_s <= 0: wait forever.
  * COAMD_ERR_STATE on time-out. */
 COAMD_API int coamd_stream_wait(coamd_stream* stream, float timeout_s);
 /* Moves playback to BUFFERING from the start (replay) without touching the received frames. */
 COAMD_API int coamd_stream_restart_playback(coamd_stream* stream);
+
+/* ---- streams, version 3 ---- */
+/* The stream's failure message (empty when it did not fail), with coamd_last_error_copy's rules
+ * for buf, buf_len, out_len and COAMD_ERR_BUFFER_TOO_SMALL. */
+COAMD_API int coamd_stream_error_copy(coamd_stream* stream, char* buf, int32_t buf_len, int32_t* out_len);
+/* The pose at a time in the motion (seconds from frame 0), without a playback clock (tools,
+ * baking). Outputs as in coamd_reader_sample. COAMD_ERR_NOT_FOUND if that time was not received. */
+COAMD_API int coamd_stream_sample_at(coamd_stream* stream, double motion_time_s, coamd_frame_info* info,
+                                     float* positions, int32_t positions_len,
+                                     float* local_rotations, int32_t local_rotations_len,
+                                     float* world_rotations, int32_t world_rotations_len);
+/* Frame `index` exactly as received; positions >= 63 floats, local_rotations >= 84 (either may be
+ * NULL with length 0). COAMD_ERR_NOT_FOUND if not received (yet). */
+COAMD_API int coamd_stream_frame_copy(coamd_stream* stream, uint32_t index, float* positions, int32_t positions_len,
+                                      float* local_rotations, int32_t local_rotations_len);
+
+/* ---- readers (version 3): independent playheads over one stream's frames ---- */
+/* A new playhead over stream's frames, starting in BUFFERING at motion time 0.
+ * subject_name: a label for the consumer (e.g. a Live Link subject), copied; NULL or "" = "CoAMD".
+ * buffering_delay_s: < 0 takes the stream's request value. The reader keeps the received frames
+ * alive: it stays valid after coamd_stream_destroy (which still cancels a running stream).
+ * A reader is used by one thread at a time; different readers need no coordination. */
+COAMD_API int coamd_reader_create(coamd_stream* stream, const char* subject_name, float buffering_delay_s,
+                                  coamd_reader** out_reader);
+COAMD_API void coamd_reader_destroy(coamd_reader* reader);
+/* The reader's subject name (valid until coamd_reader_destroy); NULL for a NULL reader. */
+COAMD_API const char* coamd_reader_subject_name(coamd_reader* reader);
+/* Playback at engine time t, exactly like coamd_stream_sample but on this reader's playhead:
+ * positions (>= 63 floats), local_rotations and world_rotations (>= 84 floats each), each may be
+ * NULL with length 0; info may be NULL. Outputs are left untouched while no frame has arrived. */
+COAMD_API int coamd_reader_sample(coamd_reader* reader, double engine_time_s, coamd_frame_info* info,
+                                  float* positions, int32_t positions_len,
+                                  float* local_rotations, int32_t local_rotations_len,
+                                  float* world_rotations, int32_t world_rotations_len);
+/* Back to BUFFERING at motion time 0 (replay) on this playhead only. */
+COAMD_API int coamd_reader_restart(coamd_reader* reader);
 
 /* ---- conversions (pure functions) ---- */
 /* count points (x, y, z) from one coamd_coords to another (units included). in == out allowed. */
@@ -222,6 +376,11 @@ COAMD_API int coamd_solve_rotations(const float* positions63, const float* rest_
 /* Forward kinematics: root position (3) + local rotations (21 x 4) + rest offsets -> positions. */
 COAMD_API int coamd_forward_kinematics(const float* root_position3, const float* local_rotations84,
                                        const float* rest_offsets63, float* positions63);
+/* (version 3) The upright reference pose (see coamd_client_reference_pose) of any rest offsets
+ * given in `coords`, without a client. */
+COAMD_API int coamd_reference_pose(const float* rest_offsets, int32_t rest_offsets_len, int32_t coords,
+                                   float* reference_local_rotations, int32_t reference_local_rotations_len,
+                                   float* reference_positions, int32_t reference_positions_len);
 
 #ifdef __cplusplus
 }

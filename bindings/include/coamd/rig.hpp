@@ -21,5 +21,12 @@ void solve_rotations(const float* positions, const float* rest_offsets, float* l
 void forward_kinematics(const float* root, const float* local, const float* rest_offsets, float* positions);
 // local (84) -> world (84) by chaining parents.
 void local_to_world(const float* local, float* world);
+// The upright reference pose (T-pose) of a skeleton, project frame: rest_offsets (63) -> local
+// rotations (84) relative to them and joint positions (63) = forward kinematics of those on the
+// rest offsets, hips above the origin, facing +Z, left at +X, toes on the floor, arms level to the
+// sides, legs straight; Hips and Chest take their twist from the left-right axis, the upper arms
+// and thighs from the elbow / knee hinge of the dataset's skeleton (elbows bend forward, knees
+// backward), other joints the smallest rotation onto their bone, leaves their parent's.
+void reference_pose(const float* rest_offsets, float* local, float* positions);
 
 }  // namespace coamd
