@@ -40,6 +40,12 @@ namespace CoAMD.Tests
             oz = vz + w * tz + (x * ty - y * tx);
         }
 
+        public static double Distance(float[] p, int a, int b)
+        {
+            double x = p[3 * a] - p[3 * b], y = p[3 * a + 1] - p[3 * b + 1], z = p[3 * a + 2] - p[3 * b + 2];
+            return Math.Sqrt(x * x + y * y + z * z);
+        }
+
         public static double Angle(float ax, float ay, float az, float bx, float by, float bz)
         {
             double na = Math.Sqrt(ax * ax + ay * ay + az * az), nb = Math.Sqrt(bx * bx + by * by + bz * bz);
@@ -97,15 +103,72 @@ namespace CoAMD.Tests
         [Test]
         public void StructSizesMatchTheNativeLayout()
         {
-            // The library rejects a struct_size that differs from its sizeof (see coamd_client.h).
+            // The sizes of the ABI version 3 structs (coamd_client.h static_asserts the same).
             Assert.AreEqual(16, System.Runtime.InteropServices.Marshal.SizeOf(typeof(ClientOptions)));
             Assert.AreEqual(72, System.Runtime.InteropServices.Marshal.SizeOf(typeof(RequestStruct)));
             Assert.AreEqual(32, System.Runtime.InteropServices.Marshal.SizeOf(typeof(SampleInfo)));
-            Assert.AreEqual(56, System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo)));
+            Assert.AreEqual(88, System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo)));
+            Assert.AreEqual(56, System.Runtime.InteropServices.Marshal.SizeOf(typeof(FrameInfo)));
+            Assert.AreEqual(16, System.Runtime.InteropServices.Marshal.OffsetOf(typeof(FrameInfo), "MotionTimeS").ToInt32());
+        }
+
+        [Test]
+        public void VersionsOfTheLoadedLibrary()
+        {
+            Assert.AreEqual(3, CoamdLibrary.AbiVersion);
+            Assert.AreEqual("0.2.0", CoamdLibrary.Version);
+            StringAssert.StartsWith("coamd_client 0.2.0 (ABI 3; gRPC ", CoamdLibrary.BuildInfo);
+        }
+
+        [Test]
+        public void LogHandlerReceivesTheLibrarysMessagesUntilRemoved()
+        {
+            var lines = new List<string>();
+            CoamdLibrary.SetLogHandler((level, message) => { lock (lines) lines.Add(level + ": " + message); },
+                                       LogLevel.Warning);
+            try
+            {
+                Assert.Throws<CoamdException>(() => new MotionClient("127.0.0.1:9", false, null, null, 0.3f));
+            }
+            finally
+            {
+                CoamdLibrary.SetLogHandler(null, LogLevel.Off);
+            }
+            lock (lines)
+            {
+                Assert.IsTrue(lines.Exists(l => l.StartsWith("Warning: connect: GetSkeleton on 127.0.0.1:9 failed")),
+                              string.Join("\n", lines.ToArray()));
+                int n = lines.Count;
+                Assert.Throws<CoamdException>(() => new MotionClient("127.0.0.1:9", false, null, null, 0.3f));
+                Assert.AreEqual(n, lines.Count, "no call after the handler was removed");
+            }
+            CoamdLibrary.SetLogHandler(null, LogLevel.Error);
+        }
+
+        [Test]
+        public void ReferencePoseIsUprightInUnitysFrame()
+        {
+            // Rest offsets of the hand-built avatar (parent-relative, world axes).
+            var rest = new float[63];
+            float[] dirs = HandBuiltAvatar.TPose();
+            for (int j = 1; j < 21; j++)
+                for (int k = 0; k < 3; k++)
+                    rest[3 * j + k] = dirs[3 * j + k] - dirs[3 * Skeleton.Parents[j] + k];
+            ReferencePose p = ReferencePose.FromRestOffsets(rest, Coords.Unity);
+            float[] q = p.Positions;
+            Assert.AreEqual(0f, q[0], 1e-5f);
+            Assert.AreEqual(0f, q[2], 1e-5f);
+            Assert.Less(q[3 * 8], -0.5f, "the left hand is at -X in Unity's frame");
+            Assert.Greater(q[3 * 12], 0.5f);
+            Assert.Greater(q[3 * 16 + 2], q[3 * 15 + 2], "toes point forward (+Z)");
+            Assert.Greater(q[3 * 4 + 1], q[3 * 0 + 1] + 0.4f, "the head is above the hips");
+            var fk = new float[63];
+            CoamdNative.coamd_forward_kinematics(new[] { q[0], q[1], q[2] }, p.LocalRotations, p.RestOffsets, fk);
+            for (int k = 0; k < 63; k++) Assert.AreEqual(q[k], fk[k], 1e-4f, "float " + k);
         }
     }
 
-    [TestFixture]
+    [TestFixture, Category("Server")]
     public class StreamingTests
     {
         MotionClient _client;
@@ -142,7 +205,7 @@ namespace CoAMD.Tests
                 // An engine loop at 60 Hz: playing, motion time rising, then finished on the last frame.
                 double t0 = 100.0;
                 var states = new List<PlaybackState>();
-                float lastMotion = -1f;
+                double lastMotion = -1.0;
                 for (int tick = 0; tick < 60 * 4; tick++)
                 {
                     double t = t0 + tick / 60.0;
@@ -157,6 +220,54 @@ namespace CoAMD.Tests
                 Assert.AreEqual(PlaybackState.Finished, states[states.Count - 1]);
                 Assert.AreEqual(frames.Count - 1, pose.Info.Frame);
                 Assert.AreEqual(frames[frames.Count - 1], pose.Positions);
+            }
+        }
+
+        [Test]
+        public void ReadersPlayTheSameFramesOnTheirOwnClocks()
+        {
+            using (var s = _client.Generate("a person walks forward", Util.Fast(1.6f, 9, Coords.Unity)))
+            {
+                Assert.IsTrue(s.Wait(300f));
+                List<float[]> frames = Util.Frames(s);
+                using (MotionReader a = s.CreateReader("Game", 0f))
+                using (MotionReader b = s.CreateReader(null, 0f))
+                {
+                    Assert.AreEqual("Game", a.SubjectName);
+                    Assert.AreEqual("CoAMD", b.SubjectName);
+                    var pa = new Pose();
+                    var pb = new Pose();
+                    a.Sample(10.0, pa);
+                    b.Sample(20.0, pb);
+                    a.Sample(10.5, pa);   // 0.5 s into the motion
+                    b.Sample(20.25, pb);  // 0.25 s
+                    Assert.AreEqual(10, pa.Info.Frame);
+                    Assert.AreEqual(5, pb.Info.Frame);
+                    Assert.AreEqual(frames[10], pa.Positions);
+                    Assert.AreEqual(frames[5], pb.Positions);
+                    Assert.AreEqual(20.25, pb.Info.EngineTimeS);
+                    Assert.AreEqual((int)Coords.Unity, pa.Info.Coords);
+                    s.Dispose();  // the readers keep the frames
+                    Assert.AreEqual(PlaybackState.Finished, a.Sample(100.0, pa));
+                    Assert.AreEqual(frames[frames.Count - 1], pa.Positions);
+                }
+            }
+        }
+
+        [Test]
+        public void StreamInfoCarriesTheSettingsTheServerUsed()
+        {
+            MotionRequest r = Util.Fast(0.8f, 3, Coords.Unity);
+            r.Cleanup = Cleanup.Off;
+            r.Temperature = 0.8f;
+            using (var s = _client.Generate("a person bows", r))
+            {
+                Assert.IsTrue(s.Wait(300f));
+                StreamInfo i = s.Info;
+                Assert.AreEqual(0, i.CleanupApplied);
+                Assert.AreEqual(0.8f, i.Temperature, 1e-6f);
+                Assert.AreEqual(2u, i.Iterations);
+                Assert.AreEqual(2u, i.OdeSteps);
             }
         }
 
@@ -215,15 +326,15 @@ namespace CoAMD.Tests
         [Test]
         public void PlayerCoreDrivesEveryBoneAlongTheStreamedBonesWithRootMotion()
         {
-            // An avatar 1.5 times the size of the server skeleton, standing in its rest pose.
-            float[] rest = _client.RestOffsets(Coords.Unity);
-            var avatar = new float[63];
-            for (int j = 1; j < 21; j++)
-                for (int k = 0; k < 3; k++)
-                    avatar[3 * j + k] = avatar[3 * Skeleton.Parents[j] + k] + 1.5f * rest[3 * j + k];
+            // A hand-built avatar (not derived from the server's skeleton), 1.2 times its size.
+            float[] avatar = HandBuiltAvatar.TPose();
+            for (int k = 0; k < 63; k++) avatar[k] *= 1.2f;
             using (var core = new MotionPlayerCore(_client, avatar))
             {
-                Assert.AreEqual(1.5f, core.Retarget.HipsScale, 1e-4f);
+                float[] reference = core.Reference.Positions;
+                double avatarLeg = Util.Distance(avatar, 13, 14) + Util.Distance(avatar, 14, 15);
+                double motionLeg = Util.Distance(reference, 13, 14) + Util.Distance(reference, 14, 15);
+                Assert.AreEqual(avatarLeg / motionLeg, core.Retarget.HipsScale, 1e-4);
                 core.Play("a person walks forward", Util.Fast(2.4f, 5, Coords.Unity));
                 Assert.IsTrue(core.Stream.Wait(300f));
                 List<float[]> frames = Util.Frames(core.Stream);

@@ -48,10 +48,12 @@ namespace CoAMD
         /// <summary>Scale of the flow ODE's starting noise in (0, 2]; 0 = server default (1).</summary>
         public float Temperature;
 
+        static readonly int RequestSize = System.Runtime.InteropServices.Marshal.SizeOf(typeof(RequestStruct));
+
         internal RequestStruct ToNative()
         {
             var r = new RequestStruct();
-            CoamdNative.coamd_request_defaults(ref r);
+            CoamdException.Check(CoamdNative.coamd_request_init(ref r, RequestSize));
             r.DurationS = DurationSeconds;
             r.Seed = Seed;
             r.Guidance = (int)Guidance;
@@ -96,6 +98,16 @@ namespace CoAMD
             return rest;
         }
 
+        /// <summary>The skeleton's upright reference pose (T-pose) in the given frame: rest offsets,
+        /// local rotations relative to them, joint positions (toes on the floor).</summary>
+        public ReferencePose ReferencePose(Coords coords)
+        {
+            var p = new ReferencePose(coords);
+            CoamdException.Check(CoamdNative.coamd_client_reference_pose(Handle, (int)coords, p.RestOffsets,
+                p.RestOffsets.Length, p.LocalRotations, p.LocalRotations.Length, p.Positions, p.Positions.Length));
+            return p;
+        }
+
         /// <summary>Starts a Generate stream; frames arrive on a native background thread.</summary>
         public MotionStream Generate(string text, MotionRequest request)
         {
@@ -129,34 +141,55 @@ namespace CoAMD
         }
     }
 
-    /// <summary>A Generate stream with its jitter buffer and playback clock.</summary>
+    /// <summary>A Generate stream with its jitter buffer and a playback clock (its own reader).</summary>
     public sealed class MotionStream : IDisposable
     {
         IntPtr _handle;
+        MotionReader _reader;
         public Coords Coordinates { get; }
 
         internal MotionStream(IntPtr handle, Coords coords)
         {
             _handle = handle;
             Coordinates = coords;
+            try
+            {
+                _reader = CreateReader(null, -1f);
+            }
+            catch
+            {
+                CoamdNative.coamd_stream_destroy(handle);
+                _handle = IntPtr.Zero;
+                throw;
+            }
         }
 
-        /// <summary>Samples playback at engine time t (seconds) into pose; allocates nothing.
-        /// Call from one thread (the engine's main thread).</summary>
+        /// <summary>Samples the stream's playhead at engine time t (seconds) into pose; allocates
+        /// nothing. Call from one thread at a time; other threads use their own CreateReader().</summary>
         public PlaybackState Sample(double engineTimeSeconds, Pose pose)
         {
-            SampleInfo info;
-            CoamdException.Check(CoamdNative.coamd_stream_sample(Handle, engineTimeSeconds, out info,
-                pose.Positions, pose.LocalRotations, pose.WorldRotations));
-            pose.Info = info;
-            return (PlaybackState)info.State;
+            if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionStream));
+            return _reader.Sample(engineTimeSeconds, pose);
+        }
+
+        /// <summary>An independent playhead over this stream's frames (its own clock and state),
+        /// for another thread or consumer. It keeps the frames alive after this stream is disposed.</summary>
+        /// <param name="subjectName">a label (e.g. a Live Link subject); null = "CoAMD"</param>
+        /// <param name="bufferingDelaySeconds">below 0: the request's</param>
+        public MotionReader CreateReader(string subjectName, float bufferingDelaySeconds)
+        {
+            IntPtr r;
+            CoamdException.Check(CoamdNative.coamd_reader_create(Handle, CoamdNative.Utf8z(subjectName),
+                bufferingDelaySeconds, out r));
+            return new MotionReader(r);
         }
 
         /// <summary>The pose at a motion time (seconds from frame 0); false if not received yet.</summary>
         public bool SampleMotionTime(double motionTimeSeconds, Pose pose)
         {
-            int rc = CoamdNative.coamd_stream_sample_motion_time(Handle, motionTimeSeconds, pose.Positions,
-                pose.LocalRotations, pose.WorldRotations);
+            int rc = CoamdNative.coamd_stream_sample_at(Handle, motionTimeSeconds, ref pose.Info, pose.Positions,
+                pose.Positions.Length, pose.LocalRotations, pose.LocalRotations.Length, pose.WorldRotations,
+                pose.WorldRotations.Length);
             if (rc == (int)Status.NotFound) return false;
             CoamdException.Check(rc);
             return true;
@@ -166,32 +199,37 @@ namespace CoAMD
         public bool Frame(int index, float[] positions63, float[] localRotations84)
         {
             if (index < 0) throw new ArgumentOutOfRangeException(nameof(index));
-            int rc = CoamdNative.coamd_stream_frame(Handle, (uint)index, positions63, localRotations84);
+            int rc = CoamdNative.coamd_stream_frame_copy(Handle, (uint)index, positions63,
+                positions63 == null ? 0 : positions63.Length, localRotations84,
+                localRotations84 == null ? 0 : localRotations84.Length);
             if (rc == (int)Status.NotFound) return false;
             CoamdException.Check(rc);
             return true;
         }
+
+        static readonly int StreamInfoSize = System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo));
 
         public StreamInfo Info
         {
             get
             {
                 var i = new StreamInfo();
-                i.StructSize = System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo));
+                i.StructSize = StreamInfoSize;
                 CoamdException.Check(CoamdNative.coamd_stream_info_get(Handle, ref i));
                 return i;
             }
         }
 
-        /// <summary>Why the stream failed ("" when it did not).</summary>
+        /// <summary>Why the stream failed ("" when it did not), in full.</summary>
         public string Error
         {
             get
             {
-                var buf = new byte[1024];
-                CoamdException.Check(CoamdNative.coamd_stream_error(Handle, buf, buf.Length));
-                int n = Array.IndexOf(buf, (byte)0);
-                return System.Text.Encoding.UTF8.GetString(buf, 0, n < 0 ? buf.Length : n);
+                IntPtr h = Handle;
+                string text = CoamdNative.CopyText((byte[] buf, int len, out int n) =>
+                    CoamdNative.coamd_stream_error_copy(h, buf, len, out n));
+                if (text == null) throw new CoamdException(Status.Internal, CoamdNative.LastError());
+                return text;
             }
         }
 
@@ -209,9 +247,11 @@ namespace CoAMD
             CoamdException.Check(CoamdNative.coamd_stream_cancel(Handle));
         }
 
+        /// <summary>Replays the stream's own playhead from the start.</summary>
         public void RestartPlayback()
         {
-            CoamdException.Check(CoamdNative.coamd_stream_restart_playback(Handle));
+            if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionStream));
+            _reader.Restart();
         }
 
         IntPtr Handle
@@ -223,8 +263,12 @@ namespace CoAMD
             }
         }
 
+        /// <summary>Cancels the stream if it still runs and releases it; readers created from it
+        /// keep what arrived.</summary>
         public void Dispose()
         {
+            if (_reader != null) _reader.Dispose();
+            _reader = null;
             if (_handle != IntPtr.Zero) CoamdNative.coamd_stream_destroy(_handle);
             _handle = IntPtr.Zero;
             GC.SuppressFinalize(this);
@@ -234,5 +278,140 @@ namespace CoAMD
         {
             if (_handle != IntPtr.Zero) CoamdNative.coamd_stream_destroy(_handle);
         }
+    }
+
+    /// <summary>A playhead over a stream's frames (coamd_reader): its own clock, state and
+    /// rebuffering. One thread at a time; different readers need no coordination.</summary>
+    public sealed class MotionReader : IDisposable
+    {
+        IntPtr _handle;
+
+        internal MotionReader(IntPtr handle)
+        {
+            _handle = handle;
+        }
+
+        public string SubjectName => CoamdNative.FromUtf8(CoamdNative.coamd_reader_subject_name(Handle));
+
+        /// <summary>Playback at engine time t (seconds) into pose; allocates nothing.</summary>
+        public PlaybackState Sample(double engineTimeSeconds, Pose pose)
+        {
+            pose.Info.StructSize = Pose.FrameInfoSize;
+            CoamdException.Check(CoamdNative.coamd_reader_sample(Handle, engineTimeSeconds, ref pose.Info,
+                pose.Positions, pose.Positions.Length, pose.LocalRotations, pose.LocalRotations.Length,
+                pose.WorldRotations, pose.WorldRotations.Length));
+            return (PlaybackState)pose.Info.State;
+        }
+
+        /// <summary>Back to buffering at motion time 0 (replay) on this playhead.</summary>
+        public void Restart()
+        {
+            CoamdException.Check(CoamdNative.coamd_reader_restart(Handle));
+        }
+
+        IntPtr Handle
+        {
+            get
+            {
+                if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionReader));
+                return _handle;
+            }
+        }
+
+        public void Dispose()
+        {
+            if (_handle != IntPtr.Zero) CoamdNative.coamd_reader_destroy(_handle);
+            _handle = IntPtr.Zero;
+            GC.SuppressFinalize(this);
+        }
+
+        ~MotionReader()
+        {
+            if (_handle != IntPtr.Zero) CoamdNative.coamd_reader_destroy(_handle);
+        }
+    }
+
+    /// <summary>The skeleton's upright reference pose (coamd_client_reference_pose) in one frame.</summary>
+    public sealed class ReferencePose
+    {
+        public readonly Coords Coordinates;
+        /// <summary>Parent-relative rest offsets (63 floats): every local rotation refers to them.</summary>
+        public readonly float[] RestOffsets = new float[CoamdNative.PositionFloats];
+        /// <summary>The T-pose as local rotations relative to RestOffsets (84 floats).</summary>
+        public readonly float[] LocalRotations = new float[CoamdNative.RotationFloats];
+        /// <summary>The T-pose's joint positions (63 floats): hips above the origin, toes on the floor.</summary>
+        public readonly float[] Positions = new float[CoamdNative.PositionFloats];
+
+        internal ReferencePose(Coords coords)
+        {
+            Coordinates = coords;
+        }
+
+        /// <summary>The reference pose of any rest offsets (given in coords), without a client.</summary>
+        public static ReferencePose FromRestOffsets(float[] restOffsets63, Coords coords)
+        {
+            if (restOffsets63 == null || restOffsets63.Length != CoamdNative.PositionFloats)
+                throw new ArgumentException("restOffsets63 must have 63 floats");
+            var p = new ReferencePose(coords);
+            Array.Copy(restOffsets63, p.RestOffsets, CoamdNative.PositionFloats);
+            CoamdException.Check(CoamdNative.coamd_reference_pose(p.RestOffsets, p.RestOffsets.Length, (int)coords,
+                p.LocalRotations, p.LocalRotations.Length, p.Positions, p.Positions.Length));
+            return p;
+        }
+    }
+
+    /// <summary>The native library itself: versions and its log.</summary>
+    public static class CoamdLibrary
+    {
+        /// <summary>"MAJOR.MINOR.PATCH" of the loaded native library.</summary>
+        public static string Version => CoamdNative.FromUtf8(CoamdNative.coamd_version());
+        /// <summary>Library, ABI, gRPC and protobuf versions in one line (for bug reports).</summary>
+        public static string BuildInfo => CoamdNative.FromUtf8(CoamdNative.coamd_build_info());
+        public static int AbiVersion => CoamdNative.coamd_abi_version();
+
+        static readonly object Gate = new object();
+        static Action<LogLevel, string> _handler;
+        // Kept in a static field: the native library holds only its function pointer.
+        static readonly LogCallback Callback = OnLog;
+
+        /// <summary>Routes the library's and gRPC's messages at or above minLevel to handler
+        /// (called on native threads, one message at a time); null restores stderr. Call
+        /// SetLogHandler(null, LogLevel.Off) before the handler's code is unloaded.</summary>
+        public static void SetLogHandler(Action<LogLevel, string> handler, LogLevel minLevel)
+        {
+            lock (Gate)
+            {
+                _handler = handler;
+                CoamdException.Check(CoamdNative.coamd_set_log_callback(handler != null ? Callback : null,
+                    (int)minLevel, IntPtr.Zero));
+            }
+        }
+
+        [MonoPInvokeCallback(typeof(LogCallback))]
+        static void OnLog(int level, IntPtr message, IntPtr userData)
+        {
+            Action<LogLevel, string> h = _handler;
+            if (h == null) return;
+            try
+            {
+                h((LogLevel)level, CoamdNative.FromUtf8(message) ?? "");
+            }
+            catch (Exception)
+            {
+                // An exception must not unwind into native code.
+            }
+        }
+    }
+
+    /// <summary>Marks a static method called from native code (IL2CPP needs it for AOT).</summary>
+    [AttributeUsage(AttributeTargets.Method)]
+    public sealed class MonoPInvokeCallbackAttribute : Attribute
+    {
+        public MonoPInvokeCallbackAttribute(Type delegateType)
+        {
+            DelegateType = delegateType;
+        }
+
+        public Type DelegateType { get; }
     }
 }

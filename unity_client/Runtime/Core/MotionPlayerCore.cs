@@ -9,7 +9,6 @@ namespace CoAMD
     public sealed class MotionPlayerCore : IDisposable
     {
         readonly MotionClient _client;
-        readonly float[] _motionRest;
         MotionStream _stream;
 
         public readonly Pose Pose = new Pose();
@@ -19,22 +18,17 @@ namespace CoAMD
         public readonly float[] AvatarRotations = new float[CoamdNative.RotationFloats];
         public MotionStream Stream => _stream;
 
+        /// <summary>The motion skeleton's upright reference pose in Unity's frame.</summary>
+        public ReferencePose Reference { get; }
+
         /// <param name="client">an open connection (not owned).</param>
         /// <param name="avatarRestPositions63">the avatar's rest joint positions in Unity's frame (see
-        /// HumanoidRetarget); null drives the server skeleton itself.</param>
+        /// HumanoidRetarget); null drives the motion skeleton's own reference pose.</param>
         public MotionPlayerCore(MotionClient client, float[] avatarRestPositions63)
         {
             _client = client ?? throw new ArgumentNullException(nameof(client));
-            _motionRest = client.RestOffsets(Coords.Unity);
-            if (avatarRestPositions63 == null)
-            {
-                avatarRestPositions63 = new float[CoamdNative.PositionFloats];
-                for (int j = 1; j < Skeleton.NumJoints; j++)
-                    for (int k = 0; k < 3; k++)
-                        avatarRestPositions63[3 * j + k] = avatarRestPositions63[3 * Skeleton.Parents[j] + k] +
-                                                           _motionRest[3 * j + k];
-            }
-            Retarget = new HumanoidRetarget(avatarRestPositions63, _motionRest);
+            Reference = client.ReferencePose(Coords.Unity);
+            Retarget = new HumanoidRetarget(avatarRestPositions63 ?? Reference.Positions, Reference.Positions);
         }
 
         /// <summary>Requests a motion for text (Unity coordinates) and starts buffering it; the previous

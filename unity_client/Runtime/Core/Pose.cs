@@ -10,8 +10,16 @@ namespace CoAMD
         public readonly float[] Positions = new float[CoamdNative.PositionFloats];
         public readonly float[] LocalRotations = new float[CoamdNative.RotationFloats];
         public readonly float[] WorldRotations = new float[CoamdNative.RotationFloats];
-        /// <summary>What the last Sample() reported (state, frame, alpha, frames received...).</summary>
-        public SampleInfo Info;
+        /// <summary>What the last Sample() reported (state, frame, alpha, motion time, frames received...).</summary>
+        public FrameInfo Info;
+
+        internal static readonly int FrameInfoSize = System.Runtime.InteropServices.Marshal.SizeOf(typeof(FrameInfo));
+
+        public Pose()
+        {
+            Info.StructSize = FrameInfoSize;
+            Info.Frame = -1;
+        }
 
         public PlaybackState State => (PlaybackState)Info.State;
         /// <summary>False until the first frame has arrived (the arrays are then untouched).</summary>

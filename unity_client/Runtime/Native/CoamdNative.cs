@@ -9,7 +9,13 @@ namespace CoAMD.Native
 {
     public enum Status
     {
-        Ok = 0, InvalidArgument = 1, Connect = 2, Rpc = 3, State = 4, NotFound = 5, Internal = 6
+        Ok = 0, InvalidArgument = 1, Connect = 2, Rpc = 3, State = 4, NotFound = 5, Internal = 6, BufferTooSmall = 7
+    }
+
+    /// <summary>Severity of a library or gRPC log message (coamd_log_level).</summary>
+    public enum LogLevel
+    {
+        Debug = 0, Info = 1, Warning = 2, Error = 3, Off = 4
     }
 
     /// <summary>Playback state of a stream (coamd_state).</summary>
@@ -98,12 +104,46 @@ namespace CoAMD.Native
         public int GuidanceApplied;
         public int HasSummary;
         public ulong Seed;
+        // ---- ABI version 3 ----
+        public int CleanupApplied;
+        public float Temperature;
+        public uint Iterations;
+        public uint OdeSteps;
+        public float CfgScale;
+        public float GuidanceScale;
+        public uint MaxBatch;
+        public int Reserved;
     }
+
+    /// <summary>Metadata of one sampled pose (coamd_frame_info, ABI version 3).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct FrameInfo
+    {
+        public int StructSize;
+        public int State;
+        /// <summary>Lower frame index of the interpolation, -1 while no frame has arrived.</summary>
+        public int Frame;
+        public float Alpha;
+        /// <summary>Time of the pose in the motion, seconds from frame 0.</summary>
+        public double MotionTimeS;
+        /// <summary>The engine time the pose was sampled for.</summary>
+        public double EngineTimeS;
+        public uint FramesAvailable;
+        public uint TotalFrames;
+        public int RebufferCount;
+        public int NumJoints;
+        public float Fps;
+        public int Coords;
+    }
+
+    /// <summary>Receives the library's and gRPC's log messages (any thread, one call at a time).</summary>
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    public delegate void LogCallback(int level, IntPtr message, IntPtr userData);
 
     public static class CoamdNative
     {
         public const string Library = "coamd_client";
-        public const int AbiVersion = 2;
+        public const int AbiVersion = 3;
         public const int NumJoints = 21;
         public const int PositionFloats = 63;
         public const int RotationFloats = 84;
@@ -123,6 +163,15 @@ namespace CoAMD.Native
         public static extern IntPtr coamd_unreal_bone(int joint);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr coamd_version();
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr coamd_build_info();
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_set_log_callback(LogCallback callback, int minLevel, IntPtr userData);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_last_error_copy([Out] byte[] buf, int bufLen, out int length);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern void coamd_client_options_defaults(ref ClientOptions options);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int coamd_client_create(byte[] target, ref ClientOptions options, byte[] rootCertsPem,
@@ -134,7 +183,16 @@ namespace CoAMD.Native
                                                        [Out] int[] parents21);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_client_reference_pose(IntPtr client, int coords, [Out] float[] restOffsets,
+                                                             int restOffsetsLen, [Out] float[] referenceLocalRotations,
+                                                             int referenceLocalRotationsLen,
+                                                             [Out] float[] referencePositions, int referencePositionsLen);
+
+        /// <summary>Fills the first 64 bytes (ABI version 1) only; use coamd_request_init.</summary>
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern void coamd_request_defaults(ref RequestStruct request);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_request_init(ref RequestStruct request, int structSize);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int coamd_stream_start(IntPtr client, byte[] text, ref RequestStruct request,
                                                     out IntPtr stream);
@@ -162,6 +220,32 @@ namespace CoAMD.Native
         public static extern int coamd_stream_wait(IntPtr stream, float timeoutS);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int coamd_stream_restart_playback(IntPtr stream);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_error_copy(IntPtr stream, [Out] byte[] buf, int bufLen, out int length);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_sample_at(IntPtr stream, double motionTimeS, ref FrameInfo info,
+                                                        [Out] float[] positions, int positionsLen,
+                                                        [Out] float[] localRotations, int localRotationsLen,
+                                                        [Out] float[] worldRotations, int worldRotationsLen);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_frame_copy(IntPtr stream, uint index, [Out] float[] positions,
+                                                         int positionsLen, [Out] float[] localRotations,
+                                                         int localRotationsLen);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_reader_create(IntPtr stream, byte[] subjectName, float bufferingDelayS,
+                                                     out IntPtr reader);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void coamd_reader_destroy(IntPtr reader);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern IntPtr coamd_reader_subject_name(IntPtr reader);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_reader_sample(IntPtr reader, double engineTimeS, ref FrameInfo info,
+                                                     [Out] float[] positions, int positionsLen,
+                                                     [Out] float[] localRotations, int localRotationsLen,
+                                                     [Out] float[] worldRotations, int worldRotationsLen);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_reader_restart(IntPtr reader);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int coamd_convert_positions(float[] input, int count, int fromCoords, int toCoords,
@@ -175,6 +259,11 @@ namespace CoAMD.Native
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int coamd_forward_kinematics(float[] root3, float[] localRotations84,
                                                           float[] restOffsets63, [Out] float[] positions63);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_reference_pose(float[] restOffsets, int restOffsetsLen, int coords,
+                                                      [Out] float[] referenceLocalRotations,
+                                                      int referenceLocalRotationsLen,
+                                                      [Out] float[] referencePositions, int referencePositionsLen);
 
         /// <summary>NUL-terminated UTF-8 bytes of s (null stays null).</summary>
         public static byte[] Utf8z(string s)
@@ -199,6 +288,21 @@ namespace CoAMD.Native
         public static string LastError()
         {
             return FromUtf8(coamd_last_error()) ?? "";
+        }
+
+        /// <summary>A text the library copies through a (buf, bufLen, out length) function, in full:
+        /// asks for the length first, then copies.</summary>
+        internal delegate int TextCopy(byte[] buf, int bufLen, out int length);
+
+        internal static string CopyText(TextCopy copy)
+        {
+            int length;
+            int rc = copy(null, 0, out length);
+            if (rc != (int)Status.Ok && rc != (int)Status.BufferTooSmall) return null;
+            var buf = new byte[length + 1];
+            rc = copy(buf, buf.Length, out length);
+            if (rc != (int)Status.Ok) return null;
+            return Encoding.UTF8.GetString(buf, 0, length);
         }
     }
 }
