@@ -39,8 +39,8 @@ from coamd.models.config import ModelConfig
 from coamd.train.common import save_atomic, setup_torch
 
 STATE_FORMAT = "coamd-train-state/1"
-STEP_KEYS = ("event", "step", "loss", "lr", "grad_norm", "elapsed_s", "time", "train")
-EVAL_KEYS = ("event", "step", "elapsed_s", "time", "val")
+STEP_KEYS = ("event", "step", "loss", "lr", "grad_norm", "elapsed_s", "train", "time")
+EVAL_KEYS = ("event", "step", "elapsed_s", "val", "time")
 
 
 # ----------------------------------------------------------------------------- settings
@@ -159,7 +159,6 @@ class Task:
     step: Callable[[bool], tuple[torch.Tensor, dict[str, float]]]
     evaluate: Callable[[bool], dict[str, float]]
     export: Callable[[dict[str, Any]], dict[str, Any]]
-    schedule: Schedule | None = None
     params: list[torch.nn.Parameter] | None = None
     after_step: Callable[[int], None] | None = None
     best: str | None = None
@@ -218,7 +217,7 @@ def train(name: str, build: Callable[[dict | None, Rng], Task], opts: RunOptions
     rng = Rng(np.random.default_rng(opts.seed), torch.Generator().manual_seed(opts.seed))
     task = build(saved["spec"] if saved else None, rng)
     cfg = task.config
-    schedule = task.schedule or Schedule(cfg.warmup, cfg.final_lr)
+    schedule = Schedule(cfg.warmup, cfg.final_lr)
     params = task.params if task.params is not None else [p for g in task.optimizer.param_groups for p in g["params"]]
     step, elapsed_before, best = 0, 0.0, None
     if saved:
@@ -265,9 +264,9 @@ def train(name: str, build: Callable[[dict | None, Rng], Task], opts: RunOptions
             save_atomic(run_dir / "best.pt", task.export(summary(val)))
         return val
 
-    def summary(val: dict) -> dict[str, Any]:
-        return {"step": step, "train_seconds": round(elapsed(), 1), "val": val, "seed": opts.seed,
-                "threads": threads}
+    def summary(val: dict, seconds: float | None = None) -> dict[str, Any]:
+        return {"step": step, "train_seconds": round(elapsed() if seconds is None else seconds, 1), "val": val,
+                "seed": opts.seed, "threads": threads}
 
     log.write(event="start", step=step, elapsed_s=round(elapsed_before, 1), trainer=name,
               resume=bool(saved), seed=opts.seed, threads=threads, steps=cfg.steps, max_minutes=opts.max_minutes,
@@ -280,8 +279,8 @@ def train(name: str, build: Callable[[dict | None, Rng], Task], opts: RunOptions
         lr = schedule.lr(cfg.lr, step, cfg.steps, elapsed(), max_s)
         for g in task.optimizer.param_groups:
             g["lr"] = lr
-        logging = (step + 1) % cfg.log_every == 0
-        loss, extra = task.step(logging)
+        log_now = (step + 1) % cfg.log_every == 0
+        loss, extra = task.step(log_now)
         task.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else math.inf)
@@ -293,7 +292,7 @@ def train(name: str, build: Callable[[dict | None, Rng], Task], opts: RunOptions
         run_loss += float(loss.detach())
         run_n += 1
         bar.update(1)
-        if logging:
+        if log_now:
             log.write(event="step", step=step, loss=run_loss / run_n, lr=lr, grad_norm=float(gnorm),
                       elapsed_s=round(elapsed(), 1), train=extra)
             bar.set_postfix(loss=f"{run_loss / run_n:.4f}", **{k: f"{extra[k]:.3g}" for k in task.show if k in extra})
@@ -304,18 +303,19 @@ def train(name: str, build: Callable[[dict | None, Rng], Task], opts: RunOptions
             save_state()
             last_save = time.perf_counter()
     bar.close()
+    train_s = elapsed()
     save_state()
     if budget_left():  # stop_after ended this session: resume continues
-        log.write(event="stop", step=step, elapsed_s=round(elapsed(), 1))
-        return {**summary({}), "best": best, "out": None}
+        log.write(event="stop", step=step, elapsed_s=round(train_s, 1))
+        return {**summary({}, train_s), "best": best, "out": None}
 
     val = evaluate(final=True)
     out = Path(opts.out)
     if task.best:
         save_atomic(out, torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False))
     else:
-        save_atomic(out, task.export(summary(val)))
-    result = {**summary(val), "best": best, "out": str(out)}
+        save_atomic(out, task.export(summary(val, train_s)))
+    result = {**summary(val, train_s), "best": best, "out": str(out)}
     log.write(event="end", **{k: v for k, v in result.items() if k != "train_seconds"},
               elapsed_s=result["train_seconds"])
     return result
