@@ -32,6 +32,39 @@ validator.validateBytes(new Uint8Array(fs.readFileSync(process.argv[2])), {maxIs
 """
 
 
+# Blender (Debian package ``blender``, not installed by ``make setup``: about 190 packages and
+# 800 MB): imports a file headless and writes every frame's bone head positions (Blender's Z-up
+# world) as JSON. Debian 12's Blender 3.4 add-ons predate Python 3.11 and numpy 1.24; the two
+# shims below let its glTF and BVH importers run unchanged.
+_BLENDER_PROBE = """
+import bpy, json, sys, builtins
+import numpy
+if not hasattr(numpy, "bool"):
+    numpy.bool = bool
+_open = builtins.open
+def _open_no_u(file, mode="r", *a, **k):
+    return _open(file, mode.replace("U", ""), *a, **k)
+builtins.open = _open_no_u
+argv = sys.argv[sys.argv.index("--") + 1:]
+path, kind, out = argv
+bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+scene.render.fps = 20
+if kind == "glb":
+    bpy.ops.import_scene.gltf(filepath=path)
+else:
+    bpy.ops.import_anim.bvh(filepath=path, global_scale=0.01, frame_start=0, use_fps_scale=False,
+                            axis_forward="-Z", axis_up="Y")
+arm = next(o for o in scene.objects if o.type == "ARMATURE")
+f0, f1 = [int(round(x)) for x in arm.animation_data.action.frame_range]
+frames = []
+for f in range(f0, f1 + 1):
+    scene.frame_set(f)
+    frames.append({b.name: list(arm.matrix_world @ b.head) for b in arm.pose.bones})
+json.dump({"range": [f0, f1], "frames": frames}, open(out, "w"))
+"""
+
+
 # ----------------------------------------------------------------------------- independent reader
 def read_glb(path) -> tuple[dict, bytes]:
     """(glTF JSON, binary chunk) of a .glb file."""
@@ -230,6 +263,35 @@ def test_rest_pose_is_a_tpose_and_the_skin_binds_it(streamed, tmp_path):
     w = accessor(gltf, binary, prim["attributes"]["WEIGHTS_0"])
     np.testing.assert_allclose(w.sum(1), 1.0, atol=1e-6)
     assert accessor(gltf, binary, prim["attributes"]["JOINTS_0"]).max() < NUM_JOINTS
+
+
+def test_blender_imports_the_stream(streamed, tmp_path):
+    """Blender's own glTF and BVH importers (BVH with the dataset's rest and with a T-pose rest)
+    play back the streamed positions."""
+    if shutil.which("blender") is None:
+        pytest.skip("Blender is not installed (Debian package blender, about 190 packages and 800 MB; "
+                    "apt-get install blender python3-numpy to run this check)")
+    from coamd.io.bvh_export import write_bvh
+
+    joints, rot, _ = streamed[1]
+    probe = tmp_path / "probe.py"
+    probe.write_text(_BLENDER_PROBE)
+    files = {"glb": write_glb(tmp_path / "m.glb", joints, rotations=rot),
+             "bvh": write_bvh(tmp_path / "m.bvh", joints, rotations=rot),
+             "tpose.bvh": write_bvh(tmp_path / "t.bvh", joints, rotations=rot, tpose=True)}
+    for kind, path in files.items():
+        out = tmp_path / f"{kind}.json"
+        proc = subprocess.run(["blender", "-b", "--factory-startup", "--python", str(probe), "--",
+                               str(path), "glb" if kind == "glb" else "bvh", str(out)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and out.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+        res = json.loads(out.read_text())
+        z_up = np.array([[fr[n] for n in JOINT_NAMES] for fr in res["frames"]])
+        back = np.stack([z_up[..., 0], z_up[..., 2], -z_up[..., 1]], axis=-1)  # Blender Z-up -> Y-up
+        assert back.shape == joints.shape, (kind, back.shape)
+        err = np.linalg.norm(back - joints, axis=-1)
+        print(f"\nBlender import of {kind}: max {err.max() * 1e6:.1f} um from the stream")
+        assert err.max() < 1e-3, (kind, err.max())
 
 
 def test_bad_input_raises(tmp_path):
