@@ -1,5 +1,10 @@
 """Trainers, one per model, behind ``coamd train <name>``.
 
+Every trainer runs the one loop of :mod:`coamd.train.loop` (resume, budgets, LR schedule,
+``runs/NAME/log.jsonl``, saves); its module supplies the model's build / step / evaluate / export
+hooks, its training config and its ``--eval-only`` measurement. Shared options and helpers are in
+:mod:`coamd.train.common`.
+
 ``TRAINERS`` maps a subcommand name to ``(help, add_args(parser), run(args))``. Each trainer
 module registers itself lazily through :func:`register`; owners of other models append their
 entry (e.g. ``"generator"``) to ``_BUILTIN``: its module either defines ``add_args`` and ``run``

@@ -57,11 +57,13 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def add_common_args(p: argparse.ArgumentParser, name: str, out_file: str) -> None:
+def add_common_args(p: argparse.ArgumentParser, name: str, out_file: str,
+                    max_minutes: float | None = None) -> None:
     """The options every trainer takes (``--dataset --preset --out --run-dir --steps --max-minutes
     --resume --stop-after --seed --device --set --train-set --eval-only --threads --quiet``);
     ``name`` names the default run folder ``runs/NAME``, ``out_file`` the default weights file in
-    the shipped checkpoint folder."""
+    the shipped checkpoint folder, ``max_minutes`` the trainer's default time budget (for the
+    help text; None: only the step budget)."""
     out = DEFAULT_CHECKPOINT / out_file
     run_dir = f"{DEFAULT_RUNS}/{name}"
     p.add_argument("--dataset", default=DEFAULT_DATASET, help=f"processed dataset (default: {DEFAULT_DATASET})")
@@ -71,7 +73,8 @@ def add_common_args(p: argparse.ArgumentParser, name: str, out_file: str) -> Non
                    help=f"resumable training state (state.pt) and log.jsonl (default: {run_dir})")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (default: the preset's)")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="wall-clock budget; training stops (and the LR schedule ends) at this time")
+                   help="wall-clock budget; training stops (and the LR schedule ends) at this time "
+                        f"(default: {'none' if max_minutes is None else f'{max_minutes:g}'})")
     p.add_argument("--resume", action="store_true",
                    help="continue from RUN_DIR/state.pt with its model and training configs "
                         "(--steps, --max-minutes and --train-set may change)")

@@ -55,7 +55,7 @@ class EvaluatorTrainConfig(loop.TrainConfig):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Command-line options of ``coamd train evaluator``: the common ones plus the earlier names
     ``--minutes``, ``--max-steps``, ``--batch-size``, ``--lr``, ``--crop`` and ``--eval-every``."""
-    common.add_common_args(p, "evaluator", "evaluator.pt")
+    common.add_common_args(p, "evaluator", "evaluator.pt", DEFAULT_MINUTES)
     p.set_defaults(run_dir=DEFAULT_RUN_DIR)
     p.add_argument("--minutes", dest="max_minutes", type=float, default=argparse.SUPPRESS,
                    help=f"same as --max-minutes (default: {DEFAULT_MINUTES:g})")
@@ -127,6 +127,8 @@ def build(a: argparse.Namespace, spec: dict | None, rng: loop.Rng) -> loop.Task:
     from coamd.evaluation.evaluator import EvaluatorConfig, MotionTextEvaluator, motion_features
     from coamd.evaluation.text_features import encode_texts
 
+    if a.device != "cpu":
+        raise ValueError("the evaluator trainer runs on the CPU (--device cpu)")
     train_over = common.parse_overrides(a.train_overrides)
     for key in ("batch_size", "lr", "crop", "eval_every"):
         if getattr(a, key, None) is not None:

@@ -401,7 +401,7 @@ def add_args(p) -> None:
     """``coamd train generator`` arguments (the common ones plus the generator's)."""
     from coamd.train import common
 
-    common.add_common_args(p, "generator", "generator.pt")
+    common.add_common_args(p, "generator", "generator.pt", GeneratorTrainConfig.max_minutes)
     p.add_argument("--autoencoder", default="",
                    help="frozen autoencoder checkpoint whose latents are modelled "
                         "(default: coamd/checkpoints/default/autoencoder.pt)")
