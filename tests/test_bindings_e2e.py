@@ -262,3 +262,97 @@ def test_unity_csharp_nunit_suite_against_the_server(native, server, tmp_path):
     assert total >= 9, out[-3000:]
     assert not any(bad.values()), (bad, out[-3000:])
     assert proc.returncode == 0, out[-3000:]
+
+
+def _qmul(a, b):
+    """Hamilton product of quaternions (..., 4) as (x, y, z, w)."""
+    ax, ay, az, aw = np.moveaxis(a, -1, 0)
+    bx, by, bz, bw = np.moveaxis(b, -1, 0)
+    return np.stack([aw * bx + ax * bw + ay * bz - az * by, aw * by - ax * bz + ay * bw + az * bx,
+                     aw * bz + ax * by - ay * bx + az * bw, aw * bw - ax * bx - ay * by - az * bz], axis=-1)
+
+
+def _qrot(q, v):
+    u, w = q[..., :3], q[..., 3:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
+
+
+def _world(local, parents):
+    world = np.zeros_like(local)
+    for j, p in enumerate(parents):
+        world[j] = local[j] if p < 0 else _qmul(world[p], local[j])
+    return world
+
+
+def test_version_3_abi_and_readers_against_the_server(native, nclient):
+    assert native.ABI_VERSION == 3 and native.VERSION == "0.2.0"
+    assert native.BUILD_INFO.startswith("coamd_client 0.2.0 (ABI 3; gRPC ")
+    s = _native_motion(nclient, native, "a person walks forward", 6, 1.6)
+    n = s.info()["total_frames"]
+    a, b = s.reader("Hero", 0.0), s.reader()
+    assert a.subject_name == "Hero" and b.subject_name == "CoAMD"
+    a.sample(100.0)
+    b.sample(5.0)
+    ia, pa, _, _ = a.sample(100.5)
+    ib, pb, _, _ = b.sample(5.25)
+    assert (ia["frame"], ib["frame"]) == (10, 5)
+    np.testing.assert_array_equal(pa, s.frame(10)[0])
+    np.testing.assert_array_equal(pb, s.frame(5)[0])
+    del s  # the readers keep the frames
+    ia, pa, _, _ = a.sample(200.0)
+    assert ia["state"] == native.STATE_FINISHED and ia["frame"] == n - 1
+    info = _native_motion(nclient, native, "a person bows", 7, 0.8, cleanup=native.CLEANUP_OFF).info()
+    assert info["cleanup_applied"] is False and info["iterations"] == FAST["iterations"]
+    assert info["ode_steps"] == FAST["ode_steps"] and info["max_batch"] >= 1
+
+
+def test_reference_pose_of_the_servers_skeleton_is_upright_and_bends_like_the_servers_rotations(native, nclient):
+    """The server's rest offsets are in the dataset's BVH joint frames (rotated axes), so identity
+    rotations are no upright pose; the reference pose is, and its elbow / knee hinges are the ones
+    the server's own rotations use (checked on streamed frames with bent elbows and knees)."""
+    parents = native.PARENTS
+    rest, local, pos = nclient.reference_pose(native.COORDS_RIGHT_HANDED_Y_UP)
+    np.testing.assert_allclose(rest, nclient.skeleton(), atol=1e-6)
+    np.testing.assert_allclose(native.forward_kinematics(pos[0], local, rest), pos, atol=1e-5)
+    up, left = np.array([0, 1, 0]), np.array([1, 0, 0])
+
+    def cos(a, b):
+        return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+    assert cos(pos[2] - pos[1], up) > 0.9999 and cos(pos[4] - pos[3], up) > 0.9999
+    for hand, sign in ((8, 1), (12, -1)):
+        assert cos(pos[hand] - pos[hand - 1], sign * left) > 0.9999
+        assert cos(pos[hand - 1] - pos[hand - 2], sign * left) > 0.9999
+    for knee in (14, 18):
+        assert cos(pos[knee + 1] - pos[knee], -up) > 0.9999
+    assert abs(pos[0, 0]) < 1e-6 and abs(pos[0, 2]) < 1e-6 and 0.8 < pos[0, 1] < 1.1
+    assert pos[:, 1].min() > 0.0 and pos[16, 2] > pos[15, 2]
+    # Identity rotations on these offsets are far from upright (why the reference pose exists).
+    ident = np.tile([0, 0, 0, 1.0], (21, 1)).astype(np.float32)
+    flat = native.forward_kinematics(pos[0], ident, rest)
+    assert cos(flat[2] - flat[1], up) < 0.5
+
+    # Hinges: in the server's rotations a bent elbow / knee puts the forearm / shin on a fixed side
+    # of the upper arm's / thigh's local frame; the reference pose turns that side forward for the
+    # elbows and backward for the knees.
+    ref_world = _world(local, parents)
+    s = _native_motion(nclient, native, "a person waves with both hands and squats", 3, 3.2, server_rotations=True)
+    n = s.info()["total_frames"]
+    for upper, side_sign, world_dir in ((6, 1, 1), (10, -1, 1), (13, -1, -1), (17, 1, -1)):
+        lower, end = upper + 1, upper + 2
+        seen = []
+        for k in range(n):
+            p, loc = s.frame(k)
+            g = _world(loc, parents)
+            a, b = p[lower] - p[upper], p[end] - p[lower]
+            if cos(a, b) > np.cos(np.radians(30)):
+                continue  # nearly straight: the hinge side is not observable
+            in_upper = _qrot(np.array([-g[upper, 0], -g[upper, 1], -g[upper, 2], g[upper, 3]]), b)
+            seen.append(np.sign(in_upper[2]))
+        assert len(seen) >= 3, f"no bent {native.JOINT_NAMES[lower]} in the streamed motion"
+        assert np.mean(np.array(seen) == side_sign) > 0.9, (native.JOINT_NAMES[upper], seen)
+        hinge = _qrot(ref_world[upper], np.array([0.0, 0.0, side_sign]))
+        bone = pos[lower] - pos[upper]
+        hinge -= bone * (hinge @ bone) / (bone @ bone)
+        assert cos(hinge, np.array([0, 0, world_dir])) > 0.999, native.JOINT_NAMES[upper]
