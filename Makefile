@@ -7,7 +7,7 @@ DATA ?= ../shared/data/bandai-namco
 DATASET ?= data/processed
 JOBS ?= 2
 
-.PHONY: setup setup-native native data demo test test-python bench train ablation clean help
+.PHONY: unity-package setup setup-native native data demo test test-python bench train ablation clean help
 
 help:
 	@echo "make setup   virtualenv in .venv (torch==2.13.0 CPU, the coamd package, test tools)"
@@ -15,6 +15,7 @@ help:
 	@echo "make demo    the main job, end to end"
 	@echo "make test    the whole test suite (does its own set-up)"
 	@echo "make native  engine clients: Debian packages (gRPC C++, GoogleTest, Mono) + CMake build in build/"
+	@echo "make unity-package  the Unity package with its Linux x86_64 native plugin: dist/com.coamd.motionstream-*.tgz"
 	@echo "make bench   latency benchmarks (JSON + markdown under bench_out/)"
 	@echo "make train   train the default (small) preset end to end into TRAIN_OUT=runs/checkpoint"
 	@echo "make ablation  modality-ablation variants (J, J+B, J+M, J+B+M) into runs/ablation/ for coamd eval"
@@ -31,7 +32,7 @@ setup: $(VENV)/.stamp
 # Engine clients (bindings/, unity_client/): Debian packages, installed only when one is missing
 # (non-interactive, root or sudo), then an incremental CMake build in build/.
 NATIVE_APT := libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler cmake g++ \
-	pkg-config libgtest-dev mono-mcs nunit-console libnunit-cil-dev
+	pkg-config libgtest-dev mono-mcs nunit-console libnunit-cil-dev patchelf
 
 setup-native:
 	@missing=$$(for p in $(NATIVE_APT); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -47,6 +48,14 @@ native: setup setup-native
 	test -f build/CMakeCache.txt || cmake -S . -B build -DCMAKE_BUILD_TYPE=Release \
 	  -DCOAMD_PYTHON=$(abspath $(PY)) -DCOAMD_DATASET=$(abspath $(DATASET))
 	nice -n 10 cmake --build build -j $(JOBS)
+
+# The Unity package (UPM tarball, installable with "Add package from tarball"): the package folder
+# with its committed .meta files plus the shipped native plugin (CMake target unity_package; checked
+# by ctest's unity_package_check).
+unity-package: native
+	nice -n 10 cmake --build build --target unity_package -j $(JOBS)
+	mkdir -p dist && cp build/dist/com.coamd.motionstream-*.tgz dist/ && echo '*' > dist/.gitignore
+	@ls -l dist/*.tgz
 
 $(DATASET)/dataset_card.json: | $(VENV)/.stamp
 	$(VENV)/bin/coamd data build --source $(DATA) --out $(DATASET)
