@@ -80,7 +80,8 @@ def tls_files(tmp_path_factory):
 def secure_server(tmp_path_factory, tls_files):
     cert, key = tls_files
     srv = ServerProcess(tmp_path_factory.mktemp("secure"), "--tls-cert", str(cert), "--tls-key", str(key),
-                        "--token", TOKEN, "--max-batch", "1", "--max-queue", "1", name="secure")
+                        "--token", TOKEN, "--max-batch", "1", "--max-queue", "1", "--max-wait", "0",
+                        name="secure")
     yield srv
     srv.stop()
 
@@ -436,3 +437,34 @@ def test_sigterm_drains_in_flight_stream(secure_server, tls_files):
     assert secure_server.proc.wait(60) == 0
     log = secure_server.log_path.read_text()
     assert "draining (1 active" in log, log[-2000:]
+
+
+# ------------------------------------------------------------------ interpretation and capabilities
+def test_capabilities_list_the_trained_vocabulary(client, dataset):
+    from coamd.data.vocabulary import build_vocabulary
+
+    caps = client.capabilities()
+    truth = build_vocabulary(dataset.root)
+    assert [a["label"] for a in caps["actions"]] == list(dataset.contents)
+    assert [s["label"] for s in caps["styles"]] == list(dataset.styles)
+    assert {a["label"]: a["training_clips"] for a in caps["actions"]} == \
+        {a["label"]: a["training_clips"] for a in truth["actions"]}
+    walk = next(a for a in caps["actions"] if a["label"] == "walk")
+    assert walk["training_clips"] == sum(1 for c in dataset.split("train") if c.content == "walk" and not c.mirrored)
+    assert next(a for a in caps["actions"] if a["label"] == "wave-left-hand")["side"] == "left"
+    assert caps["min_duration_s"] == pytest.approx(0.4) and caps["max_duration_s"] >= 10 and caps["fps"] == 20
+
+
+def test_every_generation_says_how_its_text_was_understood(client):
+    kw = dict(duration_s=1.0, seed=2, guidance=False, **FAST)
+    jog = client.generate("an old lady jogs down the road", **kw).summary["interpretation"]
+    assert jog["content"][0][0] == "run" and jog["style"][0][0] == "elderly"
+    assert not jog["out_of_vocabulary"] and jog["note"] == ""
+    assert "elderly" in jog["conditioned_text"].lower() and "run" in jog["conditioned_text"].lower()
+    flip = client.generate("a person does a backflip", **kw)
+    it = flip.summary["interpretation"]
+    assert it["out_of_vocabulary"] and it["out_of_vocabulary_score"] > 0.5
+    assert "backflip" in it["note"] and "nearest supported motion" in it["note"]
+    assert flip.joints.shape == (20, 21, 3)          # still the nearest supported motion, never nothing
+    raw = client.generate("an old lady jogs down the road", text_conditioning="raw", **kw).summary["interpretation"]
+    assert raw["conditioned_text"] == "an old lady jogs down the road" and raw["content"][0][0] == "run"

@@ -26,6 +26,8 @@ from coamd.api import FPS, NUM_JOINTS, pb, pb_grpc
 _GUIDANCE = {None: pb.GUIDANCE_UNSPECIFIED, True: pb.GUIDANCE_ON, False: pb.GUIDANCE_OFF}
 _ORDER = {None: pb.TOKEN_ORDER_UNSPECIFIED, "random": pb.TOKEN_ORDER_RANDOM,
           "left_to_right": pb.TOKEN_ORDER_LEFT_TO_RIGHT}
+_TEXT_CONDITIONING = {None: pb.TEXT_CONDITIONING_UNSPECIFIED, "understood": pb.TEXT_CONDITIONING_UNDERSTOOD,
+                      "raw": pb.TEXT_CONDITIONING_RAW}
 _CLEANUP = {None: pb.CLEANUP_UNSPECIFIED, True: pb.CLEANUP_ON, False: pb.CLEANUP_OFF}
 _SOLVER = {None: pb.SOLVER_UNSPECIFIED, "euler": pb.SOLVER_EULER, "heun": pb.SOLVER_HEUN}
 _COORDS = {None: pb.COORDINATE_SYSTEM_UNSPECIFIED, "right_handed_y_up": pb.RIGHT_HANDED_Y_UP,
@@ -48,8 +50,12 @@ def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, gu
                            ode_steps: int = 0, order: str | None = None, solver: str | None = None,
                            coordinates: str | None = None, include_rotations: bool = False,
                            edit_prefix: np.ndarray | None = None, edit_suffix: np.ndarray | None = None,
-                           cleanup: bool | None = None, temperature: float = 0.0):
+                           cleanup: bool | None = None, temperature: float = 0.0,
+                           text_conditioning: str | None = None):
     """A ``GenerateRequest``. Zero / None fields mean the server default.
+
+    ``text_conditioning``: ``"understood"`` (the server default: the generator follows the
+    server's understanding of the text, see ``GenerateSummary.interpretation``) or ``"raw"``.
 
     ``cleanup``: the server's foot-contact cleanup on (True), off (False: the model's raw frames)
     or the server default (None: on). ``temperature``: the flow ODE's noise scale, (0, 2].
@@ -62,7 +68,8 @@ def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, gu
                              guidance_scale=guidance_scale, cfg_scale=cfg_scale, iterations=iterations,
                              ode_steps=ode_steps, order=_ORDER[order], solver=_SOLVER[solver],
                              coordinates=_COORDS[coordinates], include_rotations=include_rotations,
-                             cleanup=_CLEANUP[cleanup], temperature=temperature)
+                             cleanup=_CLEANUP[cleanup], temperature=temperature,
+                             text_conditioning=_TEXT_CONDITIONING[text_conditioning])
     if edit_prefix is not None and edit_suffix is not None:
         pre, suf = _frames(edit_prefix), _frames(edit_suffix)
         req.edit.CopyFrom(pb.Edit(mode=pb.EDIT_MODE_INBETWEEN, frames=pre + suf,
@@ -74,9 +81,33 @@ def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, gu
     return req
 
 
+def interpretation_dict(it) -> dict:
+    """``Interpretation`` -> dict: ``content``/``style`` lists of (label, probability) best first,
+    ``side``, ``out_of_vocabulary``, ``out_of_vocabulary_score``, ``note``, ``conditioned_text``."""
+    return {"content": [(s.label, s.score) for s in it.content], "style": [(s.label, s.score) for s in it.style],
+            "side": it.side, "out_of_vocabulary": it.out_of_vocabulary,
+            "out_of_vocabulary_score": it.out_of_vocabulary_score, "note": it.note,
+            "conditioned_text": it.conditioned_text}
+
+
 def summary_dict(summary) -> dict:
-    """``GenerateSummary`` -> plain dict (field names of the proto)."""
-    return {f.name: getattr(summary, f.name) for f in summary.DESCRIPTOR.fields}
+    """``GenerateSummary`` -> plain dict (field names of the proto; ``interpretation`` as
+    :func:`interpretation_dict`, or None when the server sent none)."""
+    out = {f.name: getattr(summary, f.name) for f in summary.DESCRIPTOR.fields}
+    out["interpretation"] = interpretation_dict(summary.interpretation) if summary.HasField("interpretation") else None
+    return out
+
+
+def capabilities_dict(c) -> dict:
+    """``Capabilities`` -> dict: ``actions``/``styles`` lists of dicts (label, description,
+    training_clips, side), ``min_duration_s``, ``max_duration_s``, ``fps``, ``max_text_chars``,
+    ``rare_below_clips``."""
+    def entries(xs):
+        return [{"label": x.label, "description": x.description, "training_clips": x.training_clips,
+                 "side": x.side} for x in xs]
+    return {"actions": entries(c.actions), "styles": entries(c.styles), "min_duration_s": c.min_duration_s,
+            "max_duration_s": c.max_duration_s, "fps": c.fps, "max_text_chars": c.max_text_chars,
+            "rare_below_clips": c.rare_below_clips}
 
 
 @dataclass
@@ -214,6 +245,12 @@ class MotionClient:
                                   metadata=self.metadata)
         return [{"clip_id": m.clip_id, "caption": m.caption, "similarity": m.similarity, "frames": m.frames}
                 for m in resp.motions]
+
+    def capabilities(self, timeout: float | None = 10.0) -> dict:
+        """What the server's model knows: actions and styles with training-clip counts, the
+        duration range (:func:`capabilities_dict`)."""
+        return capabilities_dict(self.stub.GetCapabilities(pb.GetCapabilitiesRequest(), timeout=timeout,
+                                                           metadata=self.metadata))
 
     def skeleton(self, coordinates: str | None = None, timeout: float | None = 10.0) -> dict:
         """Joint names, parents, rest offsets (21, 3) metres and fps."""

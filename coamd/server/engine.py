@@ -19,7 +19,8 @@ model step raise, and ``[fail-guidance]`` makes the guidance of that request rai
 """
 from __future__ import annotations
 
-import threading
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -47,16 +48,32 @@ class _GuideGuard:
             raise GuidanceFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
-class SamplerStepModel:
-    """``StepModel`` for the scheduler on top of ``MaskedARSampler``."""
+@dataclass(eq=False)
+class ServedRequest:
+    """The scheduler's state of one request: the sampler's ``GenerationState`` plus what the
+    server knows of the request (its text, how it was understood, what the generator follows)."""
 
-    def __init__(self, sampler, fault_injection: bool = False):
+    state: Any
+    text: str
+    interpretation: Any = None        # coamd.models.understanding.Interpretation or None
+    conditioned_text: str = ""
+
+
+class SamplerStepModel:
+    """``StepModel`` for the scheduler on top of ``MaskedARSampler``.
+
+    ``understand(text, text_conditioning) -> (interpretation, conditioned_text)``: the runtime
+    engine's text-understanding stage (:meth:`coamd.runtime.engine.Engine.understand`), run when a
+    request starts (on the worker thread, which owns the sampler's text encoder); None = the text
+    is generated from as given.
+    """
+
+    def __init__(self, sampler, fault_injection: bool = False, understand=None):
         self.sampler = sampler
         self.fault_injection = fault_injection
+        self.understand = understand
         if getattr(sampler, "guide", None) is not None:
             sampler.guide = _GuideGuard(sampler.guide)
-        self._texts: dict[int, str] = {}
-        self._lock = threading.Lock()
 
     def to_request(self, p: GenerateParams):
         """GenerateParams -> ``GenerationRequest``; guidance is off when the sampler has no guide
@@ -68,24 +85,29 @@ class SamplerStepModel:
             kw["guidance"] = False
         return GenerationRequest(**kw)
 
-    def start(self, params: GenerateParams):
-        state = self.sampler.start(self.to_request(params))
-        with self._lock:
-            self._texts[id(state)] = params.text
-        return state
+    def start(self, params: GenerateParams) -> ServedRequest:
+        interpretation, conditioned = None, params.text
+        if self.understand is not None:
+            interpretation, conditioned = self.understand(params.text, params.text_conditioning)
+        req = self.to_request(params)
+        req.text = conditioned
+        return ServedRequest(self.sampler.start(req), params.text, interpretation, conditioned)
 
-    def _inject(self, states) -> None:
-        for s in states:
-            text = self._texts.get(id(s), "")
-            if FAIL_MODEL in text:
+    def steps_needed(self, params: GenerateParams) -> int:
+        """Worker steps a request takes (its masked-AR iterations), for the scheduler's wait estimate."""
+        return int(params.iterations)
+
+    def _inject(self, served) -> None:
+        for s in served:
+            if FAIL_MODEL in s.text:
                 raise RuntimeError("injected model failure")
-            if FAIL_GUIDANCE in text and self.guided(s):
+            if FAIL_GUIDANCE in s.text and self.guided(s):
                 raise GuidanceFailed("injected guidance failure")
 
-    def step(self, states: list) -> list:
+    def step(self, served: list) -> list:
         if self.fault_injection:
-            self._inject(states)
-        out = self.sampler.step(states)
+            self._inject(served)
+        out = self.sampler.step([s.state for s in served])
         chunks = []
         for c in out:
             if c is None:
@@ -94,20 +116,16 @@ class SamplerStepModel:
                 chunks.append([x for x in c if x is not None])
             else:
                 chunks.append([c])
-        for s in states:
-            if self.done(s):
-                with self._lock:
-                    self._texts.pop(id(s), None)
         return chunks
 
-    def done(self, state) -> bool:
-        return bool(state.done)
+    def done(self, served: ServedRequest) -> bool:
+        return bool(served.state.done)
 
-    def guided(self, state) -> bool:
-        return bool(state.request.guidance)
+    def guided(self, served: ServedRequest) -> bool:
+        return bool(served.state.request.guidance)
 
-    def disable_guidance(self, state) -> None:
-        state.request.guidance = False
+    def disable_guidance(self, served: ServedRequest) -> None:
+        served.state.request.guidance = False
 
 
 def request_kwargs(p: GenerateParams) -> dict:
@@ -134,19 +152,34 @@ class ServerEngine:
     def __init__(self, runtime_engine, fault_injection: bool = False):
         self.runtime = runtime_engine
         self.backend_name = runtime_engine.backend_name
-        self.step_model = SamplerStepModel(runtime_engine.sampler, fault_injection)
+        self.step_model = SamplerStepModel(runtime_engine.sampler, fault_injection,
+                                           understand=getattr(runtime_engine, "understand", None))
         self._frames: dict | None = None
+        self._vocabulary: dict | None = None
 
-    def describe(self, state) -> dict:
-        """Facts about a finished state for the summary (iterations really run, whether guidance
-        and the foot-contact cleanup ran)."""
+    def describe(self, served: ServedRequest) -> dict:
+        """Facts about a finished request for the summary (iterations really run, whether guidance
+        and the foot-contact cleanup ran, how the text was understood)."""
+        state = served.state
         req = state.request
         out = {"iterations": len(state.schedule),
                "guidance_applied": bool(req.guidance and req.guidance_scale > 0 and self.runtime.guide is not None),
-               "cleanup_applied": state.cleaner is not None}
+               "cleanup_applied": state.cleaner is not None,
+               "interpretation": served.interpretation, "conditioned_text": served.conditioned_text}
         if self.runtime.guide is None:
             out["guidance_note"] = NO_SIDECAR_NOTE
         return out
+
+    def capabilities(self) -> dict:
+        """The checkpoint's vocabulary (``coamd.data.vocabulary``: actions and styles with
+        descriptions, training-clip counts and sides). Raises FileNotFoundError when the checkpoint
+        folder has no ``vocabulary.json``."""
+        if self._vocabulary is None:
+            from coamd.data.vocabulary import load_vocabulary
+            from coamd.paths import DEFAULT_CHECKPOINT
+
+            self._vocabulary = load_vocabulary(getattr(self.runtime.bundle, "checkpoint", None) or DEFAULT_CHECKPOINT)
+        return self._vocabulary
 
     def recognize(self, joints: np.ndarray, top_k: int):
         """joints (T, 21, 3) project frame -> ([(content, cosine)], [(style, cosine)]), best first."""

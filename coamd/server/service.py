@@ -24,7 +24,8 @@ import numpy as np
 from coamd.api import pb, pb_grpc
 from coamd.server import coords
 from coamd.server.scheduler import Job, QueueFull, Scheduler
-from coamd.server.validation import (MAX_RECOGNIZE_FRAMES, MIN_RECOGNIZE_FRAMES, Defaults, ValidationError,
+from coamd.server.validation import (MAX_DURATION_S, MAX_RECOGNIZE_FRAMES, MAX_TEXT_CHARS, MIN_DURATION_S,
+                                     MIN_RECOGNIZE_FRAMES, Defaults, ValidationError,
                                      check_text, coordinate_system, frames_to_joints, validate_generate,
                                      validate_top_k)
 from coamd.skeleton import FPS, JOINT_NAMES, NUM_JOINTS, PARENTS
@@ -85,7 +86,8 @@ async def _end_stream(context, code: grpc.StatusCode, message: str) -> None:
     """Abort a streaming call with ``code`` unless the call is already over: a client that cancelled
     or whose deadline passed has its status already (gRPC's own), and sending a second one fails
     inside gRPC with a logged ``ExecuteBatchError``."""
-    if context.done() or context.cancelled():
+    done, cancelled = getattr(context, "done", None), getattr(context, "cancelled", None)
+    if (done is not None and done()) or (cancelled is not None and cancelled()):
         return
     try:
         await context.abort(code, message)
@@ -122,6 +124,18 @@ def add_to_server(servicer, server) -> None:
                 return await _fn(request, context)
             handlers[m.name] = grpc.unary_unary_rpc_method_handler(unary, **kw)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+
+
+def interpretation_message(it, conditioned_text: str = ""):
+    """A :class:`coamd.models.understanding.Interpretation` (or None) -> proto ``Interpretation``
+    (None when the server has no text-understanding stage)."""
+    if it is None:
+        return None
+    return pb.Interpretation(
+        content=[pb.LabelScore(label=l, score=float(p)) for l, p in it.contents],
+        style=[pb.LabelScore(label=l, score=float(p)) for l, p in it.styles],
+        side=it.side or "", out_of_vocabulary=bool(it.oov), out_of_vocabulary_score=float(it.oov_score),
+        note=it.note or "", conditioned_text=conditioned_text)
 
 
 def frames_message(start: int, joints: np.ndarray, system: str, rotations: np.ndarray | None) -> list:
@@ -208,6 +222,9 @@ class MotionService(pb_grpc.MotionServiceServicer):
                         guidance_scale=params.guidance_scale if guided else 0.0,
                         max_batch=job.max_batch, solver=params.solver,
                         cleanup_applied=bool(info.get("cleanup_applied", False)), temperature=params.temperature)
+                    it = interpretation_message(info.get("interpretation"), info.get("conditioned_text", ""))
+                    if it is not None:
+                        summary.interpretation.CopyFrom(it)
                     yield pb.GenerateResponse(summary=summary)
                     return
                 else:
@@ -263,6 +280,22 @@ class MotionService(pb_grpc.MotionServiceServicer):
         return pb.RetrieveResponse(motions=[pb.RetrievedMotion(clip_id=h["clip_id"], caption=h["caption"],
                                                                similarity=h["similarity"], frames=h["frames"])
                                             for h in hits])
+
+    async def GetCapabilities(self, request, context):
+        try:
+            vocab = self.engine.capabilities()
+        except FileNotFoundError as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"this server's checkpoint has no vocabulary: {exc}")
+
+        def caps(entries):
+            return [pb.Capability(label=e["label"], description=e.get("description", ""),
+                                  training_clips=int(e.get("training_clips", 0)), side=e.get("side", ""))
+                    for e in entries]
+
+        return pb.Capabilities(actions=caps(vocab["actions"]), styles=caps(vocab["styles"]),
+                               min_duration_s=MIN_DURATION_S,
+                               max_duration_s=min(MAX_DURATION_S, self.defaults.max_duration_s), fps=FPS,
+                               max_text_chars=MAX_TEXT_CHARS, rare_below_clips=int(vocab.get("rare_below_clips", 0)))
 
     async def GetSkeleton(self, request, context):
         try:

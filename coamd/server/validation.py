@@ -64,6 +64,7 @@ class Defaults:
     solver: str = GenerationRequest.solver
     cleanup: bool = GenerationRequest.cleanup
     temperature: float = GenerationRequest.temperature
+    text_conditioning: str = "understood"
     max_duration_s: float = MAX_DURATION_S
     min_edit_frames: int = 4
     max_request_evals: int = MAX_REQUEST_EVALS
@@ -94,6 +95,7 @@ class GenerateParams:
     include_rotations: bool
     cleanup: bool = GenerationRequest.cleanup
     temperature: float = GenerationRequest.temperature
+    text_conditioning: str = "understood"
     edit: EditParams | None = None
     extra: dict = field(default_factory=dict)
 
@@ -221,6 +223,7 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
     order = _enum(req.order, "TokenOrder", "order")
     solver = _enum(req.solver, "Solver", "solver")
     cleanup = _enum(req.cleanup, "Cleanup", "cleanup")
+    conditioning = _enum(req.text_conditioning, "TextConditioning", "text_conditioning")
     system = _COORDS[_enum(req.coordinates, "CoordinateSystem", "coordinates")]
     params = GenerateParams(
         text=text, duration_s=float(dur), seed=int(req.seed),
@@ -232,7 +235,9 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
         order=_ORDERS.get(order, d.order), solver=_SOLVERS.get(solver, d.solver),
         coordinates=system, include_rotations=bool(req.include_rotations),
         cleanup={pb.CLEANUP_ON: True, pb.CLEANUP_OFF: False}.get(cleanup, d.cleanup),
-        temperature=_scale(req.temperature, "temperature", MAX_TEMPERATURE, d.temperature))
+        temperature=_scale(req.temperature, "temperature", MAX_TEMPERATURE, d.temperature),
+        text_conditioning={pb.TEXT_CONDITIONING_UNDERSTOOD: "understood",
+                           pb.TEXT_CONDITIONING_RAW: "raw"}.get(conditioning, d.text_conditioning))
     evals = params.iterations * params.ode_steps * SOLVER_STAGES.get(params.solver, 1)
     if evals > d.max_request_evals:
         raise ValidationError("iterations", f"iterations x ode_steps x solver stages = {params.iterations} x "
