@@ -468,10 +468,14 @@ def _cmd_generate(a: argparse.Namespace) -> None:
     eng = _engine(a, guidance=not a.no_guidance)
     t = time.perf_counter()
     try:
+        it, req.text = eng.understand(a.text, a.text_conditioning)
         joints = eng.sampler.sample(req)
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
     dt = time.perf_counter() - t
+    from coamd.client.cli import describe_interpretation
+
+    print(describe_interpretation(it, req.text))
     save_motion(a.out, joints, text=a.text)
     print(f"generated {joints.shape[0]} frames ({joints.shape[0] / 20:.1f} s at 20 fps) in {dt:.2f} s "
           f"on {eng.backend_name} ({'guided' if req.guidance else 'unguided'}, {req.order} order, "
@@ -552,6 +556,9 @@ def _add_generate(sub) -> None:
     p.add_argument("--no-cleanup", action="store_true",
                    help="the model's raw frames: skip the foot-contact cleanup (smoothing, foot-driven "
                         "root motion, foot IK) that is on by default")
+    p.add_argument("--text-conditioning", choices=("understood", "raw"), default="understood",
+                   help="what the generator follows: the understood action and style in the training "
+                        "captions' phrasing (default; follows free phrasing far better) or the raw text")
     _engine_args(p, default_backend="onnxruntime")
     p.add_argument("--out", required=True, help="output motion file (.npz)")
     p.add_argument("--bvh", default=None, help="also write a BVH file (joint rotations on the dataset skeleton)")
@@ -694,7 +701,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval, _add_generate, _add_export, _add_bench]
+def _add_deploy(sub) -> None:
+    from coamd.serving.cli import add_deploy  # `coamd deploy`: Ray Serve cluster (optional extra `ray`)
+
+    add_deploy(sub)
+
+
+_ADDERS = [_add_data, _add_render, _add_server, _add_train, _add_eval, _add_generate, _add_export, _add_bench,
+           _add_deploy]
 
 
 _ARGV: list[str] = []

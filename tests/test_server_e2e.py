@@ -368,6 +368,11 @@ def test_request_cli_saves_npz_bvh_gif(server, tmp_path):
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "time to first frame" in proc.stdout and "total" in proc.stdout
+    assert "understood as: walk" in proc.stdout and "note:" not in proc.stdout
+    flip = subprocess.run([COAMD, "request", "someone does a backflip", "--server", server.target, "--out",
+                           str(tmp_path / "flip.npz"), "--duration", "1.0", "--no-guidance", "--iterations", "2"],
+                          capture_output=True, text=True, timeout=180)
+    assert flip.returncode == 0 and "note: 'backflip' is outside the trained vocabulary" in flip.stdout, flip.stdout
     m = load_motion(out)
     assert m.joints.shape == (24, 21, 3) and m.text == "a person walks forward"
     assert (tmp_path / "walk.gif").stat().st_size > 1000

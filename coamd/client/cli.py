@@ -29,9 +29,29 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
                    help="flow ODE noise scale in (0, 2] (0 = server default, 1)")
     p.add_argument("--order", choices=("left_to_right", "random"), default=None,
                    help="token order (default: the server's, left_to_right, which streams)")
+    p.add_argument("--text-conditioning", choices=("understood", "raw"), default=None,
+                   help="what the generator follows: the server's understanding of the text (its "
+                        "default) or the raw text")
     p.add_argument("--token", default=None, help="bearer token, if the server wants one")
     p.add_argument("--tls-ca", default=None, help="PEM certificate to trust; turns TLS on")
     p.add_argument("--timeout", type=float, default=120.0, help="deadline for the call in seconds (default: %(default)s)")
+
+
+def describe_interpretation(it, conditioned_text: str) -> str:
+    """How a text was understood, for people: ``understood as: run (0.96), style elderly (1.00)
+    -> generating from "An elderly person runs."``, plus a ``note:`` line when the text is outside
+    the vocabulary. ``it``: an ``Interpretation`` (objects of coamd.models.understanding, or the
+    dict of coamd.client.interpretation_dict), or None."""
+    if it is None:
+        return f"generating from {conditioned_text!r} (no text-understanding stage in this checkpoint)"
+    if isinstance(it, dict):
+        contents, styles, oov, note, side = it["content"], it["style"], it["out_of_vocabulary"], it["note"], it["side"]
+    else:
+        contents, styles, oov, note, side = it.contents, it.styles, it.oov, it.note, it.side
+    style = f", style {styles[0][0]} ({styles[0][1]:.2f})" if styles and styles[0][0] != "none" else ", no style named"
+    head = (f"understood as: {contents[0][0]} ({contents[0][1]:.2f}){style}"
+            f"{', side ' + side if side else ''} -> generating from {conditioned_text!r}")
+    return head + (f"\nnote: {note}" if oov and note else "")
 
 
 def run_request(a: argparse.Namespace) -> dict:
@@ -45,9 +65,12 @@ def run_request(a: argparse.Namespace) -> dict:
         res = client.generate(a.text, duration_s=a.duration, seed=a.seed,
                               guidance=False if a.no_guidance else None, iterations=a.iterations,
                               order=a.order, cleanup=False if a.no_cleanup else None,
-                              temperature=a.temperature, timeout=a.timeout)
+                              temperature=a.temperature, timeout=a.timeout,
+                              text_conditioning=getattr(a, "text_conditioning", None))
     save_result(res, a.out, bvh=a.bvh, gif=a.gif)
     s = res.summary
+    if s.get("interpretation") is not None:
+        print(describe_interpretation(s["interpretation"], s["interpretation"]["conditioned_text"]))
     print(f"{res.joints.shape[0]} frames ({res.joints.shape[0] / 20:.2f} s) -> {a.out}")
     print(f"time to first frame {1000 * res.ttff_s:.0f} ms, total {1000 * res.total_s:.0f} ms "
           f"(server: {s['time_to_first_frame_ms']:.0f} / {s['total_ms']:.0f} ms, backend {s['backend']}, "
