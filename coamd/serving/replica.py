@@ -1,0 +1,263 @@
+"""One model replica of the Ray Serve deployment: an engine, its continuous-batching ``Scheduler``
+and the ordinary ``MotionService`` handlers, reached through Serve deployment handles instead of
+a gRPC port.
+
+The replica runs exactly the code of ``coamd serve``: :class:`~coamd.server.service.MotionService`
+validates the request, submits it to the :class:`~coamd.server.scheduler.Scheduler` worker thread
+and turns its chunks into ``GenerateResponse`` messages. Only the gRPC servicer context is
+replaced: :class:`ReplicaCallContext` carries the caller's deadline and turns ``context.abort``
+into :class:`Aborted`, which the replica sends back to the front door as a status item, so a
+status code crosses the Ray boundary as data (``("status", "INVALID_ARGUMENT", "duration_s: ...")``)
+instead of as a pickled exception.
+
+Items of :meth:`MotionReplica.generate` (the front door reads them in this order):
+
+- ``("replica", replica_id)``: first, before any model work; names the replica serving the stream;
+- ``("message", bytes)``: a serialized ``GenerateResponse`` (frames, or the summary last, whose
+  ``replica`` field names this replica);
+- ``("status", code_name, details)``: the stream ends with that gRPC status instead.
+
+Shutdown (Serve calls ``__del__`` after its own graceful wait, see ``graceful_shutdown_timeout_s``):
+requests still running get ``grace_s`` seconds, then the scheduler ends the rest with UNAVAILABLE.
+The replica's ``check_health`` fails once the scheduler's worker thread has stopped, so Serve
+replaces a replica whose worker died.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, fields
+
+import grpc
+
+from coamd.api import pb
+
+log = logging.getLogger("coamd.serving")
+
+REPLICA, MESSAGE, STATUS = "replica", "message", "status"
+UNARY_METHODS = ("Recognize", "Retrieve", "GetSkeleton")
+
+
+@dataclass
+class ReplicaOptions:
+    """What one replica loads and how its scheduler admits work (the ``replica`` section of the
+    application arguments; same meaning as the ``coamd serve`` options of the same name)."""
+
+    backend: str = "onnxruntime"
+    checkpoint: str | None = None
+    guidance: bool = True           # load the PyTorch guidance sidecar
+    max_batch: int = 8
+    max_queue: int = 32
+    max_wait_s: float | None = 2.0
+    max_request_evals: int | None = None
+    threads: int = 0                # 0: the defaults of `coamd serve`
+    grace_s: float = 30.0           # requests still running at shutdown get this long
+    fault_injection: bool = False   # tests only: texts with [fail-model] make that request's step raise
+    step_delay_s: float = 0.0       # tests only: every scheduler step sleeps this long first (holds streams open)
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> "ReplicaOptions":
+        """Options from a plain dict (a Serve config's ``args``). Raises ValueError naming
+        unknown keys."""
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown replica option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        opts = cls(**values)
+        if opts.max_batch < 1 or opts.max_queue < 0:
+            raise ValueError(f"max_batch must be >= 1 and max_queue >= 0, got {opts.max_batch}, {opts.max_queue}")
+        if opts.step_delay_s < 0:
+            raise ValueError(f"step_delay_s must be >= 0, got {opts.step_delay_s}")
+        return opts
+
+
+class DelayedSteps:
+    """A scheduler ``StepModel`` whose every ``step`` first sleeps ``delay_s`` seconds (tests: a
+    slower model, so streams stay open while a replica is killed or scaled away)."""
+
+    def __init__(self, model, delay_s: float):
+        self._model, self._delay_s = model, delay_s
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def step(self, states: list) -> list:
+        time.sleep(self._delay_s)
+        return self._model.step(states)
+
+
+class Aborted(Exception):
+    """``context.abort(code, details)`` of a handler running on a replica."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self.code, self.details = code, details
+
+
+class ReplicaCallContext:
+    """Stands in for ``grpc.aio.ServicerContext`` in ``MotionService`` handlers run on a replica:
+    the deadline the front door passed (seconds from the call, None for none), and ``abort``
+    raising :class:`Aborted`. Metadata setters are kept (nothing reads them back)."""
+
+    def __init__(self, timeout_s: float | None = None):
+        self._deadline = None if timeout_s is None else time.monotonic() + max(0.0, float(timeout_s))
+        self.code: grpc.StatusCode | None = None
+        self.details_text = ""
+        self.trailing: tuple = ()
+
+    def time_remaining(self) -> float | None:
+        return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata=()):
+        raise Aborted(code, details)
+
+    def invocation_metadata(self):
+        return ()
+
+    def peer(self) -> str:
+        return "ray-serve-front-door"
+
+    def set_code(self, code) -> None:
+        self.code = code
+
+    def set_details(self, details: str) -> None:
+        self.details_text = details
+
+    def set_trailing_metadata(self, metadata) -> None:
+        self.trailing = tuple(metadata)
+
+    async def send_initial_metadata(self, metadata) -> None:
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+    def done(self) -> bool:
+        return False
+
+
+def _replica_id() -> str:
+    """Serve's unique id of the replica this code runs in ("local" outside Serve)."""
+    try:
+        from ray import serve
+
+        return serve.get_replica_context().replica_id.unique_id
+    except Exception:  # noqa: BLE001 - not inside a Serve replica (unit use)
+        return "local"
+
+
+class MotionReplica:
+    """The model replica (deployed by :mod:`coamd.serving.app` as the ``MotionReplica`` deployment).
+
+    ``options``: a dict of :class:`ReplicaOptions` fields. Loading the engine can raise
+    FileNotFoundError (checkpoint) or ValueError (backend); Serve then reports the deployment as
+    unhealthy with that message.
+    """
+
+    def __init__(self, options: dict | None = None):
+        from coamd.server.app import torch_threads
+        from coamd.server.engine import load_server_engine
+        from coamd.server.scheduler import Scheduler
+        from coamd.server.service import MotionService
+        from coamd.server.validation import Defaults
+
+        self.options = opts = ReplicaOptions.from_dict(options)
+        t0 = time.monotonic()
+        self.engine = load_server_engine(opts.backend, opts.checkpoint, fault_injection=opts.fault_injection,
+                                         threads=opts.threads or None, guidance=opts.guidance,
+                                         torch_threads=opts.threads or torch_threads())
+        model = self.engine.step_model
+        if opts.step_delay_s:
+            model = DelayedSteps(model, opts.step_delay_s)
+        self.scheduler = Scheduler(model, max_batch=opts.max_batch, max_queue=opts.max_queue,
+                                   max_wait_s=opts.max_wait_s)
+        defaults = self.engine.defaults() if hasattr(self.engine, "defaults") else Defaults()
+        if opts.max_request_evals is not None:
+            defaults = dataclasses.replace(defaults, max_request_evals=opts.max_request_evals)
+        self.service = MotionService(self.engine, self.scheduler, defaults)
+        self.replica_id = _replica_id()
+        self.pid = os.getpid()
+        self.load_s = time.monotonic() - t0
+        log.info("replica %s (pid %d): engine %s ready in %.1f s", self.replica_id, self.pid,
+                 self.engine.backend_name, self.load_s)
+
+    # ------------------------------------------------------------------ front door calls
+    async def generate(self, payload: bytes, timeout_s: float | None = None):
+        """Stream one ``GenerateRequest`` (serialized): yields the items described in the module
+        docstring. Cancelling the stream (client gone) cancels the request's job."""
+        yield (REPLICA, self.replica_id)
+        ctx = ReplicaCallContext(timeout_s)
+        try:
+            request = pb.GenerateRequest.FromString(payload)
+            async for resp in self.service.Generate(request, ctx):
+                if resp.HasField("summary"):
+                    resp.summary.replica = self.replica_id
+                yield (MESSAGE, resp.SerializeToString())
+        except Aborted as exc:
+            yield (STATUS, exc.code.name, exc.details)
+
+    async def call(self, method: str, payload: bytes, timeout_s: float | None = None) -> tuple:
+        """One unary method (``Recognize``, ``Retrieve``, ``GetSkeleton``) on a serialized request.
+        Returns ``("message", bytes, replica_id)`` or ``("status", code_name, details, replica_id)``."""
+        if method not in UNARY_METHODS:
+            return (STATUS, "UNIMPLEMENTED", f"unknown method {method}", self.replica_id)
+        m = pb.DESCRIPTOR.services_by_name["MotionService"].methods_by_name[method]
+        ctx = ReplicaCallContext(timeout_s)
+        try:
+            request = getattr(pb, m.input_type.name).FromString(payload)
+            resp = await getattr(self.service, method)(request, ctx)
+            return (MESSAGE, resp.SerializeToString(), self.replica_id)
+        except Aborted as exc:
+            return (STATUS, exc.code.name, exc.details, self.replica_id)
+
+    def info(self) -> dict:
+        """Replica id, process id, backend, load (active, waiting) and engine load time."""
+        active, waiting = self.scheduler.load
+        return {"replica_id": self.replica_id, "pid": self.pid, "backend": self.engine.backend_name,
+                "active": active, "waiting": waiting, "load_s": self.load_s, "healthy": self.scheduler.healthy}
+
+    # ------------------------------------------------------------------ Ray Serve's gRPC proxy
+    async def Generate(self, request, grpc_context=None):  # noqa: N802 - the proto's method name
+        """``Generate`` for Ray Serve's own gRPC proxy (``proxy`` front door in
+        ``benchmarks/load.py --ray``): parsed request in, ``GenerateResponse`` messages out; a
+        status is set on Serve's ``grpc_context``."""
+        ctx = ReplicaCallContext(None)
+        try:
+            async for resp in self.service.Generate(request, ctx):
+                if resp.HasField("summary"):
+                    resp.summary.replica = self.replica_id
+                yield resp
+        except Aborted as exc:
+            if grpc_context is not None:
+                grpc_context.set_code(exc.code)
+                grpc_context.set_details(exc.details)
+
+    # ------------------------------------------------------------------ Serve hooks
+    def check_health(self) -> None:
+        """Serve's health probe: raises once the scheduler's worker thread has stopped."""
+        if not self.scheduler.healthy:
+            raise RuntimeError("generation worker stopped")
+
+    def record_autoscaling_stats(self) -> dict:
+        """Custom autoscaling metrics (Serve >= 2.50): requests running in the batch and waiting
+        for a slot in this replica's scheduler."""
+        active, waiting = self.scheduler.load
+        return {"active": float(active), "waiting": float(waiting)}
+
+    async def __del__(self):
+        """Graceful drain when Serve stops this replica (scale-down, redeploy, shutdown): Serve has
+        already stopped routing to it and waited for its ongoing requests; whatever still runs gets
+        ``grace_s`` more seconds, then ends with UNAVAILABLE."""
+        scheduler = getattr(self, "scheduler", None)
+        if scheduler is None:
+            return
+        deadline = time.monotonic() + self.options.grace_s
+        active, waiting = scheduler.load
+        log.info("replica %s draining (%d active, %d waiting)", self.replica_id, active, waiting)
+        while scheduler.load != (0, 0) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        scheduler.close()
