@@ -19,10 +19,12 @@ clips: the train split of ``clips.json`` without mirrored copies), per action wi
 of training clips, and per sentence. A reference row scores real test-split clips with the same
 two judges in the same run (rare actions have no test clips).
 
-``--condition`` chooses what conditions the generator: ``raw`` (the sentence as written),
-``rewrite`` (:func:`coamd.models.understanding.rewrite_for_generator`: a canonical sentence rebuilt
-from the understood labels), ``blend`` (the normalised mean of the raw and rewritten sentences'
-text features) or ``canonical`` (the rewrite without the sentence's own details).
+``--condition`` chooses what conditions the generator (and its recognizer guidance): ``raw`` (the
+sentence as written), ``rewrite`` (:func:`coamd.models.understanding.rewrite_for_generator`: the
+understood labels in the training captions' phrasing), ``rewrite+text`` (that sentence followed by
+the request's own words), ``blend`` (the normalised mean of the raw sentence's and the rewrite's
+text features) or ``oracle`` (a diagnostic, not a runtime option: the LABELLED content and style
+in the captions' phrasing, i.e. what perfect understanding would give).
 
 Run: ``python -m benchmarks.text_following --split dev --seeds 2 --duration 4``
 (``--help`` for options). Writes ``--out``.json and ``--out``.md.
@@ -45,7 +47,7 @@ from hardware import machine  # noqa: E402
 DATA = Path(__file__).resolve().parent / "data"
 FREE_PHRASING = DATA / "free_phrasing.jsonl"
 FREQUENT_MIN_CLIPS = 15
-CONDITIONS = ("raw", "rewrite", "blend", "canonical")
+CONDITIONS = ("raw", "rewrite", "rewrite+text", "blend", "oracle")
 
 
 def content_side(content: str | None) -> str | None:
@@ -75,30 +77,45 @@ def training_clip_counts(dataset: str | Path) -> dict[str, dict[str, int]]:
     return {k: {"source": src.get(k, 0), "with_mirrors": allc.get(k, 0)} for k in set(src) | set(allc)}
 
 
-def generator_features(engine, texts: list[str], condition: str) -> np.ndarray:
-    """Text features (N, 384) that condition the generator for ``condition`` (see module doc)."""
-    sampler = engine.sampler
+def generator_texts(engine, rows: list[dict], condition: str) -> list[str]:
+    """The texts the generator is conditioned on for ``condition`` (for ``blend`` the rewrites,
+    whose features :func:`generator_features` mixes with the sentence's)."""
+    texts = [r["text"] for r in rows]
     if condition == "raw":
-        return sampler.encode_text(texts)
+        return texts
+    if condition == "oracle":  # diagnostic: the labelled content/style in the captions' phrasing
+        from coamd.data.captions import CONTENT_PHRASES, STYLE_PHRASES
+
+        out = []
+        for r in rows:
+            s = f"{STYLE_PHRASES[r['style']][0] if r['style'] else 'a person'} {CONTENT_PHRASES[r['content']][0]}."
+            out.append(s[0].upper() + s[1:])
+        return out
     from coamd.models.understanding import rewrite_for_generator
 
-    keep = condition != "canonical"
-    rewritten = [rewrite_for_generator(t, engine=engine, keep_details=keep) for t in texts]
-    fr = sampler.encode_text(rewritten)
-    if condition in ("rewrite", "canonical"):
-        return fr
-    if condition == "blend":
-        f = sampler.encode_text(texts) + fr
-        return f / np.linalg.norm(f, axis=1, keepdims=True)
+    if condition in ("rewrite", "rewrite+text", "blend"):
+        return [rewrite_for_generator(t, engine=engine, keep_text=condition == "rewrite+text") for t in texts]
     raise ValueError(f"unknown condition {condition!r}; expected one of {CONDITIONS}")
 
 
-def generate(engine, texts: list[str], seeds: list[int], duration: float, guided: bool, condition: str,
+def generator_features(engine, rows: list[dict], condition: str) -> np.ndarray:
+    """Text features (N, 384) that condition the generator and its guidance for ``condition``:
+    those of :func:`generator_texts`, or for ``blend`` the normalised mean of the raw sentence's
+    and the rewrite's features."""
+    feats = engine.sampler.encode_text(generator_texts(engine, rows, condition))
+    if condition == "blend":
+        f = engine.sampler.encode_text([r["text"] for r in rows]) + feats
+        return f / np.linalg.norm(f, axis=1, keepdims=True)
+    return feats
+
+
+def generate(engine, rows: list[dict], seeds: list[int], duration: float, guided: bool, condition: str,
              batch_size: int, bar=None, **settings) -> dict[tuple[int, int], np.ndarray]:
     """{(sentence index, seed): joints (T, 21, 3)} with the runtime's cleanup on."""
     from coamd.sampling.sampler import GenerationRequest
 
-    feats = generator_features(engine, texts, condition)
+    texts = [r["text"] for r in rows]
+    feats = generator_features(engine, rows, condition)
     jobs = [(i, s) for s in seeds for i in range(len(texts))]
     out = {}
     for b in range(0, len(jobs), batch_size):
@@ -177,21 +194,17 @@ def run(engine, rows: list[dict], seeds: list[int], duration: float, modes: list
     labels = json.loads((Path(dataset) / "labels.json").read_text())
     counts = training_clip_counts(dataset)
     judges = Judges(engine, labels)
-    texts = [r["text"] for r in rows]
     result = {"modes": {}, "per_sentence": [], "training_clips": counts}
     per_sentence = {r["id"]: {"id": r["id"], "text": r["text"], "content": r["content"], "style": r["style"],
                               "side": r["side"], "judged": {}} for r in rows}
     if condition != "raw":
-        from coamd.models.understanding import rewrite_for_generator
-
-        for r in rows:
-            per_sentence[r["id"]]["generator_text"] = rewrite_for_generator(
-                r["text"], engine=engine, keep_details=condition != "canonical")
+        for r, t in zip(rows, generator_texts(engine, rows, condition)):
+            per_sentence[r["id"]]["generator_text"] = t if condition != "blend" else f"mean of the features of the text and {t!r}"
     bar = tqdm(total=len(rows) * len(seeds) * len(modes), desc="generating", unit="motion", disable=not progress)
     for guided in modes:
         name = "guided" if guided else "unguided"
         t0 = time.perf_counter()
-        motions = generate(engine, texts, seeds, duration, guided, condition, batch_size, bar, **settings)
+        motions = generate(engine, rows, seeds, duration, guided, condition, batch_size, bar, **settings)
         gen_s = time.perf_counter() - t0
         keys = sorted(motions)
         judged = dict(zip(keys, judges([motions[k] for k in keys])))
@@ -318,7 +331,7 @@ def main(argv=None) -> int:
                 "backend": engine.backend_name, "settings": {}, "n_sentences": len(rows),
                 "machine": {**machine(), "platform": platform.platform()},
                 "wall_seconds": time.perf_counter() - t0})
-    out = Path(a.out or f"benchmarks/results/text_following_{a.split}" + ("" if a.condition == "raw" else f"_{a.condition}"))
+    out = Path(a.out or f"benchmarks/results/text_following_{a.split}" + ("" if a.condition == "raw" else "_" + a.condition.replace("+", "_")))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1))
     md = markdown(res)

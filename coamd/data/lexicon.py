@@ -9,8 +9,9 @@ label, the verbs, nouns, idioms and adverbs that mean it, plus motions the model
   person, imperative or gerund form, and noun phrases). Sided contents always name their side.
 * ``STYLE_LEXICON``: style label -> ``{"adverbs": [...], "people": [...]}``: manner phrases that
   can follow or precede an action, and person noun phrases that carry the style.
-* ``SUBJECTS``: style-neutral subjects ("someone", "she", "the character", "I"); ``SCENES``:
-  scene words that carry no label ("in the park", "after lunch").
+* ``SUBJECTS``: style-neutral subjects ("someone", "she", "the character", "I"); never "a
+  figure", the subject of the held-out caption family E; ``SCENES``: scene words that carry no
+  label ("in the park", "after lunch").
 * ``UNSUPPORTED``: concept -> phrases of motions outside the trained vocabulary (the concept name
   is what an out-of-vocabulary note quotes).
 
@@ -371,7 +372,7 @@ STYLE_LEXICON: dict[str, dict[str, list[str]]] = {
 }
 
 SUBJECTS: list[str] = [
-    "a person", "someone", "somebody", "a man", "a woman", "he", "she", "the character", "a figure",
+    "a person", "someone", "somebody", "a man", "a woman", "he", "she", "the character",
     "the player", "a guy", "the avatar", "an adult", "the actor", "my character", "they", "a human",
     "the hero", "a stranger", "the npc", "a boy", "a girl", "the protagonist", "a villager", "a worker",
     "the subject", "this person", "i", "you", "we", "an individual", "the model", "a pedestrian",
