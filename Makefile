@@ -7,13 +7,14 @@ DATA ?= ../shared/data/bandai-namco
 DATASET ?= data/processed
 JOBS ?= 2
 
-.PHONY: unity-package setup setup-native native data demo test test-python bench train ablation clean help
+.PHONY: unity-package setup setup-ray setup-native native data demo test test-python bench train ablation clean help
 
 help:
 	@echo "make setup   virtualenv in .venv (torch==2.13.0 CPU, the coamd package, test tools)"
 	@echo "make data    build the processed dataset from DATA=$(DATA) into $(DATASET)"
 	@echo "make demo    the main job, end to end"
 	@echo "make test    the whole test suite (does its own set-up)"
+	@echo "make setup-ray  the optional Ray Serve extra (coamd deploy; make test installs it)"
 	@echo "make native  engine clients: Debian packages (gRPC C++, GoogleTest, Mono) + CMake build in build/"
 	@echo "make unity-package  the Unity package with its Linux x86_64 native plugin: dist/com.coamd.motionstream-*.tgz"
 	@echo "make bench   latency benchmarks (JSON + markdown under bench_out/)"
@@ -28,6 +29,15 @@ $(VENV)/.stamp: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.stamp
+
+# Optional extra `ray` (Ray Serve, for `coamd deploy` and tests/test_ray_cluster.py); checks that it
+# left the pinned torch alone.
+$(VENV)/.ray-stamp: $(VENV)/.stamp pyproject.toml
+	$(PY) -m pip install -q -e '.[test,ray]'
+	$(PY) -c "import importlib.metadata as m; v = m.version('torch'); assert v.startswith('2.13.0'), 'torch changed to ' + v"
+	touch $@
+
+setup-ray: $(VENV)/.ray-stamp
 
 # Engine clients (bindings/, unity_client/): Debian packages, installed only when one is missing
 # (non-interactive, root or sudo), then an incremental CMake build in build/.
@@ -62,7 +72,7 @@ $(DATASET)/dataset_card.json: | $(VENV)/.stamp
 
 data: $(DATASET)/dataset_card.json
 
-test: setup data native
+test: setup setup-ray data native
 	ctest --test-dir build --output-on-failure
 	COAMD_DATA=$(DATA) COAMD_DATASET=$(DATASET) $(PY) -m pytest -q -x --timeout=1800
 
