@@ -212,8 +212,8 @@ def _quat_angle_deg(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
 
 
 def test_streamed_rotations_do_not_depend_on_chunking(test_clips):
-    """The server converts 4-frame chunks: a stream gives the same rotations in chunks as at once,
-    drives the dataset skeleton back onto the joints, and is as smooth as a whole-clip conversion."""
+    """A stream converts 4-frame chunks: it gives the same rotations in chunks as at once, drives
+    the dataset skeleton back onto the joints, and is as smooth as a whole-clip conversion."""
     step_stream, step_whole, naive_gap = [], [], []
     for clip in test_clips[:20]:
         x = clip.joints
@@ -223,7 +223,10 @@ def test_streamed_rotations_do_not_depend_on_chunking(test_clips):
         assert chunks.shape == (len(x), NUM_JOINTS, 4)
         assert _quat_angle_deg(chunks, whole).max() < 0.1, clip.id  # float32 rounding only
         back = local_rotations_to_joints(chunks, x[:, 0], DATASET_SKELETON)
-        assert np.linalg.norm(back - x, axis=-1).max() < 2e-3, clip.id
+        err = np.linalg.norm(back - x, axis=-1)
+        # exact but where a straight limb's held bend direction, or a bend turning faster than
+        # the stream's limit (POLE_RATE_DEG), differs from the clip's for a few frames
+        assert np.percentile(err, 99) < 1e-4 and err.max() < 0.02, (clip.id, err.max())
         step_stream.append(_quat_angle_deg(chunks[:-1], chunks[1:]))
         offline = joints_to_local_rotations(x, DATASET_SKELETON)
         # what converting each chunk on its own would do (printed only)

@@ -221,13 +221,15 @@ def test_glb_plays_back_the_stream(streamed, tmp_path):
 
 def test_glb_of_joints_plays_back_their_projection(dataset, tmp_path):
     """Joint positions without rotations are projected onto the skeleton first; a real clip (a
-    pose of the skeleton) comes back as it is."""
+    pose of the skeleton) comes back as it is, but for the projection's slight lag of fast arm
+    motions (its low-pass of arm rotations)."""
     clip = next(c for c in dataset.split("test") if c.content == "walk" and not c.mirrored)
     x = clip.joints[:80]
     back, _ = animated_joint_positions(write_glb(tmp_path / "real.glb", x))
     proj, _ = project_motion(x)
     assert np.linalg.norm(back - proj, axis=-1).max() < 1e-3
-    assert np.linalg.norm(back - x, axis=-1).max() < 5e-3
+    err = np.linalg.norm(back - x, axis=-1)
+    assert np.median(err) < 1e-4 and err.max() < 0.05
 
 
 def test_rest_pose_is_a_tpose_and_the_skin_binds_it(streamed, tmp_path):

@@ -80,14 +80,23 @@ def real(dataset):
 
 
 def test_real_clips_come_back_unchanged(real):
-    """Real clips are poses of the skeleton: the projection returns them (float rounding), except
-    near-straight knees and elbows whose undetermined bend direction is held (millimetres)."""
-    err = np.concatenate([np.linalg.norm(project_motion(x)[0] - x, axis=-1) for x in real])
-    print(f"\nreal clips through the projection: median {np.median(err) * 1e6:.2f} um, "
+    """Real clips are poses of the skeleton: the solved rotations return them (float rounding),
+    except near-straight knees and elbows whose undetermined bend direction is held, and rare
+    frames where a real limb's bend turns faster than the stream's limit (at most about a
+    centimetre). The default low-pass of arm and neck rotations lags fast real arm motions by a
+    few centimetres."""
+    err = np.concatenate([np.linalg.norm(project_motion(x, smoothing=0.0)[0] - x, axis=-1) for x in real])
+    print(f"\nreal clips through the projection without the low-pass: median {np.median(err) * 1e6:.2f} um, "
           f"p99 {np.percentile(err, 99) * 1e6:.1f} um, max {err.max() * 1000:.2f} mm")
     assert np.median(err) < 1e-5
     assert np.percentile(err, 99) < 1e-4
-    assert err.max() < 5e-3
+    assert err.max() < 0.02
+    lag = np.stack([np.linalg.norm(project_motion(x)[0] - x, axis=-1).max(0) for x in real]).max(0)
+    arms_and_head = {"Head", "LowerArm_L", "Hand_L", "LowerArm_R", "Hand_R"}
+    print("with the low-pass, largest displacement per joint (mm):",
+          {n: round(float(v) * 1000, 1) for n, v in zip(JOINT_NAMES, lag) if v > 1e-3})
+    assert all(v < 0.02 for n, v in zip(JOINT_NAMES, lag) if n not in arms_and_head)
+    assert lag.max() < 0.1
 
 
 def test_bones_are_rigid_and_rotations_give_the_positions(engine):
@@ -147,9 +156,10 @@ def test_causal_and_chunk_size_independent(generated, real):
 
 def test_rotations_are_as_smooth_as_real_ones(generated, real):
     """Per joint, the 99th percentile of the per-frame rotation change of projected generated
-    motions stays within 1.5x that of real clips (+1 degree for the small sample), and no joint
-    spins (largest step far below a half turn)."""
-    steps_real = np.concatenate([angular_steps_deg(project_motion(x)[1]) for x in real])
+    motions stays within 1.5x that of real clips (their rotations as solved, without the
+    low-pass; +1 degree for the small sample), also without the low-pass, and no joint spins
+    (largest step far below a half turn)."""
+    steps_real = np.concatenate([angular_steps_deg(project_motion(x, smoothing=0.0)[1]) for x in real])
     steps_gen = np.concatenate([angular_steps_deg(project_motion(x)[1]) for x in generated])
     p_real, p_gen = np.percentile(steps_real, 99, axis=0), np.percentile(steps_gen, 99, axis=0)
     print("\np99 rotation change per frame at 20 fps (deg), generated / real:",
@@ -159,6 +169,9 @@ def test_rotations_are_as_smooth_as_real_ones(generated, real):
     assert np.all(p_gen <= 1.5 * p_real + 1.0)
     assert p_gen.max() <= 1.5 * p_real.max()
     assert steps_gen.max() < 90.0
+    raw = np.percentile(np.concatenate([angular_steps_deg(project_motion(x, smoothing=0.0)[1]) for x in generated]),
+                        99, axis=0)
+    assert np.all(raw <= 1.5 * p_real + 1.0)
 
 
 def test_clavicles_turn_like_the_observed_bones(generated):
@@ -244,3 +257,5 @@ def test_bad_input_raises():
     assert proj.frames == 0
     with pytest.raises(ValueError, match="keep"):
         SkeletonProjection(keep=np.zeros((4, 2), bool))
+    with pytest.raises(ValueError, match="smoothing"):
+        SkeletonProjection(smoothing=1.0)

@@ -36,8 +36,11 @@ chain):
   limb; the elbow and knee are hinges whose axis is across the bend plane (the hinge directions
   of :data:`TWIST_HINTS` were measured in the dataset, where elbow and knee are exact hinges).
   The legs are solved by two-bone IK: the toe lands exactly on the observed toe and the ankle on
-  the observed foot line, one foot length from the toe (contacts with the floor survive; the knee
-  absorbs bone-length differences). The arms follow the observed bones (upper arm towards the
+  the observed foot line, one foot length from the toe (out of the leg's reach, the foot pitches
+  about the toe instead; contacts with the floor survive; the knee absorbs bone-length
+  differences). Elbows and knees bend one way: an observed bend on the far side of the held one
+  counts as the limb bent backwards, and in streams the bend direction turns by at most
+  :data:`POLE_RATE_DEG` per frame. The arms follow the observed bones (upper arm towards the
   observed elbow, forearm towards the observed hand). When a limb is nearly straight the bend
   direction is undetermined: it is interpolated from neighbouring frames (whole clips) or held
   from the previous frame, carried along with the limb (streams).
@@ -162,13 +165,19 @@ _TWIST_SURE, _TWIST_UNSURE = 0.15, 0.03
 # Limbs: first joint -> (middle joint, end joint, tip joint or None). The bend direction (pole)
 # of every limb comes from the observed limb and is held while the limb is straight. Limbs with
 # a tip (the legs) are solved by two-bone IK so that the tip (the toe) lands on the observed one
-# and the end (the ankle) lies on the observed foot line: the foot keeps its contacts with the
-# floor. Limbs without one (the arms) aim each bone along the observed one, so the pose keeps its
+# and the end (the ankle) lies on the observed foot line (or, out of the leg's reach, as near it
+# as the foot pitched about the toe allows): the foot keeps its contacts with the floor. Limbs without one (the arms) aim each bone along the observed one, so the pose keeps its
 # directions and the hand is off only by the difference in bone lengths.
 LIMBS: dict[str, tuple[str, str, str | None]] = {
     "UpperArm_L": ("LowerArm_L", "Hand_L", None), "UpperArm_R": ("LowerArm_R", "Hand_R", None),
     "UpperLeg_L": ("LowerLeg_L", "Foot_L", "Toes_L"), "UpperLeg_R": ("LowerLeg_R", "Foot_R", "Toes_R"),
 }
+# Fastest turn of a limb's bend direction about the limb in a stream, degrees per frame at 20 fps
+# (per limb's first joint): in real clips of the test split the knees' turns by at most 19
+# degrees per frame (99.9th percentile 13) and the elbows' by more than 25 degrees in 0.1 % of
+# frames; generated limbs that are only slightly bent turn it back and forth by up to a half turn
+# (decoder noise around a nearly straight limb), which these limits keep out of the rotations.
+POLE_RATE_DEG: dict[str, float] = {"UpperArm_L": 25.0, "UpperArm_R": 25.0, "UpperLeg_L": 15.0, "UpperLeg_R": 15.0}
 # Largest distance from a limb's first joint to its end, as a fraction of the limb's length: a
 # straight limb keeps a bend of a few degrees, so the bend plane (the twist) stays defined.
 _REACH = 0.99999
@@ -295,15 +304,17 @@ def _wrap(angle: float) -> float:
 
 
 def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.ndarray,
-               held: tuple[np.ndarray, np.ndarray] | None
+               held: tuple[np.ndarray, np.ndarray] | None, rate: float = math.pi
                ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
     """Causal bend direction (pole) of a limb, per frame.
 
     Each frame starts from the previous frame's pole carried along with the limb axis (the
     smallest rotation from the previous axis to this one: the twist about the limb is held, with
     no reference frame that could spin) and turns towards the observed pole ``k_obs`` by how well
-    it is determined (``sine``, as in :func:`_hold_twist`). The first frame of a motion starts
-    from the typical pole ``k_ref``. Shapes: (T, 3) unit ``d`` (the limb axis), (T,) ``sine``;
+    it is determined (``sine``, as in :func:`_hold_twist`), by at most ``rate`` radians per
+    frame (the first frame of a motion, which starts from the typical pole ``k_ref``, without
+    that limit); an observed pole more than a quarter turn from the held one is taken as the limb
+    bent backwards (its opposite counts). Shapes: (T, 3) unit ``d`` (the limb axis), (T,) ``sine``;
     returns unit poles (T, 3) perpendicular to ``d`` and the state for the next chunk. (Scalar
     arithmetic: a stream sends a few frames at a time, where array calls would cost more.)"""
     w = np.clip((sine - _TWIST_UNSURE) / (_TWIST_SURE - _TWIST_UNSURE), 0.0, 1.0).tolist()
@@ -329,9 +340,13 @@ def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.nda
         ox, oy, oz = ox - s * dx, oy - s * dy, oz - s * dz
         sin_d = (ky * oz - kz * oy) * dx + (kz * ox - kx * oz) * dy + (kx * oy - ky * ox) * dz
         delta = math.atan2(sin_d, kx * ox + ky * oy + kz * oz)
-        if w[t] < 1.0 and abs(delta) > math.pi / 2:  # hyperextension, as in _fill_twist
+        if abs(delta) > math.pi / 2:
+            # elbows and knees are hinges that bend one way: an observed bend on the other side
+            # of the held one is the limb bent backwards (hyperextension, as in _fill_twist), not
+            # a half turn of the limb within one frame
             delta = _wrap(delta + math.pi)
-        ang = w[t] * delta
+        limit = rate if t or held is not None else math.pi  # a motion's first frame: no limit
+        ang = w[t] * max(-limit, min(limit, delta))
         ca, sa = math.cos(ang), math.sin(ang)  # rotate about d (k is across d)
         bx, by, bz = dy * kz - dz * ky, dz * kx - dx * kz, dx * ky - dy * kx
         kx, ky, kz = ca * kx + sa * bx, ca * ky + sa * by, ca * kz + sa * bz
@@ -341,6 +356,27 @@ def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.nda
     if prev is not None:
         held = (np.array(prev[0]), np.array(prev[1]))
     return out, held
+
+
+def _end_target(root: np.ndarray, tip: np.ndarray, end: np.ndarray, foot: float, reach: float) -> np.ndarray:
+    """Where a leg's end (the ankle) goes so that its tip (the toe) lands on ``tip``: one foot
+    length from the tip along the observed foot (tip -> ``end``); where that is out of the leg's
+    ``reach`` from ``root``, the nearest point one foot length from the tip that is within reach
+    (the foot pitches, the toe stays). All (T, 3) metres; returns (T, 3)."""
+    target = tip - foot * normalize(tip - end)[0]
+    far = np.linalg.norm(target - root, axis=-1) > reach
+    if not far.any():
+        return target
+    c, dc = normalize(tip[far] - root[far])
+    along = (reach * reach - foot * foot + dc * dc) / (2.0 * np.maximum(dc, 1e-9))
+    radius2 = reach * reach - along * along
+    centre = root[far] + along[:, None] * c
+    side = target[far] - centre
+    side, n = normalize(side - np.sum(side * c, -1, keepdims=True) * c)
+    ok = (radius2 > 0) & (n > 1e-9)  # else the toe is out of reach too: keep the foot as observed
+    out = target.copy()
+    out[np.flatnonzero(far)[ok]] = (centre + np.sqrt(np.maximum(radius2, 0.0))[:, None] * side)[ok]
+    return out
 
 
 def _limb_rotation(name: str, ref: np.ndarray, root: np.ndarray, p: np.ndarray, offs: np.ndarray,
@@ -360,7 +396,8 @@ def _limb_rotation(name: str, ref: np.ndarray, root: np.ndarray, p: np.ndarray, 
     target = p[:, end]
     if tip_name is not None:  # the end on the observed tip -> end line, one bone from the tip
         tip = JOINT_INDEX[tip_name]
-        target = p[:, tip] - float(np.linalg.norm(offs[tip])) * normalize(p[:, tip] - p[:, end])[0]
+        target = _end_target(root, p[:, tip], p[:, end], float(np.linalg.norm(offs[tip])),
+                             _REACH * (l1 + l2))
     # the typical limb in the joint's reference frame: axis (joint -> end) and pole (towards the middle)
     end_loc = offs[mid] + _TYPICAL_MATRICES[mid] @ offs[end]
     u_loc = normalize(end_loc)[0]
@@ -377,7 +414,8 @@ def _limb_rotation(name: str, ref: np.ndarray, root: np.ndarray, p: np.ndarray, 
         theta = _fill_twist(signed_angle(k_ref, k_obs, d), sine)
         k = np.einsum("tab,tb->ta", axis_angle_matrix(d, theta), k_ref)
     else:
-        k, state["pole:" + name] = _hold_pole(k_ref, k_obs, d, sine, state.get("pole:" + name))
+        k, state["pole:" + name] = _hold_pole(k_ref, k_obs, d, sine, state.get("pole:" + name),
+                                              math.radians(POLE_RATE_DEG[name]))
     if tip_name is not None:  # two-bone IK with the fixed lengths (law of cosines)
         reach = np.clip(dist, abs(l1 - l2) + 1e-6, _REACH * (l1 + l2))
         along = (l1 * l1 - l2 * l2 + reach * reach) / (2.0 * reach)
