@@ -260,6 +260,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         raise CLIError("--token is empty")
     if a.max_wait is not None and not a.max_wait > 0:
         raise CLIError(f"--max-wait must be > 0 seconds (0 turns the bound off), got {a.max_wait:g}")
+    if a.max_sessions < 0 or not a.session_idle > 0:
+        raise CLIError("--max-sessions must be >= 0 and --session-idle > 0")
     if a.max_request_evals < 1:
         raise CLIError(f"--max-request-evals must be >= 1, got {a.max_request_evals}")
     _check_host(a.host)
@@ -279,7 +281,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
                            token=token, tls_cert=a.tls_cert, tls_key=a.tls_key, grace_s=a.grace,
                            ready_file=a.ready_file, fault_injection=a.fault_injection, threads=a.threads,
                            guidance=not a.no_guidance, max_wait_s=a.max_wait,
-                           max_request_evals=a.max_request_evals))
+                           max_request_evals=a.max_request_evals, max_sessions=a.max_sessions,
+                           session_idle_s=a.session_idle))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -303,6 +306,23 @@ def _cmd_request(a: argparse.Namespace) -> None:
         raise CLIError(f"the server at {a.server} broke the stream contract: {exc}", status=1) from exc
 
 
+def _cmd_session(a: argparse.Namespace) -> None:
+    import grpc
+
+    from coamd.client import StreamError
+    from coamd.client.cli import USAGE_CODES, describe_rpc_error, run_session
+
+    try:
+        run_session(a)
+    except (ValueError, OSError) as exc:
+        raise CLIError(_one_line(exc)) from exc
+    except grpc.RpcError as exc:
+        msg = describe_rpc_error(exc, a.server, None)
+        raise CLIError(msg, status=2 if msg.split(":")[0] in USAGE_CODES else 1) from exc
+    except StreamError as exc:
+        raise CLIError(f"the server at {a.server} broke the stream contract: {exc}", status=1) from exc
+
+
 def _add_server(sub) -> None:
     p = sub.add_parser("serve", help="run the gRPC motion server",
                        description="Serve coamd.v1.MotionService (proto/coamd/v1/motion.proto) with "
@@ -320,6 +340,10 @@ def _add_server(sub) -> None:
     p.add_argument("--max-wait", type=lambda v: None if float(v) == 0 else float(v), default=2.0,
                    help="refuse (RESOURCE_EXHAUSTED, at once) a request whose expected wait before its first "
                         "step, from measured step times, exceeds this many seconds; 0 = no bound (default: %(default)s)")
+    p.add_argument("--max-sessions", type=int, default=64,
+                   help="most open Session streams (endless motions); beyond it RESOURCE_EXHAUSTED (default: %(default)s)")
+    p.add_argument("--session-idle", type=float, default=60.0,
+                   help="close a session whose client has read no frame for this many seconds (default: %(default)s)")
     p.add_argument("--max-request-evals", type=int, default=1024,
                    help="per-request compute budget: iterations x ode_steps x solver stages (Heun 2); above it "
                         "INVALID_ARGUMENT (default: %(default)s, 16x the default settings)")
@@ -347,6 +371,14 @@ def _add_server(sub) -> None:
                        "first frame and the total latency.")
     add_request_arguments(r)
     r.set_defaults(func=_cmd_request)
+    from coamd.client.cli import add_session_arguments
+
+    q = sub.add_parser("session", help="an endless motion from a running server, steered line by line",
+                       description="Open a Session on `coamd serve`: the first line of standard input is "
+                       "the first instruction, every later line changes it as soon as it is read, end of "
+                       "input closes the session; the whole motion is saved at the end.")
+    add_session_arguments(q)
+    q.set_defaults(func=_cmd_session)
 
 
 # ----------------------------------------------------------------------------- train

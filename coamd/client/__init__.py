@@ -246,6 +246,20 @@ class MotionClient:
         return [{"clip_id": m.clip_id, "caption": m.caption, "similarity": m.similarity, "frames": m.frames}
                 for m in resp.motions]
 
+    def session(self, text: str, seed: int = 0, guidance: bool | None = None, iterations: int = 0,
+                ode_steps: int = 0, coordinates: str | None = None, include_rotations: bool = False,
+                cleanup: bool | None = None, temperature: float = 0.0, text_conditioning: str | None = None,
+                lookahead_s: float = 0.0, timeout: float | None = None) -> "MotionSession":
+        """Open an endless motion session (the ``Session`` RPC) with ``text`` as the first
+        instruction; see :class:`MotionSession`. Zero / None fields mean the server default
+        (``lookahead_s`` 0 = 1 s). ``timeout``: deadline of the whole session (None = none)."""
+        open_ = pb.SessionOpen(text=text, seed=seed, guidance=_GUIDANCE[guidance], iterations=iterations,
+                               ode_steps=ode_steps, coordinates=_COORDS[coordinates],
+                               include_rotations=include_rotations, cleanup=_CLEANUP[cleanup],
+                               temperature=temperature, text_conditioning=_TEXT_CONDITIONING[text_conditioning],
+                               lookahead_s=lookahead_s)
+        return MotionSession(self.stub, open_, self.metadata, timeout)
+
     def capabilities(self, timeout: float | None = 10.0) -> dict:
         """What the server's model knows: actions and styles with training-clip counts, the
         duration range (:func:`capabilities_dict`)."""
@@ -258,6 +272,82 @@ class MotionClient:
                                   timeout=timeout, metadata=self.metadata)
         return {"joint_names": list(s.joint_names), "parents": list(s.parents),
                 "rest_offsets": np.asarray(s.rest_offsets, dtype=np.float32).reshape(-1, 3), "fps": s.fps}
+
+
+class MotionSession:
+    """An open ``Session``: iterate it for :class:`SessionUpdate`s as they arrive; call
+    :meth:`instruct` any time to change the instruction, :meth:`close` to end it (the stream then
+    finishes with a ``CLOSED`` event), :meth:`cancel` to drop it at once. Checks that frame
+    indices arrive once and in order (:class:`StreamError` otherwise). Thread-safe for
+    ``instruct``/``close`` from another thread than the one iterating.
+    """
+
+    def __init__(self, stub, open_msg, metadata=None, timeout: float | None = None):
+        import queue
+
+        self._q: "queue.Queue" = queue.Queue()
+        self._q.put(pb.SessionRequest(open=open_msg))
+        self._call = stub.Session(self._requests(), metadata=metadata, timeout=timeout)
+        self.next_index = 0
+        self.events: list = []
+
+    def _requests(self):
+        while True:
+            msg = self._q.get()
+            if msg is None:
+                return
+            yield msg
+            if msg.WhichOneof("kind") == "close":
+                return
+
+    def instruct(self, text: str) -> None:
+        """Send a new instruction; an ``INSTRUCTION`` event later names its first frame."""
+        self._q.put(pb.SessionRequest(instruction=pb.SessionInstruction(text=text)))
+
+    def close(self) -> None:
+        """Ask the server to end the session after the frames in flight."""
+        self._q.put(pb.SessionRequest(close=pb.SessionClose()))
+
+    def cancel(self) -> None:
+        """Drop the session at once (the server frees it)."""
+        self._call.cancel()
+        self._q.put(None)
+
+    def __iter__(self):
+        for resp in self._call:
+            idx = [f.index for f in resp.frames]
+            if idx and idx != list(range(self.next_index, self.next_index + len(idx))):
+                raise StreamError(f"session frames {idx[:3]}... arrived, expected {self.next_index}")
+            self.next_index += len(idx)
+            joints = (np.asarray([f.positions for f in resp.frames], np.float32).reshape(-1, NUM_JOINTS, 3)
+                      if idx else np.zeros((0, NUM_JOINTS, 3), np.float32))
+            rot = None
+            if idx and len(resp.frames[0].rotations):
+                rot = np.asarray([f.rotations for f in resp.frames], np.float32).reshape(-1, NUM_JOINTS, 4)
+            events = [session_event_dict(e) for e in resp.events]
+            self.events.extend(events)
+            yield SessionUpdate(idx[0] if idx else self.next_index, joints, rot, events, time.perf_counter())
+
+
+@dataclass
+class SessionUpdate:
+    """One ``SessionResponse``: ``joints`` (n, 21, 3) float32 metres from session frame ``start``,
+    ``rotations`` (n, 21, 4) or None, ``events`` (dicts of :func:`session_event_dict`),
+    ``received`` (``time.perf_counter()`` on arrival)."""
+
+    start: int
+    joints: np.ndarray
+    rotations: np.ndarray | None
+    events: list
+    received: float
+
+
+def session_event_dict(e) -> dict:
+    """``SessionEvent`` -> dict: kind (``OPENED``/``INSTRUCTION``/``CLOSED``), instruction, text,
+    first_frame, latency_ms, interpretation (:func:`interpretation_dict` or None)."""
+    return {"kind": pb.SessionEvent.Kind.Name(e.kind), "instruction": e.instruction, "text": e.text,
+            "first_frame": e.first_frame, "latency_ms": e.latency_ms,
+            "interpretation": interpretation_dict(e.interpretation) if e.HasField("interpretation") else None}
 
 
 class AsyncMotionClient:
@@ -283,5 +373,5 @@ class AsyncMotionClient:
         return asm.result(t0, text)
 
 
-__all__ = ["AsyncMotionClient", "FrameAssembler", "GenerationResult", "MotionClient", "StreamError",
+__all__ = ["AsyncMotionClient", "FrameAssembler", "GenerationResult", "MotionClient", "MotionSession", "SessionUpdate", "StreamError",
            "build_generate_request", "summary_dict"]

@@ -7,7 +7,10 @@ turns into one line naming the status code.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+import numpy as np
 
 # status codes that mean the request itself was wrong (the command line's exit status 2)
 USAGE_CODES = ("INVALID_ARGUMENT", "OUT_OF_RANGE")
@@ -137,3 +140,68 @@ def save_result(res, out: str, bvh: str | None = None, gif: str | None = None) -
         from coamd.io.render import render_motion
 
         render_motion(res.joints, gif, title=res.text)
+
+
+def add_session_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default="127.0.0.1:50051", help="HOST:PORT of `coamd serve` (default: %(default)s)")
+    p.add_argument("--out", required=True, help="the whole session's motion file (.npz), written at the end")
+    p.add_argument("--bvh", default=None, help="also write a BVH file here at the end")
+    p.add_argument("--gif", default=None, help="also render a stick-figure preview here at the end (.gif or .mp4)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--no-guidance", action="store_true", help="skip the action-recognizer guidance (faster)")
+    p.add_argument("--lookahead", type=float, default=0.0,
+                   help="seconds the server keeps ahead of real time (0 = server default, 1 s)")
+    p.add_argument("--token", default=None, help="bearer token, if the server wants one")
+    p.add_argument("--tls-ca", default=None, help="PEM certificate to trust; turns TLS on")
+
+
+def run_session(a: argparse.Namespace, lines=None) -> dict:
+    """Run ``coamd session``: the first line of ``lines`` (default: stdin) opens the session, every
+    later non-empty line is a new instruction sent as soon as it is read, end of input closes
+    it; the motion and its events are saved at the end. Returns counts and the events.
+    Raises ValueError/OSError for bad arguments (before connecting), grpc.RpcError when the call
+    fails, coamd.client.StreamError when the stream breaks the contract."""
+    import threading
+
+    from coamd.client import MotionClient
+    from coamd.io.motion import save_motion
+
+    a.duration, a.order = None, None
+    check_request_arguments(a)
+    src = iter(lines) if lines is not None else iter(sys.stdin)
+    first = next((ln.strip() for ln in src if ln.strip()), None)
+    if first is None:
+        raise ValueError("no instruction: give the first one as the first line of the input")
+    chunks, rotations = [], []
+    with MotionClient(a.server, token=a.token, tls_ca=a.tls_ca) as client:
+        session = client.session(first, seed=a.seed, guidance=False if a.no_guidance else None,
+                                 lookahead_s=a.lookahead)
+
+        def feed():
+            for ln in src:
+                if ln.strip():
+                    session.instruct(ln.strip())
+            session.close()
+
+        threading.Thread(target=feed, name="coamd-session-input", daemon=True).start()
+        for update in session:
+            chunks.append(update.joints)
+            for e in update.events:
+                if e["kind"] == "INSTRUCTION":
+                    it = e["interpretation"]
+                    print(f"frame {e['first_frame']} ({e['first_frame'] / 20:.2f} s): instruction {e['instruction']} "
+                          f"{e['text']!r}, {e['latency_ms']:.0f} ms"
+                          + (f"; {describe_interpretation(it, it['conditioned_text'])}" if it else ""), flush=True)
+    joints = np.concatenate(chunks) if chunks else np.zeros((0, 21, 3), np.float32)
+    texts = [e["text"] for e in session.events if e["kind"] == "INSTRUCTION"]
+    save_motion(a.out, joints, text=" | ".join(texts))
+    if a.bvh:
+        from coamd.io.bvh_export import write_bvh
+
+        write_bvh(a.bvh, joints)
+    if a.gif:
+        from coamd.io.render import render_motion
+
+        render_motion(joints, a.gif, title=texts[-1] if texts else "")
+    print(f"{len(joints)} frames ({len(joints) / 20:.2f} s), {len(texts)} instructions -> {a.out}")
+    return {"frames": len(joints), "events": session.events}

@@ -39,6 +39,8 @@ class ServerConfig:
     max_batch: int = 8
     max_queue: int = 32
     max_wait_s: float | None = 2.0      # admission bound on a new request's expected wait (None: off)
+    max_sessions: int = 64              # open Session streams; beyond it RESOURCE_EXHAUSTED
+    session_idle_s: float = 60.0        # a session whose client reads nothing this long is closed
     max_request_evals: int | None = None  # per-request compute budget (None: validation's default)
     token: str | None = None
     tls_cert: str | None = None
@@ -84,7 +86,8 @@ async def start_server(cfg: ServerConfig, engine):
     defaults = cfg.defaults or (engine.defaults() if hasattr(engine, "defaults") else None) or Defaults()
     if cfg.max_request_evals is not None:
         defaults = dataclasses.replace(defaults, max_request_evals=cfg.max_request_evals)
-    add_to_server(MotionService(engine, scheduler, defaults), server)
+    add_to_server(MotionService(engine, scheduler, defaults, max_sessions=cfg.max_sessions,
+                                session_idle_s=cfg.session_idle_s), server)
     health_servicer = health.aio.HealthServicer()
     loop = asyncio.get_running_loop()
 

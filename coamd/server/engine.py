@@ -85,11 +85,18 @@ class SamplerStepModel:
             kw["guidance"] = False
         return GenerationRequest(**kw)
 
-    def start(self, params: GenerateParams) -> ServedRequest:
+    def start(self, params) -> ServedRequest:
+        """Start a request: ``GenerateParams``, or anything with ``prepared_request() ->
+        GenerationRequest`` plus ``text`` and ``text_conditioning`` (a session window)."""
         interpretation, conditioned = None, params.text
         if self.understand is not None:
             interpretation, conditioned = self.understand(params.text, params.text_conditioning)
-        req = self.to_request(params)
+        if hasattr(params, "prepared_request"):
+            req = params.prepared_request()
+            if getattr(self.sampler, "guide", None) is None:
+                req.guidance = False
+        else:
+            req = self.to_request(params)
         req.text = conditioned
         return ServedRequest(self.sampler.start(req), params.text, interpretation, conditioned)
 

@@ -107,9 +107,14 @@ def add_to_server(servicer, server) -> None:
         req_cls, resp_cls = getattr(pb, m.input_type.name), getattr(pb, m.output_type.name)
         fn = getattr(servicer, m.name)
         kw = dict(request_deserializer=_safe_deserializer(req_cls), response_serializer=resp_cls.SerializeToString)
-        if m.client_streaming:
+        if m.client_streaming and m.server_streaming:
+            # the handler receives the request iterator and checks each message for MalformedRequest
+            async def bidi(request_iterator, context, _fn=fn):
+                await _fn(request_iterator, context)
+            handlers[m.name] = grpc.stream_stream_rpc_method_handler(bidi, **kw)
+        elif m.client_streaming:
             raise NotImplementedError(f"{m.name}: client-streaming methods need their own malformed-message check")
-        if m.server_streaming:
+        elif m.server_streaming:
             async def stream(request, context, _fn=fn, _name=m.name):
                 if isinstance(request, MalformedRequest):
                     await _reject_malformed(request, context, _name)
@@ -155,10 +160,14 @@ def frames_message(start: int, joints: np.ndarray, system: str, rotations: np.nd
 class MotionService(pb_grpc.MotionServiceServicer):
     """Serves an ``Engine`` (see ``coamd.server.engine``) through a ``Scheduler``."""
 
-    def __init__(self, engine, scheduler: Scheduler, defaults: Defaults | None = None):
+    def __init__(self, engine, scheduler: Scheduler, defaults: Defaults | None = None, max_sessions: int = 64,
+                 session_idle_s: float = 60.0):
         self.engine = engine
         self.scheduler = scheduler
         self.defaults = defaults or Defaults()
+        self.max_sessions = max_sessions
+        self.session_idle_s = session_idle_s
+        self.sessions_open = 0
         self._aux = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="coamd-aux")
 
     async def _abort_invalid(self, context, exc: ValidationError):
@@ -232,6 +241,21 @@ class MotionService(pb_grpc.MotionServiceServicer):
                     return
         finally:
             job.cancel()  # client gone, deadline hit or an abort: the worker drops it at its next step
+
+    # ------------------------------------------------------------------ Session
+    async def Session(self, request_iterator, context):
+        """Endless, steerable motion (``coamd.server.session``); writes with ``context.write``."""
+        from coamd.server.session import serve_session
+
+        await serve_session(self, request_iterator, context, idle_s=self.session_idle_s)
+
+    def session_frames(self, out, params) -> list:
+        """Session frames (``coamd.sampling.session.SessionFrames``) -> proto ``Frame``s in the
+        session's coordinate system, with rotations when asked for."""
+        rot = out.rotations if params.include_rotations else None
+        if params.include_rotations and rot is None:
+            rot = self.engine.rotations(out.joints)
+        return frames_message(out.start, out.joints, params.coordinates, rot)
 
     # ------------------------------------------------------------------ Recognize / Retrieve
     async def _aux_call(self, context, fn, *args, missing: str | None = None):

@@ -258,3 +258,70 @@ def validate_top_k(top_k: int) -> int:
 def coordinate_system(value: int, field_name: str = "coordinates") -> str:
     """Proto CoordinateSystem number -> coords system name; raise ValidationError if unknown."""
     return _COORDS[_enum(value, "CoordinateSystem", field_name)]
+
+
+MAX_LOOKAHEAD_S = 10.0
+DEFAULT_LOOKAHEAD_S = 1.0
+
+
+@dataclass
+class SessionParams:
+    """A validated ``SessionOpen``: the sampling settings every window uses (server defaults
+    resolved), the output options, and the lookahead in seconds."""
+
+    text: str
+    seed: int
+    guidance: bool
+    guidance_scale: float
+    cfg_scale: float
+    iterations: int
+    ode_steps: int
+    solver: str
+    coordinates: str
+    include_rotations: bool
+    cleanup: bool
+    temperature: float
+    text_conditioning: str
+    lookahead_s: float
+
+
+def validate_session_open(req, defaults: Defaults | None = None) -> SessionParams:
+    """Check a ``SessionOpen``; return resolved ``SessionParams``. Raises ValidationError naming
+    the field as ``open.<field>``."""
+    d = defaults or Defaults()
+
+    def named(fn, *args):
+        try:
+            return fn(*args)
+        except ValidationError as exc:
+            raise ValidationError(f"open.{exc.field}", str(exc).split(": ", 1)[1]) from None
+
+    text = named(check_text, req.text)
+    guidance = named(_enum, req.guidance, "Guidance", "guidance")
+    solver = named(_enum, req.solver, "Solver", "solver")
+    cleanup = named(_enum, req.cleanup, "Cleanup", "cleanup")
+    conditioning = named(_enum, req.text_conditioning, "TextConditioning", "text_conditioning")
+    system = _COORDS[named(_enum, req.coordinates, "CoordinateSystem", "coordinates")]
+    look = req.lookahead_s
+    if not math.isfinite(look) or look < 0 or look > MAX_LOOKAHEAD_S:
+        raise ValidationError("open.lookahead_s", f"must be between 0 and {MAX_LOOKAHEAD_S:g} s (0 = server "
+                              f"default {DEFAULT_LOOKAHEAD_S:g} s), got {look:g}")
+    p = SessionParams(
+        text=text, seed=int(req.seed),
+        guidance={pb.GUIDANCE_ON: True, pb.GUIDANCE_OFF: False}.get(guidance, d.guidance),
+        guidance_scale=named(_scale, req.guidance_scale, "guidance_scale", MAX_GUIDANCE_SCALE, d.guidance_scale),
+        cfg_scale=named(_scale, req.cfg_scale, "cfg_scale", MAX_CFG_SCALE, d.cfg_scale),
+        iterations=named(_count, req.iterations, "iterations", MAX_ITERATIONS, d.iterations),
+        ode_steps=named(_count, req.ode_steps, "ode_steps", MAX_ODE_STEPS, d.ode_steps),
+        solver=_SOLVERS.get(solver, d.solver), coordinates=system, include_rotations=bool(req.include_rotations),
+        cleanup={pb.CLEANUP_ON: True, pb.CLEANUP_OFF: False}.get(cleanup, d.cleanup),
+        temperature=named(_scale, req.temperature, "temperature", MAX_TEMPERATURE, d.temperature),
+        text_conditioning={pb.TEXT_CONDITIONING_UNDERSTOOD: "understood",
+                           pb.TEXT_CONDITIONING_RAW: "raw"}.get(conditioning, d.text_conditioning),
+        lookahead_s=float(look) if look > 0 else DEFAULT_LOOKAHEAD_S)
+    evals = p.iterations * p.ode_steps * SOLVER_STAGES.get(p.solver, 1)
+    if evals > d.max_request_evals:
+        raise ValidationError("open.iterations", f"iterations x ode_steps x solver stages = {evals} velocity "
+                              f"evaluations per token exceed this server's per-request budget of "
+                              f"{d.max_request_evals}")
+    return p

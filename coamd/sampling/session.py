@@ -1,0 +1,165 @@
+"""Endless motion sessions: one continuous motion made of prefix-conditioned windows whose text
+can change at any time (the editing machinery of :mod:`coamd.sampling.sampler`, reused).
+
+A session never regenerates what it has sent. Each window is an ordinary generation request with
+an :class:`~coamd.sampling.sampler.Edit` prefix: the last ``prefix_frames`` raw frames the session
+produced, moved to the canonical start (hips above the origin, facing +Z, as every training clip
+and every fresh request starts), followed by ``window_frames`` new frames for the current text.
+The masked transformer in-paints the new tokens after the kept ones, so a switch of text is a
+transition the model makes itself, conditioned on the motion so far (as DART and NVIDIA's ARDY
+continue from history frames), not a cross-fade. The new frames go back to the world frame with
+the inverse of the prefix's transform, so the raw motion is continuous across windows.
+
+The runtime's causal post-processing runs over the session's whole raw stream, not per window:
+one :class:`~coamd.sampling.cleanup.MotionCleanup` (foot-contact cleanup) and one
+:class:`~coamd.sampling.skeleton_projection.SkeletonProjection` (one fixed skeleton, rotations
+whose forward kinematics are the positions) carry their state from window to window. Window
+requests therefore ask the sampler for raw frames (``cleanup=False``, ``skeleton="raw"``).
+
+Backend-agnostic and synchronous: :meth:`MotionSession.window_request` builds the next window's
+request, :meth:`MotionSession.accept` turns that window's released chunks into session frames.
+The server (``coamd.server.session``) decides when to run windows (pacing) and streams them.
+Frames: (n, 21, 3) float32 metres at 20 fps, right-handed Y up; indices count from 0 over the
+whole session, each exactly once and in order.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from coamd.data.process import facing_angle, rotate_y
+from coamd.sampling.cleanup import MotionCleanup
+from coamd.sampling.sampler import FRAMES_PER_TOKEN, Edit, GenerationRequest
+
+SEED_STRIDE = 1_000_003   # window w of a session with seed s uses seed s + w * SEED_STRIDE (mod 2**63)
+
+
+@dataclass
+class SessionConfig:
+    """Window sizes in frames at 20 fps, multiples of 4 (one latent token).
+
+    ``first_frames``: the first window (no history): 2 s, a motion the model generates as usual.
+    ``prefix_frames``: history kept at the start of every later window (the model's context).
+    ``window_frames``: new frames per later window; the pacing refills the lookahead in such steps.
+    """
+
+    first_frames: int = 40
+    prefix_frames: int = 12
+    window_frames: int = 12
+
+    def validate(self) -> None:
+        for name in ("first_frames", "prefix_frames", "window_frames"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < FRAMES_PER_TOKEN or v % FRAMES_PER_TOKEN:
+                raise ValueError(f"{name} must be a positive multiple of {FRAMES_PER_TOKEN} frames, got {v!r}")
+
+
+@dataclass
+class Window:
+    """One window in flight: its request, where its new frames start in the window (``skip``)
+    and in the session (``first_index``), and the prefix's transform (hips xz ``origin``, facing
+    ``angle`` radians) that maps the window's canonical frame back to the world."""
+
+    request: GenerationRequest
+    text: str
+    skip: int
+    first_index: int
+    origin: np.ndarray
+    angle: float
+    emitted: int = 0          # new frames of this window accepted so far
+
+
+@dataclass
+class SessionFrames:
+    """Frames ready to send: ``joints`` (n, 21, 3) float32 metres starting at session frame
+    ``start``; ``rotations`` (n, 21, 4) unit quaternions (x, y, z, w) on the skeleton's rest
+    offsets when the session projects onto the skeleton, else None."""
+
+    start: int
+    joints: np.ndarray
+    rotations: np.ndarray | None = None
+
+
+class MotionSession:
+    """One endless motion.
+
+    Args:
+        base: a :class:`GenerationRequest` whose settings every window uses (seed, guidance, cfg,
+            iterations, ODE steps, solver, temperature; ``cleanup`` and ``skeleton`` choose the
+            session's post-processing). Its text, duration, order and edit are ignored.
+        config: window sizes (:class:`SessionConfig`).
+    Raises:
+        ValueError: bad window sizes or settings.
+    """
+
+    def __init__(self, base: GenerationRequest, config: SessionConfig | None = None):
+        self.config = config or SessionConfig()
+        self.config.validate()
+        self.base = base
+        self.cleaner = MotionCleanup() if base.cleanup else None
+        self.projector = None
+        if base.skeleton == "fk":
+            from coamd.sampling.skeleton_projection import SkeletonProjection
+
+            self.projector = SkeletonProjection()
+        self.emitted = 0                     # session frames produced so far
+        self.windows = 0                     # windows started so far
+        self._raw: collections.deque = collections.deque(maxlen=self.config.prefix_frames)
+
+    def window_request(self, text: str) -> Window:
+        """The next window for ``text``: from the canonical start for the first one, else
+        continuing the last ``prefix_frames`` raw frames. Raises ValueError for empty text."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("text is empty")
+        c = self.config
+        seed = (int(self.base.seed) + self.windows * SEED_STRIDE) % (2 ** 63)
+        common = dict(text=text, seed=seed, order="left_to_right", cleanup=False, skeleton="raw")
+        if len(self._raw) < c.prefix_frames:      # the first window (or a session too young to continue)
+            req = dataclasses.replace(self.base, duration_s=c.first_frames / 20.0, edit=None, **common)
+            w = Window(req, text, skip=0, first_index=self.emitted, origin=np.zeros(2, np.float32), angle=0.0)
+        else:
+            prefix = np.stack(self._raw).astype(np.float32)
+            origin = prefix[0, 0, [0, 2]].copy()
+            moved = prefix.copy()
+            moved[..., 0] -= origin[0]
+            moved[..., 2] -= origin[1]
+            angle = float(facing_angle(moved[:1])[0])
+            canon = rotate_y(moved, -angle).astype(np.float32)
+            req = dataclasses.replace(self.base, duration_s=(c.prefix_frames + c.window_frames) / 20.0,
+                                      edit=Edit(prefix=canon), **common)
+            w = Window(req, text, skip=c.prefix_frames, first_index=self.emitted, origin=origin, angle=angle)
+        self.windows += 1
+        return w
+
+    def accept(self, window: Window, start: int, joints: np.ndarray) -> SessionFrames | None:
+        """Turn a chunk the sampler released for ``window`` (window frames ``start`` ..) into the
+        session's next frames: drops the kept prefix, maps back to the world, appends the raw
+        frames to the history, runs the session's cleanup and skeleton projection. Returns None
+        when the chunk holds no new frame. Raises ValueError for a chunk out of order or when the
+        window is not the latest one (its frames would not follow the session's)."""
+        if window.first_index + window.emitted != self.emitted:
+            raise ValueError("chunk of a window that is not the session's latest; start a new window instead")
+        j = np.asarray(joints, np.float32)
+        expected = window.skip + window.emitted
+        lo = max(expected - start, 0)
+        if start > expected:
+            raise ValueError(f"window frames must come in order: expected frame {expected}, got {start}")
+        new = j[lo:]
+        if not len(new):
+            return None
+        world = rotate_y(new, window.angle).astype(np.float32)
+        world[..., 0] += window.origin[0]
+        world[..., 2] += window.origin[1]
+        self._raw.extend(world)
+        out, rot = world, None
+        if self.cleaner is not None:
+            out = self.cleaner.apply(out)
+        if self.projector is not None:
+            out, rot = self.projector.apply(out)
+        frames = SessionFrames(self.emitted, np.asarray(out, np.float32), rot)
+        window.emitted += len(new)
+        self.emitted += len(new)
+        return frames
