@@ -4,7 +4,8 @@ about a second from the export cache; no torch in the replicas).
 
 Phase 1 (``coamd deploy --replicas 2`` with TLS and a bearer token): requests spread over both
 replicas; the front door keeps the ``coamd.v1.MotionService`` contract (health per replica,
-reflection, auth, statuses from the replica); a replica killed mid-stream ends its streams with
+reflection, auth, statuses from the replica); a steered session runs on one replica through the
+front door; a replica killed mid-stream ends its streams with
 UNAVAILABLE after a clean prefix of frames, the next requests succeed on another replica and Serve
 replaces the dead one; SIGTERM drains a stream in flight and deletes the application.
 Phase 2 (``coamd deploy --config`` with autoscaling 1..2 on queue length): load scales it 1 -> 2,
@@ -187,7 +188,8 @@ def test_front_door_keeps_the_contract(deployed, tls):
             collect_or_raise(anon.stream(build_generate_request("a person walks", **FAST), timeout=30))
         assert exc.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with MotionClient(deployed.target, token=TOKEN, tls_ca=ca) as c:
-        assert len(c.skeleton()["joint_names"]) == 21                  # a unary call through a replica
+        assert len(c.skeleton()["joint_names"]) == 21                  # unary calls through a replica
+        assert c.capabilities()["actions"]
         with pytest.raises(grpc.RpcError) as exc:                      # the replica's validation, unchanged
             collect_or_raise(c.stream(build_generate_request("a person walks", duration_s=30.0), timeout=30))
         assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "duration_s" in exc.value.details()
@@ -209,6 +211,24 @@ def collect_or_raise(stream):
     if err is not None:
         raise err
     return indices, asm
+
+
+def test_session_lives_on_one_replica(client):
+    ids = {r["replica_id"] for r in running(n=2)}
+    s = client.session("a person walks", guidance=False, iterations=2, ode_steps=2, timeout=90)
+    instructed = closed = False
+    for _update in s:
+        if s.next_index >= 30 and not instructed:
+            s.instruct("a person waves the right hand")
+            instructed = True
+        if not closed and any(e["kind"] == "INSTRUCTION" for e in s.events):
+            s.close()
+            closed = True
+    kinds = [e["kind"] for e in s.events]
+    assert kinds[0] == "OPENED" and "INSTRUCTION" in kinds and kinds[-1] == "CLOSED", kinds
+    closed_event = s.events[-1]
+    assert closed_event["first_frame"] == s.next_index > 30           # every frame once, in order (client-checked)
+    assert dict(s._call.initial_metadata())[REPLICA_METADATA_KEY] in ids
 
 
 def test_replica_killed_mid_stream(client, deployed):

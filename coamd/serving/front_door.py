@@ -195,9 +195,52 @@ class ReplicaHealth:
             await asyncio.sleep(self.interval_s)
 
 
+_MAILBOX_CLASS = None
+
+
+def session_mailbox_class():
+    """The Ray actor class that carries session messages from the front door to the replica
+    running the session (Serve handles stream responses, not requests): one per front door, created
+    on the first session, owned by it (it ends with the front door). Per session a queue of
+    ``("message", bytes)``, ``("malformed", type, reason)`` and finally ``("end",)``; ``get``
+    answers ``("idle",)`` after ``timeout_s`` without a message."""
+    global _MAILBOX_CLASS
+    if _MAILBOX_CLASS is None:
+        import ray
+
+        @ray.remote(num_cpus=0, max_concurrency=10000)
+        class SessionMailbox:
+            def __init__(self):
+                self.boxes: dict[str, asyncio.Queue] = {}
+
+            def _box(self, sid: str) -> asyncio.Queue:
+                if sid not in self.boxes:
+                    self.boxes[sid] = asyncio.Queue()
+                return self.boxes[sid]
+
+            async def put(self, sid: str, item: tuple) -> None:
+                self._box(sid).put_nowait(item)
+
+            async def get(self, sid: str, timeout_s: float) -> tuple:
+                try:
+                    return await asyncio.wait_for(self._box(sid).get(), timeout_s)
+                except asyncio.TimeoutError:
+                    return ("idle",)
+
+            async def drop(self, sid: str) -> None:
+                self.boxes.pop(sid, None)
+
+            async def open_sessions(self) -> int:
+                return len(self.boxes)
+
+        _MAILBOX_CLASS = SessionMailbox
+    return _MAILBOX_CLASS
+
+
 class RayMotionService(pb_grpc.MotionServiceServicer):
     """``coamd.v1.MotionService`` handlers that forward every call to a replica through ``handle``
-    (a Serve ``DeploymentHandle`` of :class:`coamd.serving.replica.MotionReplica`)."""
+    (a Serve ``DeploymentHandle`` of :class:`coamd.serving.replica.MotionReplica`): ``Generate``
+    and ``Session`` as streams, every unary method of the service through the replica's ``call``."""
 
     def __init__(self, handle, health_table: ReplicaHealth | None = None, retries: int = 2):
         self.handle = handle
@@ -207,6 +250,16 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
         self.failures = _ray_failure_types()
         self.interrupted = 0   # streams ended with UNAVAILABLE after frames went out
         self.retried = 0       # calls moved to another replica before anything was sent
+        self._mailbox = None
+        for m in pb.DESCRIPTOR.services_by_name["MotionService"].methods:
+            if not (m.client_streaming or m.server_streaming):   # any unary method, present or future
+                setattr(self, m.name, self._unary_handler(m.name))
+
+    def _unary_handler(self, method: str):
+        async def handler(request, context):
+            return await self._unary(method, request, context)
+        handler.__name__ = method
+        return handler
 
     async def _lost(self, replica_id: str | None, exc: BaseException) -> None:
         log.warning("replica %s is gone: %s", replica_id or "?", type(exc).__name__)
@@ -287,14 +340,75 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
                 await context.abort(_status(out[1]), out[2])
             return resp_cls.FromString(out[1])
 
-    async def Recognize(self, request, context):  # noqa: N802
-        return await self._unary("Recognize", request, context)
+    async def Session(self, request_iterator, context):  # noqa: N802
+        """A bidirectional session on one replica for its whole life. The client's messages go to
+        the session mailbox as they arrive; the replica's responses are written back with their
+        frame indices checked. A replica lost mid-session ends it with UNAVAILABLE (the session's
+        state lived there; the client opens a new one)."""
+        import uuid
 
-    async def Retrieve(self, request, context):  # noqa: N802
-        return await self._unary("Retrieve", request, context)
+        from ray.serve.exceptions import BackPressureError
 
-    async def GetSkeleton(self, request, context):  # noqa: N802
-        return await self._unary("GetSkeleton", request, context)
+        from coamd.server.service import MalformedRequest
+
+        if self._mailbox is None:
+            self._mailbox = session_mailbox_class().remote()
+        mailbox = self._mailbox
+        sid = uuid.uuid4().hex
+        resp_cls = getattr(pb, pb.DESCRIPTOR.services_by_name["MotionService"].methods_by_name["Session"]
+                           .output_type.name)
+
+        async def pump():
+            try:
+                async for msg in request_iterator:
+                    if isinstance(msg, MalformedRequest):
+                        await mailbox.put.remote(sid, ("malformed", msg.type_name, msg.reason))
+                    else:
+                        await mailbox.put.remote(sid, (MESSAGE, msg.SerializeToString()))
+            except Exception as exc:  # noqa: BLE001 - the client went away: the session closes
+                log.debug("session %s: client stream ended: %s", sid, exc)
+            await mailbox.put.remote(sid, ("end",))
+
+        pumping = asyncio.ensure_future(pump())
+        stream = self.stream_handle.session.remote(sid, mailbox)
+        replica_id, next_index, finished = None, 0, False
+        try:
+            async for item in stream:
+                kind = item[0]
+                if kind == REPLICA:
+                    replica_id = item[1]
+                    await context.send_initial_metadata(((REPLICA_METADATA_KEY, replica_id),))
+                elif kind == MESSAGE:
+                    resp = resp_cls.FromString(item[1])
+                    for fr in resp.frames:
+                        if fr.index != next_index:
+                            log.error("replica %s sent session frame %d, expected %d", replica_id, fr.index, next_index)
+                            finished = True
+                            await context.abort(grpc.StatusCode.INTERNAL, f"replica {replica_id} broke the frame order")
+                        next_index += 1
+                    await context.write(resp)
+                elif kind == STATUS:
+                    finished = True
+                    await context.abort(_status(item[1]), item[2])
+            finished = True
+        except self.failures as exc:
+            finished = True
+            await self._lost(replica_id, exc)
+            self.interrupted += 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"replica {replica_id or '?'} failed after {next_index} session frames "
+                                f"({type(exc).__name__}); open a new session")
+        except BackPressureError as exc:
+            finished = True
+            await self._backpressure(context, exc)
+        finally:
+            pumping.cancel()
+            if not finished:
+                stream.cancel()
+            try:
+                mailbox.drop.remote(sid)
+            except Exception:  # noqa: BLE001 - the mailbox may be gone with its node
+                pass
 
 
 def _read(path: str, what: str) -> bytes:

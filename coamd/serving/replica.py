@@ -17,6 +17,11 @@ Items of :meth:`MotionReplica.generate` (the front door reads them in this order
   ``replica`` field names this replica);
 - ``("status", code_name, details)``: the stream ends with that gRPC status instead.
 
+:meth:`MotionReplica.session` runs one bidirectional ``Session`` for its whole life on the replica
+(sessions stay on one replica by construction: one deployment-handle call per session). Serve
+handles stream responses but not requests, so the client's later messages reach the replica
+through the front door's session mailbox (a small Ray actor), from which the replica pulls them.
+
 Shutdown (Serve calls ``__del__`` after its own graceful wait, see ``graceful_shutdown_timeout_s``):
 requests still running get ``grace_s`` seconds, then the scheduler ends the rest with UNAVAILABLE.
 The replica's ``check_health`` fails once the scheduler's worker thread has stopped, so Serve
@@ -38,7 +43,6 @@ from coamd.api import pb
 log = logging.getLogger("coamd.serving")
 
 REPLICA, MESSAGE, STATUS = "replica", "message", "status"
-UNARY_METHODS = ("Recognize", "Retrieve", "GetSkeleton")
 
 
 @dataclass
@@ -90,8 +94,9 @@ class DelayedSteps:
         return self._model.step(states)
 
 
-class Aborted(Exception):
-    """``context.abort(code, details)`` of a handler running on a replica."""
+class Aborted(grpc.aio.AbortError):
+    """``context.abort(code, details)`` of a handler running on a replica (a ``grpc.aio.AbortError``,
+    so handlers that let gRPC's own abort pass through treat it the same way)."""
 
     def __init__(self, code: grpc.StatusCode, details: str):
         super().__init__(f"{code.name}: {details}")
@@ -100,11 +105,14 @@ class Aborted(Exception):
 
 class ReplicaCallContext:
     """Stands in for ``grpc.aio.ServicerContext`` in ``MotionService`` handlers run on a replica:
-    the deadline the front door passed (seconds from the call, None for none), and ``abort``
-    raising :class:`Aborted`. Metadata setters are kept (nothing reads them back)."""
+    the deadline the front door passed (seconds from the call, None for none), ``abort`` raising
+    :class:`Aborted`, ``write`` handing a response to ``writer`` (bidirectional streams). Metadata
+    setters are kept (nothing reads them back)."""
 
-    def __init__(self, timeout_s: float | None = None):
+    def __init__(self, timeout_s: float | None = None, writer=None):
         self._deadline = None if timeout_s is None else time.monotonic() + max(0.0, float(timeout_s))
+        self._writer = writer
+        self._done = False
         self.code: grpc.StatusCode | None = None
         self.details_text = ""
         self.trailing: tuple = ()
@@ -113,7 +121,13 @@ class ReplicaCallContext:
         return None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
 
     async def abort(self, code: grpc.StatusCode, details: str = "", trailing_metadata=()):
+        self._done = True
         raise Aborted(code, details)
+
+    async def write(self, message) -> None:
+        if self._writer is None:
+            raise RuntimeError("write() on a call without a response stream")
+        await self._writer(message)
 
     def invocation_metadata(self):
         return ()
@@ -137,7 +151,32 @@ class ReplicaCallContext:
         return False
 
     def done(self) -> bool:
-        return False
+        return self._done
+
+
+class MailboxRequests:
+    """The client's messages of one session as an async iterator on the replica: pulled from the
+    front door's session mailbox (:class:`coamd.serving.front_door.SessionMailbox`); items are
+    parsed ``request_type`` messages, or ``MalformedRequest`` for bytes that did not parse."""
+
+    def __init__(self, mailbox, session_id: str, request_type, poll_s: float = 30.0):
+        self.mailbox, self.session_id, self.request_type, self.poll_s = mailbox, session_id, request_type, poll_s
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        from coamd.server.service import MalformedRequest
+
+        while True:
+            item = await self.mailbox.get.remote(self.session_id, self.poll_s)
+            if item[0] == MESSAGE:
+                return self.request_type.FromString(item[1])
+            if item[0] == "malformed":
+                return MalformedRequest(item[1], item[2])
+            if item[0] == "end":
+                raise StopAsyncIteration
+            # "idle": nothing arrived within poll_s; ask again
 
 
 def _replica_id() -> str:
@@ -201,11 +240,12 @@ class MotionReplica:
             yield (STATUS, exc.code.name, exc.details)
 
     async def call(self, method: str, payload: bytes, timeout_s: float | None = None) -> tuple:
-        """One unary method (``Recognize``, ``Retrieve``, ``GetSkeleton``) on a serialized request.
-        Returns ``("message", bytes, replica_id)`` or ``("status", code_name, details, replica_id)``."""
-        if method not in UNARY_METHODS:
-            return (STATUS, "UNIMPLEMENTED", f"unknown method {method}", self.replica_id)
-        m = pb.DESCRIPTOR.services_by_name["MotionService"].methods_by_name[method]
+        """One unary method of the service (``Recognize``, ``Retrieve``, ``GetSkeleton``, ...) on a
+        serialized request. Returns ``("message", bytes, replica_id)`` or ``("status", code_name,
+        details, replica_id)``."""
+        m = pb.DESCRIPTOR.services_by_name["MotionService"].methods_by_name.get(method)
+        if m is None or m.client_streaming or m.server_streaming or not hasattr(self.service, method):
+            return (STATUS, "UNIMPLEMENTED", f"{method} is not a unary method of this server", self.replica_id)
         ctx = ReplicaCallContext(timeout_s)
         try:
             request = getattr(pb, m.input_type.name).FromString(payload)
@@ -213,6 +253,43 @@ class MotionReplica:
             return (MESSAGE, resp.SerializeToString(), self.replica_id)
         except Aborted as exc:
             return (STATUS, exc.code.name, exc.details, self.replica_id)
+
+    async def session(self, session_id: str, mailbox):
+        """One bidirectional ``Session`` for its whole life on this replica: the client's messages
+        come from ``mailbox`` (the front door's :class:`~coamd.serving.front_door.SessionMailbox`,
+        key ``session_id``), the responses go back as the items of :meth:`generate`."""
+        yield (REPLICA, self.replica_id)
+        if not hasattr(self.service, "Session"):
+            yield (STATUS, "UNIMPLEMENTED", "this server has no sessions")
+            return
+        m = pb.DESCRIPTOR.services_by_name["MotionService"].methods_by_name["Session"]
+        out: asyncio.Queue = asyncio.Queue()
+
+        async def writer(message):
+            out.put_nowait((MESSAGE, message.SerializeToString()))
+
+        ctx = ReplicaCallContext(None, writer=writer)
+        requests = MailboxRequests(mailbox, session_id, getattr(pb, m.input_type.name))
+        task = asyncio.ensure_future(self.service.Session(requests, ctx))
+        task.add_done_callback(lambda _: out.put_nowait(None))
+        try:
+            while True:
+                item = await out.get()
+                if item is None:
+                    break
+                yield item
+            while not out.empty():
+                item = out.get_nowait()
+                if item is not None:
+                    yield item
+            exc = None if task.cancelled() else task.exception()
+            if isinstance(exc, Aborted):
+                yield (STATUS, exc.code.name, exc.details)
+            elif exc is not None:
+                log.error("session failed: %s: %s", type(exc).__name__, exc)
+                yield (STATUS, "INTERNAL", f"session error: {type(exc).__name__}: {exc}")
+        finally:
+            task.cancel()
 
     def info(self) -> dict:
         """Replica id, process id, backend, load (active, waiting) and engine load time."""
