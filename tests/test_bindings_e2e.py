@@ -337,20 +337,22 @@ def test_reference_pose_of_the_servers_skeleton_is_upright_and_bends_like_the_se
     # of the upper arm's / thigh's local frame; the reference pose turns that side forward for the
     # elbows and backward for the knees.
     ref_world = _world(local, parents)
-    s = _native_motion(nclient, native, "a person waves with both hands and squats", 3, 3.2, server_rotations=True)
-    n = s.info()["total_frames"]
+    frames = []  # (positions, local rotations) with server rotations, from motions that bend limbs
+    for i, text in enumerate(("a person waves with both hands", "a person squats down", "a person runs forward",
+                              "a person kicks with the left leg")):
+        s = _native_motion(nclient, native, text, 3 + i, 3.2, server_rotations=True)
+        frames += [s.frame(k) for k in range(s.info()["total_frames"])]
     for upper, side_sign, world_dir in ((6, 1, 1), (10, -1, 1), (13, -1, -1), (17, 1, -1)):
         lower, end = upper + 1, upper + 2
         seen = []
-        for k in range(n):
-            p, loc = s.frame(k)
+        for p, loc in frames:
             g = _world(loc, parents)
             a, b = p[lower] - p[upper], p[end] - p[lower]
-            if cos(a, b) > np.cos(np.radians(30)):
+            if cos(a, b) > np.cos(np.radians(25)):
                 continue  # nearly straight: the hinge side is not observable
             in_upper = _qrot(np.array([-g[upper, 0], -g[upper, 1], -g[upper, 2], g[upper, 3]]), b)
             seen.append(np.sign(in_upper[2]))
-        assert len(seen) >= 3, f"no bent {native.JOINT_NAMES[lower]} in the streamed motion"
+        assert len(seen) >= 5, f"no bent {native.JOINT_NAMES[lower]} in the streamed motions"
         assert np.mean(np.array(seen) == side_sign) > 0.9, (native.JOINT_NAMES[upper], seen)
         hinge = _qrot(ref_world[upper], np.array([0.0, 0.0, side_sign]))
         bone = pos[lower] - pos[upper]

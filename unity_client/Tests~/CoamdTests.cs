@@ -338,37 +338,43 @@ namespace CoAMD.Tests
                 core.Play("a person walks forward", Util.Fast(2.4f, 5, Coords.Unity));
                 Assert.IsTrue(core.Stream.Wait(300f));
                 List<float[]> frames = Util.Frames(core.Stream);
-                double sumX = 0, sumZ = 0;
+                double charX = 0, charZ = 0, charYaw = 0;
                 int ticks = 0;
-                for (int tick = 0; tick < 60 * 4; tick++)
+                for (int tick = 0; tick < 60 * 8; tick++)  // the motion, then 5 s holding its last frame
                 {
-                    PlaybackState st = core.Tick(50.0 + tick / 60.0);
-                    if (!core.Pose.HasFrame) continue;
-                    ticks++;
-                    sumX += core.RootMotion.DeltaX;
-                    sumZ += core.RootMotion.DeltaZ;
-                    float[] p = core.Pose.Positions;
-                    Assert.AreEqual(0f, p[0], 1e-6f, "hips are centred");
-                    Assert.AreEqual(0f, p[2], 1e-6f);
-                    // Every single-child bone of the avatar, rotated, points along the streamed bone.
-                    for (int c = 1; c < 21; c++)
+                    core.Tick(50.0 + tick / 60.0);
+                    if (!core.HasPose) continue;
+                    if (ticks++ == 0)
                     {
-                        int par = Skeleton.Parents[c];
-                        if (c == 13 || c == 17 || c == 5 || c == 9) continue;  // twist-only children
-                        float ox, oy, oz;
-                        Util.Rotate(core.AvatarRotations, par, core.Retarget.RestOffsets[3 * c],
-                                    core.Retarget.RestOffsets[3 * c + 1], core.Retarget.RestOffsets[3 * c + 2],
-                                    out ox, out oy, out oz);
-                        double a = Util.Angle(ox, oy, oz, p[3 * c] - p[3 * par], p[3 * c + 1] - p[3 * par + 1],
-                                              p[3 * c + 2] - p[3 * par + 2]);
-                        Assert.Less(a, 0.01, "bone " + Skeleton.JointNames[c] + " tick " + tick);
+                        charYaw = core.RootMotion.RootYaw;
+                        continue;
                     }
-                    if (st == PlaybackState.Finished) break;
+                    double c = Math.Cos(charYaw), s = Math.Sin(charYaw);
+                    charX += c * core.RootMotion.DeltaX + s * core.RootMotion.DeltaZ;
+                    charZ += -s * core.RootMotion.DeltaX + c * core.RootMotion.DeltaZ;
+                    charYaw += core.RootMotion.DeltaYaw;
+                    float[] p = core.Positions;
+                    Assert.Less(Math.Sqrt(p[0] * p[0] + p[2] * p[2]), 0.5, "the hips stay near the root");
+                    // Every single-child bone of the avatar, rotated, points along the streamed bone.
+                    for (int cj = 1; cj < 21; cj++)
+                    {
+                        int par = Skeleton.Parents[cj];
+                        if (cj == 13 || cj == 17 || cj == 5 || cj == 9) continue;  // twist-only children
+                        float ox, oy, oz;
+                        Util.Rotate(core.AvatarRotations, par, core.Retarget.RestOffsets[3 * cj],
+                                    core.Retarget.RestOffsets[3 * cj + 1], core.Retarget.RestOffsets[3 * cj + 2],
+                                    out ox, out oy, out oz);
+                        double a = Util.Angle(ox, oy, oz, p[3 * cj] - p[3 * par], p[3 * cj + 1] - p[3 * par + 1],
+                                              p[3 * cj + 2] - p[3 * par + 2]);
+                        Assert.Less(a, 0.01, "bone " + Skeleton.JointNames[cj] + " tick " + tick);
+                    }
                 }
                 Assert.Greater(ticks, 40);
+                Assert.AreEqual(PlaybackState.Finished, core.State);
+                // The character moved by the deltas ends under the last frame's hips.
                 float[] first = frames[0], last = frames[frames.Count - 1];
-                Assert.AreEqual(last[0] - first[0], sumX, 1e-3, "root motion adds up to the hips' travel (x)");
-                Assert.AreEqual(last[2] - first[2], sumZ, 1e-3, "root motion adds up to the hips' travel (z)");
+                Assert.AreEqual(last[0] - first[0], charX, 0.01, "root motion adds up to the hips' travel (x)");
+                Assert.AreEqual(last[2] - first[2], charZ, 0.01, "root motion adds up to the hips' travel (z)");
 
                 // Tick() allocates nothing: 2000 ticks (a replay) leave the managed heap as it was.
                 core.Replay();
@@ -386,6 +392,81 @@ namespace CoAMD.Tests
                     core.Tick(80.0 + tick / 60.0);
                     Assert.AreEqual(0f, core.RootMotion.DeltaX);
                     Assert.AreEqual(0f, core.RootMotion.DeltaZ);
+                }
+            }
+        }
+
+        // Largest turn of any joint between two ticks around the moment a second prompt takes over.
+        double SwitchJump(float blendSeconds, out bool kept)
+        {
+            using (var core = new MotionPlayerCore(_client, null))
+            {
+                core.Blender.BlendSeconds = blendSeconds;
+                core.Play("a person walks forward", Util.Fast(4f, 21, Coords.Unity));
+                Assert.IsTrue(core.Stream.Wait(300f));
+                MotionStream first = core.Stream;
+                double t = 10.0;
+                for (int i = 0; i < 60; i++, t += 1 / 60.0) core.Tick(t);
+                core.Play("a person raises both arms", Util.Fast(2f, 22, Coords.Unity));
+                // Right after the request nothing of it has arrived: the first motion plays on.
+                core.Tick(t);
+                t += 1 / 60.0;
+                kept = core.PendingStream != null && ReferenceEquals(core.Stream, first) &&
+                       core.State == PlaybackState.Playing && core.HasPose;
+                Assert.IsTrue(core.PendingStream.Wait(300f));
+                var prev = (float[])core.LocalRotations.Clone();
+                double jump = 0;
+                for (int i = 0; i < 40; i++, t += 1 / 60.0)
+                {
+                    core.Tick(t);
+                    for (int j = 1; j < 21; j++) jump = Math.Max(jump, QuatMath.Angle(core.LocalRotations, 4 * j, prev, 4 * j));
+                    Array.Copy(core.LocalRotations, prev, 84);
+                }
+                Assert.IsNull(core.PendingStream, "the new motion took over");
+                Assert.IsFalse(ReferenceEquals(core.Stream, first));
+                return jump;
+            }
+        }
+
+        [Test]
+        public void ANewPromptTakesOverWithoutFreezingOrPopping()
+        {
+            bool kept;
+            double cut = SwitchJump(0f, out kept);
+            double blended = SwitchJump(0.3f, out kept);
+            Assert.IsTrue(kept, "the first motion stayed on screen while the second one buffered");
+            Console.WriteLine("largest joint turn per tick at the switch: cut {0:F3} rad, blended {1:F3} rad", cut, blended);
+            Assert.Greater(cut, 0.2, "the two motions differ enough to pop on a cut");
+            Assert.Less(blended, 0.25 * cut);
+            // At most the offset spread over the blend along its steepest part (1.875 x offset per
+            // blend time, 18 ticks of 0.3 s), plus the new motion's own movement in a tick.
+            Assert.Less(blended, 1.875 * cut / 18 + 0.1);
+        }
+
+        [Test]
+        public void AsyncConnectionAndBakingAFinishedMotion()
+        {
+            using (var conn = new AsyncConnection(Util.Server, false, null, null, 30f))
+            {
+                Assert.IsTrue(conn.Task.Wait(60000));
+                Assert.AreEqual(ConnectionStatus.Connected, conn.Status, conn.Error);
+                using (var s = conn.Client.Generate("a person bows", Util.Fast(1.2f, 4, Coords.Unity)))
+                {
+                    Assert.Throws<InvalidOperationException>(() => BakedMotion.FromStream(s), "still receiving");
+                    Assert.IsTrue(s.Wait(300f));
+                    BakedMotion m = BakedMotion.FromStream(s, "a person bows");
+                    List<float[]> frames = Util.Frames(s);
+                    Assert.AreEqual(frames.Count, m.FrameCount);
+                    Assert.AreEqual("a person bows", m.Text);
+                    for (int i = 0; i < m.FrameCount; i++)
+                        for (int k = 0; k < 63; k++) Assert.AreEqual(frames[i][k], m.Positions[63 * i + k]);
+                    var rot = new float[84];
+                    for (int i = 0; i < m.FrameCount; i++)
+                    {
+                        s.Frame(i, null, rot);
+                        for (int j = 0; j < 21; j++)
+                            Assert.Less(QuatMath.Angle(rot, 4 * j, m.LocalRotations, 84 * i + 4 * j), 1e-4);
+                    }
                 }
             }
         }

@@ -1,5 +1,13 @@
-// The Unity layer (the only part that needs UnityEngine): requests a motion from text and drives
-// a Humanoid avatar with it. Everything else lives in Core/ and is engine-independent.
+// The Unity layer (the only part that needs UnityEngine): requests motions from text and drives a
+// Humanoid avatar with them. Everything it decides lives in Core/ (engine-independent, tested):
+// connection (AsyncConnection), playback, blending and root motion (MotionPlayerCore), direct
+// retargeting (HumanoidRetarget), the source skeleton (SourceSkeleton).
+//
+// Frame order: Update samples the motion (before the Animator), OnAnimatorMove moves the character
+// by the root motion (through a CharacterController or Rigidbody when there is one), LateUpdate
+// writes the pose over what the Animator produced, with a weight and per-body-part mask, so the
+// Animator (layers, Timeline, its IK) keeps running and scripts that run after it (IK, look-at,
+// Animation Rigging constraints applied in LateUpdate) still see and adjust the pose.
 #if UNITY_5_3_OR_NEWER
 using System;
 using CoAMD.Native;
@@ -7,8 +15,26 @@ using UnityEngine;
 
 namespace CoAMD.Unity
 {
+    public enum RetargetMode
+    {
+        /// <summary>Unity's muscle-space transfer (HumanPoseHandler) from the motion skeleton's
+        /// hidden Humanoid: respects the avatar's muscle limits, twist distribution and proportions.</summary>
+        MuscleSpace = 0,
+        /// <summary>Bone directions solved against the avatar's own rest pose (HumanoidRetarget).</summary>
+        DirectBones = 1,
+    }
+
+    [Flags]
+    public enum BodyParts
+    {
+        None = 0, Body = 1, Head = 2, LeftArm = 4, RightArm = 8, LeftLeg = 16, RightLeg = 32,
+        All = Body | Head | LeftArm | RightArm | LeftLeg | RightLeg,
+    }
+
     [AddComponentMenu("CoAMD/Motion Stream Player")]
     [DisallowMultipleComponent]
+    [RequireComponent(typeof(Animator))]
+    [DefaultExecutionOrder(-50)]
     public class MotionStreamPlayer : MonoBehaviour
     {
         [Header("Server")]
@@ -19,6 +45,8 @@ namespace CoAMD.Unity
         [TextArea] public string rootCertificates = "";
         [Tooltip("sent as 'authorization: Bearer <token>' when the server requires one")]
         public string bearerToken = "";
+        [Tooltip("Seconds to wait for the server; the connection is made in the background either way")]
+        public float connectTimeoutSeconds = 5f;
 
         [Header("Motion")]
         [TextArea] public string prompt = "a person walks forward happily";
@@ -30,70 +58,111 @@ namespace CoAMD.Unity
         public bool footCleanup = true;
         [Tooltip("Seconds of motion buffered before playback starts (absorbs network jitter)")]
         [Range(0f, 2f)] public float bufferingDelay = 0.2f;
-        public bool playOnStart = true;
+        [Tooltip("Request the prompt as soon as the server is connected")]
+        public bool playOnConnect = true;
         public bool loop;
+        [Tooltip("Seconds over which a new motion (new prompt, replay) takes over from the pose on screen")]
+        [Range(0f, 1f)] public float blendSeconds = 0.3f;
 
         [Header("Avatar")]
-        [Tooltip("A Humanoid Animator; its avatar must stand in its T-pose when this component starts")]
-        public Animator animator;
-        [Tooltip("Move this transform with the hips' travel; off plays the motion in place")]
-        public bool rootMotion = true;
+        public RetargetMode retargetMode = RetargetMode.MuscleSpace;
+        [Tooltip("How much of the streamed pose replaces the Animator's (0 = the Animator's pose only)")]
+        [Range(0f, 1f)] public float weight = 1f;
+        [Tooltip("The body parts the streamed motion drives; the others keep the Animator's pose")]
+        public BodyParts bodyParts = BodyParts.All;
 
+        [Header("Root motion")]
+        [Tooltip("Move the character with the motion's travel and turns; off plays it in place")]
+        public bool rootMotion = true;
+        [Tooltip("Time constant (s) of the character following the hips: removes the walk's sway")]
+        [Range(0f, 1f)] public float positionSmoothing = 0.2f;
+        [Tooltip("Time constant (s) of the heading following the pelvis's facing")]
+        [Range(0f, 1f)] public float headingSmoothing = 0.2f;
+
+        /// <summary>The connection: Connecting, Connected, Failed (LastError says why) or Disposed.</summary>
+        public ConnectionStatus Connection => _connection != null ? _connection.Status : ConnectionStatus.Disposed;
         public PlaybackState State { get; private set; } = PlaybackState.Finished;
         public string LastError { get; private set; } = "";
+        /// <summary>Raised on the main thread when Connection changes.</summary>
+        public event Action<ConnectionStatus> ConnectionChanged;
 
-        MotionClient _client;
+        Animator _animator;
+        AsyncConnection _connection;
+        ConnectionStatus _reported = ConnectionStatus.Disposed;
         MotionPlayerCore _core;
+        SourceAvatar _source;
+        HumanPoseHandler _target;
+        HumanPose _sourcePose, _targetPose;
+        bool[] _muscleOn;
+        string _queued;
+        PlaybackState _lastState = PlaybackState.Finished;
+        // DirectBones: the avatar's rest pose, captured in Awake (before the Animator moves it).
         readonly Transform[] _bones = new Transform[Skeleton.NumJoints];
         readonly Quaternion[] _restRotations = new Quaternion[Skeleton.NumJoints];
+        float[] _restPositions;
 
-        void Start()
+        void Awake()
         {
-            if (animator == null) animator = GetComponent<Animator>();
-            if (animator == null || !animator.isHuman)
+            _animator = GetComponent<Animator>();
+            if (_animator == null || !_animator.isHuman)
             {
-                LastError = "MotionStreamPlayer needs a Humanoid Animator";
-                Debug.LogError(LastError, this);
+                Fail("MotionStreamPlayer needs a Humanoid Animator on the same GameObject");
                 enabled = false;
                 return;
             }
-            animator.enabled = false;  // this component poses the bones itself
-            var rest = new float[CoamdNative.PositionFloats];
-            Transform root = transform;
+            _restPositions = new float[CoamdNative.PositionFloats];
             for (int j = 0; j < Skeleton.NumJoints; j++)
             {
                 var id = (HumanBodyBones)Enum.Parse(typeof(HumanBodyBones), Skeleton.HumanoidBones[j]);
-                _bones[j] = animator.GetBoneTransform(id);
+                _bones[j] = _animator.GetBoneTransform(id);
                 if (_bones[j] == null)
                 {
-                    rest[3 * j] = float.NaN;
+                    _restPositions[3 * j] = float.NaN;
                     continue;
                 }
-                Vector3 p = root.InverseTransformPoint(_bones[j].position);
-                rest[3 * j] = p.x; rest[3 * j + 1] = p.y; rest[3 * j + 2] = p.z;
-                _restRotations[j] = Quaternion.Inverse(root.rotation) * _bones[j].rotation;
+                Vector3 p = transform.InverseTransformPoint(_bones[j].position);
+                _restPositions[3 * j] = p.x;
+                _restPositions[3 * j + 1] = p.y;
+                _restPositions[3 * j + 2] = p.z;
+                _restRotations[j] = Quaternion.Inverse(transform.rotation) * _bones[j].rotation;
             }
-            try
-            {
-                _client = new MotionClient(serverAddress, useTls, useTls ? rootCertificates : null,
-                                           string.IsNullOrEmpty(bearerToken) ? null : bearerToken);
-                _core = new MotionPlayerCore(_client, rest);
-            }
-            catch (CoamdException e)
-            {
-                LastError = e.Message;
-                Debug.LogError("CoAMD: " + e.Message, this);
-                enabled = false;
-                return;
-            }
-            if (playOnStart) Request(prompt);
         }
 
-        /// <summary>Requests a motion for text; it starts playing once buffered.</summary>
+        void OnEnable()
+        {
+            CoamdUnityLog.Install();
+            if (_connection == null || _connection.Status == ConnectionStatus.Failed ||
+                _connection.Status == ConnectionStatus.Disposed)
+                Connect();
+        }
+
+        /// <summary>(Re)connects in the background with the current settings.</summary>
+        public void Connect()
+        {
+            Teardown();
+            LastError = "";
+            try
+            {
+                _connection = new AsyncConnection(serverAddress, useTls, useTls ? rootCertificates : null,
+                                                  string.IsNullOrEmpty(bearerToken) ? null : bearerToken,
+                                                  connectTimeoutSeconds);
+            }
+            catch (ArgumentException e)
+            {
+                Fail(e.Message);
+            }
+        }
+
+        /// <summary>Requests a motion for text. While connecting it is queued; while another motion
+        /// plays, that one continues until the new one is buffered, then blends into it.</summary>
         public void Request(string text)
         {
-            if (_core == null) return;
             prompt = text;
+            if (_core == null)
+            {
+                _queued = text;
+                return;
+            }
             var r = new MotionRequest
             {
                 DurationSeconds = durationSeconds,
@@ -102,6 +171,8 @@ namespace CoAMD.Unity
                 Cleanup = footCleanup ? Cleanup.On : Cleanup.Off,
                 BufferingDelaySeconds = bufferingDelay,
                 Coordinates = Coords.Unity,
+                // Muscle space needs real twists: the server's rotations (elbow and knee hinges).
+                ServerRotations = retargetMode == RetargetMode.MuscleSpace,
             };
             try
             {
@@ -110,46 +181,211 @@ namespace CoAMD.Unity
             }
             catch (CoamdException e)
             {
-                LastError = e.Message;
-                Debug.LogError("CoAMD: " + e.Message, this);
+                Fail(e.Message);
             }
         }
 
         void Update()
         {
-            if (_core == null || _core.Stream == null) return;
+            PollConnection();
+            if (_core == null) return;
+            _core.Blender.BlendSeconds = blendSeconds;
             _core.RootMotion.Enabled = rootMotion;
+            _core.RootMotion.PositionSmoothingSeconds = positionSmoothing;
+            _core.RootMotion.HeadingSmoothingSeconds = headingSmoothing;
+            _core.SolveAvatarRotations = retargetMode == RetargetMode.DirectBones;
             State = _core.Tick(Time.timeAsDouble);
-            if (State == PlaybackState.Error)
-            {
-                LastError = _core.Stream.Error;
-                Debug.LogError("CoAMD stream failed: " + LastError, this);
-                _core.Stop();
-                return;
-            }
-            if (!_core.Pose.HasFrame) return;
-            float s = _core.Retarget.HipsScale;
-            if (rootMotion)
-                transform.position += transform.rotation * new Vector3(_core.RootMotion.DeltaX * s, 0f, _core.RootMotion.DeltaZ * s);
-            float[] q = _core.AvatarRotations;
-            Quaternion rootRot = transform.rotation;
-            for (int j = 0; j < Skeleton.NumJoints; j++)
-            {
-                if (_bones[j] == null) continue;
-                var g = new Quaternion(q[4 * j], q[4 * j + 1], q[4 * j + 2], q[4 * j + 3]);
-                _bones[j].rotation = rootRot * (g * _restRotations[j]);
-            }
-            float[] p = _core.Pose.Positions;  // hips-centred: x = z = 0
-            _bones[0].position = transform.TransformPoint(new Vector3(0f, p[1] * s, 0f));
-            if (State == PlaybackState.Finished && loop) _core.Replay();
+            if (_core.LastError.Length > 0 && _core.LastError != LastError) Fail(_core.LastError);
+            if (State == PlaybackState.Finished && _lastState != PlaybackState.Finished && loop) _core.Replay();
+            _lastState = State;
         }
 
-        void OnDestroy()
+        void PollConnection()
+        {
+            if (_connection == null) return;
+            ConnectionStatus status = _connection.Status;
+            if (status == _reported) return;
+            _reported = status;
+            if (status == ConnectionStatus.Connected) OnConnected();
+            else if (status == ConnectionStatus.Failed) Fail(_connection.Error);
+            ConnectionChanged?.Invoke(status);
+        }
+
+        void OnConnected()
+        {
+            try
+            {
+                _core = new MotionPlayerCore(_connection.Client, _restPositions);
+                _source = new SourceAvatar(new SourceSkeleton(_core.Reference));
+                _target = new HumanPoseHandler(_animator.avatar, transform);
+                _muscleOn = MuscleMask(bodyParts);
+            }
+            catch (Exception e)
+            {
+                Fail(e.Message);
+                Teardown();
+                return;
+            }
+            string text = _queued ?? (playOnConnect ? prompt : null);
+            _queued = null;
+            if (!string.IsNullOrEmpty(text)) Request(text);
+        }
+
+        // Root motion: the Animator calls this instead of applying its own when it is present.
+        void OnAnimatorMove()
+        {
+            bool ours = _core != null && _core.HasPose && rootMotion && weight > 0f;
+            Vector3 delta;
+            Quaternion turn;
+            if (ours)
+            {
+                float s = _core.Retarget.HipsScale * transform.lossyScale.y;
+                delta = transform.rotation * new Vector3(_core.RootMotion.DeltaX * s, 0f, _core.RootMotion.DeltaZ * s);
+                turn = Quaternion.AngleAxis(_core.RootMotion.DeltaYaw * Mathf.Rad2Deg, Vector3.up);
+                delta *= weight;
+                turn = Quaternion.Slerp(Quaternion.identity, turn, weight);
+            }
+            else if (_animator.applyRootMotion)
+            {
+                delta = _animator.deltaPosition;
+                turn = _animator.deltaRotation;
+            }
+            else
+            {
+                return;
+            }
+            var controller = GetComponent<CharacterController>();
+            var body = GetComponent<Rigidbody>();
+            if (controller != null && controller.enabled)
+            {
+                controller.Move(delta);
+                transform.rotation = turn * transform.rotation;
+            }
+            else if (body != null && !body.isKinematic)
+            {
+                body.MovePosition(body.position + delta);
+                body.MoveRotation(turn * body.rotation);
+            }
+            else
+            {
+                transform.position += delta;
+                transform.rotation = turn * transform.rotation;
+            }
+        }
+
+        void LateUpdate()
+        {
+            if (_core == null || !_core.HasPose || weight <= 0f) return;
+            if (retargetMode == RetargetMode.MuscleSpace) ApplyMuscles();
+            else ApplyBones();
+        }
+
+        void ApplyMuscles()
+        {
+            float[] p = _core.Positions;
+            _source.SetPose(p[0], p[1], p[2], _core.LocalRotations);
+            _source.Handler.GetHumanPose(ref _sourcePose);
+            _target.GetHumanPose(ref _targetPose);  // what the Animator produced this frame
+            bool body = (bodyParts & BodyParts.Body) != 0;
+            float wb = body ? weight : 0f;
+            _targetPose.bodyPosition = Vector3.Lerp(_targetPose.bodyPosition, _sourcePose.bodyPosition, wb);
+            _targetPose.bodyRotation = Quaternion.Slerp(_targetPose.bodyRotation, _sourcePose.bodyRotation, wb);
+            for (int i = 0; i < _targetPose.muscles.Length && i < _sourcePose.muscles.Length; i++)
+                if (_muscleOn[i])
+                    _targetPose.muscles[i] = Mathf.Lerp(_targetPose.muscles[i], _sourcePose.muscles[i], weight);
+            _target.SetHumanPose(ref _targetPose);
+        }
+
+        void ApplyBones()
+        {
+            float[] q = _core.AvatarRotations;
+            Quaternion root = transform.rotation;
+            for (int j = 0; j < Skeleton.NumJoints; j++)
+            {
+                if (_bones[j] == null || !PartOn(PartOfJoint(j))) continue;
+                var g = new Quaternion(q[4 * j], q[4 * j + 1], q[4 * j + 2], q[4 * j + 3]);
+                _bones[j].rotation = Quaternion.Slerp(_bones[j].rotation, root * (g * _restRotations[j]), weight);
+            }
+            if (PartOn(BodyParts.Body))
+            {
+                float[] p = _core.Positions;
+                float s = _core.Retarget.HipsScale;
+                Vector3 hips = transform.TransformPoint(new Vector3(p[0] * s, p[1] * s, p[2] * s));
+                _bones[0].position = Vector3.Lerp(_bones[0].position, hips, weight);
+            }
+        }
+
+        bool PartOn(BodyParts part) => (bodyParts & part) != 0;
+
+        static BodyParts PartOfJoint(int j)
+        {
+            if (j <= 2) return BodyParts.Body;
+            if (j <= 4) return BodyParts.Head;
+            if (j <= 8) return BodyParts.LeftArm;
+            if (j <= 12) return BodyParts.RightArm;
+            return j <= 16 ? BodyParts.LeftLeg : BodyParts.RightLeg;
+        }
+
+        static bool[] MuscleMask(BodyParts parts)
+        {
+            var on = new bool[HumanTrait.MuscleCount];
+            for (int i = 0; i < on.Length; i++)
+            {
+                var bone = (HumanBodyBones)HumanTrait.BoneFromMuscle(i);
+                on[i] = (parts & PartOfBone(bone)) != 0;
+            }
+            return on;
+        }
+
+        static BodyParts PartOfBone(HumanBodyBones b)
+        {
+            switch (b)
+            {
+                case HumanBodyBones.Neck: case HumanBodyBones.Head: case HumanBodyBones.LeftEye:
+                case HumanBodyBones.RightEye: case HumanBodyBones.Jaw:
+                    return BodyParts.Head;
+                case HumanBodyBones.LeftShoulder: case HumanBodyBones.LeftUpperArm: case HumanBodyBones.LeftLowerArm:
+                case HumanBodyBones.LeftHand:
+                    return BodyParts.LeftArm;
+                case HumanBodyBones.RightShoulder: case HumanBodyBones.RightUpperArm: case HumanBodyBones.RightLowerArm:
+                case HumanBodyBones.RightHand:
+                    return BodyParts.RightArm;
+                case HumanBodyBones.LeftUpperLeg: case HumanBodyBones.LeftLowerLeg: case HumanBodyBones.LeftFoot:
+                case HumanBodyBones.LeftToes:
+                    return BodyParts.LeftLeg;
+                case HumanBodyBones.RightUpperLeg: case HumanBodyBones.RightLowerLeg: case HumanBodyBones.RightFoot:
+                case HumanBodyBones.RightToes:
+                    return BodyParts.RightLeg;
+                case HumanBodyBones.Hips: case HumanBodyBones.Spine: case HumanBodyBones.Chest:
+                case HumanBodyBones.UpperChest:
+                    return BodyParts.Body;
+                default:
+                    return BodyParts.None;  // fingers: the stream has none, the Animator keeps them
+            }
+        }
+
+        void Fail(string message)
+        {
+            LastError = message;
+            Debug.LogError("CoAMD: " + message, this);
+        }
+
+        void Teardown()
         {
             if (_core != null) _core.Dispose();
-            if (_client != null) _client.Dispose();
+            if (_source != null) _source.Dispose();
+            if (_target != null) _target.Dispose();
+            if (_connection != null) _connection.Dispose();
             _core = null;
-            _client = null;
+            _source = null;
+            _target = null;
+            _connection = null;
+            _reported = ConnectionStatus.Disposed;
+        }
+
+        void OnDisable()
+        {
+            Teardown();
         }
     }
 }
