@@ -5,14 +5,22 @@ The decoder predicts joint positions, and their bones change length from frame t
 rotations on a fixed skeleton, so the runtime turns every released frame into a pose of that
 skeleton (DESIGN.md section 4, "Skeleton validity"):
 
-1. per frame, local joint rotations are solved from the positions
+1. the body above the legs is raised by the legs' running length deficit: the decoder's thighs
+   and shins come out about 1 % shorter than the skeleton's, and the same hips over the same
+   feet would make the longer legs crouch (knees bent more than generated, which the action
+   recognizer reads as an exhausted or elderly gait). Per frame the deficit of each leg
+   (skeleton thigh + shin minus the observed ones, times how vertical the leg is) is averaged
+   over the legs and followed by a one-pole with a one-second time constant
+   (:data:`LIFT_FRAMES`), at most :data:`LIFT_LIMIT_M` either way; every joint but the knees,
+   ankles and toes is raised by it (about 6 mm on average);
+2. per frame, local joint rotations are solved from the positions
    (:func:`coamd.io.bvh_export.solve_rotations` in its causal form): Kabsch fits for the hips and
    the chest (three children each), the clavicles and the neck along their observed bones, the
    arms bone by bone along the observed bones with the elbow's hinge in the arm's bend plane, the
    legs by two-bone IK that puts each toe exactly on the observed toe and the ankle on the
    observed foot line (so the foot-contact cleanup's planted feet stay planted; the knee takes
    the bone-length differences), the spine's twist shared with the chest;
-2. the local rotations of the neck, upper arms and forearms (:data:`SMOOTHED_JOINTS`, joints
+3. the local rotations of the neck, upper arms and forearms (:data:`SMOOTHED_JOINTS`, joints
    with no contact to keep) are low-passed in time, one pole per frame
    (``q[t] = normalize(s q[t-1] + (1 - s) solved[t])``, ``s`` = ``smoothing``, 0.2: a delay of
    0.25 frames, 12.5 ms at 20 fps). Generated elbows and heads shake more than captured ones, and
@@ -20,9 +28,9 @@ skeleton (DESIGN.md section 4, "Skeleton validity"):
    longer than the model's average, a longer lever for it); without this the hands' jerk grows by
    about a tenth. The price is a small lag of the arms: on real clips the hands and elbows move
    by about 2 cm at the 99th percentile (``benchmarks/skeleton_validity.py`` reports both);
-3. the output positions are forward kinematics of those rotations on the rest offsets of
+4. the output positions are forward kinematics of those rotations on the rest offsets of
    :func:`coamd.io.bvh_export.rest_offsets` (the skeleton ``GetSkeleton`` returns), starting at
-   the observed hips: every bone has its rest length exactly, and the released rotations drive
+   the (raised) hips: every bone has its rest length exactly, and the released rotations drive
    the skeleton onto the released positions (float32 rounding only).
 
 Twist that the positions do not determine (a straight elbow or knee) is held from the previous
@@ -32,9 +40,10 @@ the current and earlier frames only, so a stream's frames are final when release
 chunk by chunk gives the frames of projecting the whole motion at once.
 
 Edits: frames an edit keeps (``keep``) are returned exactly as given, with the rotations solved
-from them (not low-passed, and the low-pass restarts from them); given frames that are a pose of the skeleton (real data is) are reproduced by those
-rotations within float rounding, so the released chunk stays consistent. Frames given on another
-skeleton keep their positions; their rotations are then the nearest pose of this one.
+from them (not raised or low-passed; the low-pass restarts from them). Given frames that are a
+pose of the skeleton (real data is) are reproduced by those rotations within float rounding, so
+the released chunk stays consistent; frames given on another skeleton keep their positions, and
+their rotations are then the nearest pose of this one.
 
 Measured effect on the shipped model (raw vs projected motions, real clips as reference):
 ``python -m benchmarks.skeleton_validity`` (``benchmarks/results/skeleton_validity.md``).
@@ -53,6 +62,13 @@ SMOOTHED_JOINTS = ("Neck", "UpperArm_L", "LowerArm_L", "UpperArm_R", "LowerArm_R
 SMOOTHING = 0.2
 """Default one-pole factor of that low-pass per frame (0 = off)."""
 _SMOOTHED = [JOINT_INDEX[n] for n in SMOOTHED_JOINTS]
+LIFT_FRAMES = 20.0
+"""Time constant (frames at 20 fps: one second) of the running lift of the body."""
+LIFT_LIMIT_M = 0.03
+"""Largest lift of the body either way (metres)."""
+_LEGS = tuple(tuple(JOINT_INDEX[f"{j}_{s}"] for j in ("UpperLeg", "LowerLeg", "Foot")) for s in "LR")
+_ABOVE_LEGS = [i for i in range(NUM_JOINTS) if i not in {k for leg in _LEGS for k in leg[1:]}
+               and i not in (JOINT_INDEX["Toes_L"], JOINT_INDEX["Toes_R"])]
 
 SKELETON_MODES = ("fk", "raw")
 """Request options: ``fk`` (default) projects every released frame; ``raw`` releases the model's
@@ -69,13 +85,16 @@ class SkeletonProjection:
             (an edit's kept frames).
         smoothing: one-pole factor in [0, 1) of the low-pass of :data:`SMOOTHED_JOINTS`'
             rotations (0 = off: the solved rotations as they are).
+        lift: raise the body above the legs by the legs' running length deficit (see the
+            module docstring); False keeps the observed hips.
     Raises:
         ValueError: ``keep`` is not one-dimensional, ``smoothing`` outside [0, 1).
     """
 
     def __init__(self, skeleton: BVHSkeleton = DATASET_SKELETON, keep: np.ndarray | None = None,
-                 smoothing: float = SMOOTHING):
+                 smoothing: float = SMOOTHING, lift: bool = True):
         self.skeleton = skeleton
+        self.lift = bool(lift)
         self.keep = None if keep is None else np.asarray(keep, dtype=bool)
         if self.keep is not None and self.keep.ndim != 1:
             raise ValueError(f"keep must be (T,) bool, got shape {self.keep.shape}")
@@ -85,6 +104,7 @@ class SkeletonProjection:
         self.frames = 0                 # frames projected so far
         self._state: dict = {}          # the solver's causal state (held twists and bend directions)
         self._smoothed: np.ndarray | None = None  # last output rotations of SMOOTHED_JOINTS (k, 4)
+        self._lift: float | None = None  # running lift of the body above the legs (m)
 
     def apply(self, joints: np.ndarray, start: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Project the next frames.
@@ -111,11 +131,13 @@ class SkeletonProjection:
             return np.zeros((0, NUM_JOINTS, 3), np.float32), np.zeros((0, NUM_JOINTS, 4), np.float32)
         if not np.isfinite(j).all():
             raise ValueError("joints contain NaN or infinite values")
-        _, local, _ = solve_rotations(j, self.skeleton, twist_state=self._state)
-        q = matrix_to_quat(local)
         kept = np.zeros(n, bool)
         if self.keep is not None:
             kept[: max(0, min(n, len(self.keep) - self.frames))] = self.keep[self.frames: self.frames + n]
+        if self.lift:
+            j = self._lifted(j, kept)
+        _, local, _ = solve_rotations(j, self.skeleton, twist_state=self._state)
+        q = matrix_to_quat(local)
         if self.smoothing > 0:
             q = self._low_pass(q, kept)
         rot = q.astype(np.float32)
@@ -124,6 +146,27 @@ class SkeletonProjection:
         pos[kept] = np.asarray(joints, dtype=np.float32)[kept]
         self.frames += n
         return pos, rot
+
+    def _lifted(self, j: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """Copy of j (n, 21, 3) with every joint but the knees, ankles and toes raised by the
+        running lift (kept frames unchanged); updates the lift's state."""
+        lengths = self.skeleton.lengths
+        deficit = np.zeros(len(j))
+        for hip, knee, ankle in _LEGS:
+            thigh = np.linalg.norm(j[:, knee] - j[:, hip], axis=-1)
+            shin = np.linalg.norm(j[:, ankle] - j[:, knee], axis=-1)
+            leg = j[:, ankle] - j[:, hip]
+            down = np.maximum(-leg[:, 1] / np.maximum(np.linalg.norm(leg, axis=-1), 1e-9), 0.0)
+            deficit += 0.5 * (lengths[knee] + lengths[ankle] - thigh - shin) * down
+        out = j.copy()
+        lift = self._lift
+        for t in range(len(j)):
+            lift = deficit[t] if lift is None else lift + (deficit[t] - lift) / LIFT_FRAMES
+            lift = min(max(lift, -LIFT_LIMIT_M), LIFT_LIMIT_M)
+            if not kept[t]:
+                out[t, _ABOVE_LEGS, 1] += lift
+        self._lift = lift
+        return out
 
     def _low_pass(self, q: np.ndarray, kept: np.ndarray) -> np.ndarray:
         """One-pole low-pass of the :data:`SMOOTHED_JOINTS` quaternions of q (n, 21, 4), in
