@@ -233,6 +233,105 @@ def run(engine, rows: list[dict], seeds: list[int], duration: float, modes: list
     return result
 
 
+def understanding_report(model_path: str | None = None, dataset: str = "data/processed", folds: int = 5) -> dict:
+    """Text understanding alone (no generation): content/style/side accuracy and out-of-vocabulary
+    flag rates of :mod:`coamd.models.understanding` on dev and test, plus two measurements of how
+    much the out-of-vocabulary flag owes to the lexicon of unsupported motions:
+
+    * ``similarity_only``: no unsupported class; flag = max cosine to the in-vocabulary training
+      texts below a threshold chosen on dev (at most 5 % of dev in-vocabulary sentences flagged);
+    * ``concepts_left_out``: the unsupported concepts in ``folds`` folds; each fold refitted
+      without its concepts' texts and scored on the benchmark's out-of-vocabulary sentences
+      whose nearest lexicon concept is in that fold (dev and test together; the shipped threshold).
+    """
+    import coamd.models.understanding as U
+    from coamd.data.lexicon import UNSUPPORTED, unsupported_phrases
+
+    model = U.TextUnderstanding.load(model_path)
+    res = {"model": model.meta, "oov_threshold": model.oov_threshold, "style_threshold": model.style_threshold,
+           "splits": {sp: U.evaluate(model, sp, dataset=dataset) for sp in ("dev", "test")}}
+    cache = U._feature_cache()
+    labels = json.loads((Path(dataset) / "labels.json").read_text())
+    contents = list(labels["contents"]) + [U.UNSUPPORTED]
+    data = U.training_texts(dataset, model.meta.get("composed", 8000), seed=model.meta.get("seed", 0))
+    X = U.encode([d[0] for d in data], cache)
+    y = np.array([contents.index(d[1]) for d in data])
+    emb = {(n, sp): U.encode([r["text"] for r in U.load_benchmark(n, sp)], cache)
+           for n in ("free_phrasing", "out_of_vocabulary") for sp in ("dev", "test")}
+    bank = X[y != len(contents) - 1]
+
+    def maxcos(e):
+        return (e @ bank.T).max(1)
+
+    thr = max((t for t in np.round(np.arange(0.2, 0.9, 0.01), 2)
+               if (maxcos(emb[("free_phrasing", "dev")]) < t).mean() <= 0.05), default=0.2)
+    res["similarity_only"] = {"threshold": float(thr), **{
+        f"{sp}_{k}": float((maxcos(emb[(n, sp)]) < thr).mean())
+        for sp in ("dev", "test") for k, n in (("oov_flagged", "out_of_vocabulary"),
+                                               ("in_vocabulary_flagged", "free_phrasing"))}}
+    phrases = unsupported_phrases()
+    by_len = sorted(phrases, key=lambda pc: -len(pc[0]))
+    concept_of = [next((c for p, c in by_len if p in d[0]), None) if d[1] == U.UNSUPPORTED else None for d in data]
+    names = sorted(UNSUPPORTED)
+    order = np.random.default_rng(0).permutation(len(names))
+    oov_all = np.concatenate([emb[("out_of_vocabulary", "dev")], emb[("out_of_vocabulary", "test")]])
+    cemb = U.encode([p for p, _ in phrases], cache)
+    nearest = [phrases[int(np.argmax(cemb @ e))][1] for e in oov_all]
+    hits, inflag = [], []
+    for k in range(folds):
+        fold = {names[i] for i in order[k::folds]}
+        keep = np.array([c not in fold for c in concept_of])
+        W, b = U.fit_logistic(X[keep], y[keep], len(contents))
+
+        def p_oov(e):
+            return U._softmax(U.LOGIT_SCALE * e @ W + b)[:, -1]
+
+        sel = [i for i, n in enumerate(nearest) if n in fold]
+        hits += list(p_oov(oov_all[sel]) >= model.oov_threshold)
+        inflag.append(float((p_oov(emb[("free_phrasing", "dev")]) >= model.oov_threshold).mean()))
+    res["concepts_left_out"] = {"folds": folds, "oov_sentences": len(hits), "oov_flagged": float(np.mean(hits)),
+                                "dev_in_vocabulary_flagged": float(np.mean(inflag))}
+    return res
+
+
+def understanding_markdown(r: dict) -> str:
+    """The understanding report as markdown."""
+    d, t = r["splits"]["dev"], r["splits"]["test"]
+    rows = [("content", "content_acc"), ("content in top 3", "content_top3_acc"),
+            ("style (sentences naming one)", "style_acc"),
+            ("no style named -> read as none or normal", "no_style_read_as_none_or_normal"),
+            ("side (sentences whose content has one)", "side_acc"), ("side (all sentences)", "side_acc_all"),
+            ("out-of-vocabulary sentences flagged", "oov_flagged"),
+            ("in-vocabulary sentences flagged", "in_vocabulary_flagged")]
+    so, cl = r["similarity_only"], r["concepts_left_out"]
+    lines = ["# Text understanding from text alone", "",
+             "`coamd.models.understanding` (logistic regressions on the MiniLM embedding, fitted on the train "
+             f"captions A-D and the lexicons of `coamd.data.lexicon`: {r['model'].get('training_texts')} texts, "
+             f"fit {r['model'].get('fit_seconds')} s) on the free-phrasing sets. Thresholds (out of vocabulary "
+             f"{r['oov_threshold']:.2f}, style {r['style_threshold']:.2f}) were chosen on dev; test was never used "
+             "for a choice.", "",
+             f"| measure | dev ({d['sentences']} + {d['oov_sentences']} OOV) | test ({t['sentences']} + "
+             f"{t['oov_sentences']} OOV) |", "|---|---|---|"]
+    lines += [f"| {name} | {_pct(d[k])} | {_pct(t[k])} |" for name, k in rows]
+    e = t.get("heldout_family_E_test")
+    if e:
+        lines += ["", f"Held-out caption family E (never trained on), test split, {e['captions']} captions: content "
+                      f"{_pct(e['content_acc'])}, style {_pct(e['style_acc'])}, flagged {_pct(e['flagged'])}."]
+    lines += ["", "How much the out-of-vocabulary flag owes to the lexicon of unsupported motions:", "",
+              f"* similarity only (no unsupported class; flag when the max cosine to the in-vocabulary training "
+              f"texts is below {so['threshold']:.2f}, chosen on dev): OOV flagged {_pct(so['dev_oov_flagged'])} dev / "
+              f"{_pct(so['test_oov_flagged'])} test, in-vocabulary flagged {_pct(so['dev_in_vocabulary_flagged'])} / "
+              f"{_pct(so['test_in_vocabulary_flagged'])};",
+              f"* unsupported concepts left out ({cl['folds']} folds, each refitted without its concepts): "
+              f"{_pct(cl['oov_flagged'])} of the {cl['oov_sentences']} OOV sentences nearest to a left-out concept "
+              f"still flagged, {_pct(cl['dev_in_vocabulary_flagged'])} of dev in-vocabulary sentences flagged.", "",
+              "## Misread test sentences", "", "| sentence | content | read as | p |", "|---|---|---|---|"]
+    lines += [f"| {x['text']} | {x['content']} | {x['read']} | {x['p']:.2f} |" for x in t["errors"]]
+    lines += ["", f"Missed out-of-vocabulary test sentences: {t['missed_oov'] or 'none'}; in-vocabulary test "
+                  f"sentences flagged: {t['flagged_in_vocabulary'] or 'none'}.", ""]
+    return "\n".join(lines)
+
+
 def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f} %"
 
@@ -313,8 +412,22 @@ def main(argv=None) -> int:
     p.add_argument("--reference-clips", type=int, default=96, help="real test clips in the reference row (0: none)")
     p.add_argument("--out", default=None, help="output path without extension (default: "
                                                "benchmarks/results/text_following_<split>[_<condition>])")
+    p.add_argument("--understanding", action="store_true",
+                   help="only the text-understanding report (no generation), dev and test: "
+                        "benchmarks/results/text_following_understanding.{json,md}")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    if a.understanding:
+        t0 = time.perf_counter()
+        r = understanding_report(dataset=a.dataset)
+        r["wall_seconds"] = time.perf_counter() - t0
+        out = Path(a.out or "benchmarks/results/text_following_understanding")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(r, indent=1))
+        md = understanding_markdown(r)
+        out.with_suffix(".md").write_text(md)
+        print(md)
+        return 0
     modes = {"guided": [True], "unguided": [False]}.get(a.modes or "both", [False, True])
     rows = load_sentences(a.split, a.sentences)[: a.limit]
     if not rows:
