@@ -76,6 +76,19 @@ def bone_turn(m: np.ndarray, joint: int, child: int) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(np.sum(d[1:] * d[:-1], -1), -1, 1)))
 
 
+def knee_bends(m: np.ndarray) -> np.ndarray:
+    """Knee bend angles (degrees) of both legs over the frames of m (T, 21, 3)."""
+    from coamd.skeleton import JOINT_INDEX
+
+    out = []
+    for side in "LR":
+        hip, knee, ankle = (JOINT_INDEX[f"{j}_{side}"] for j in ("UpperLeg", "LowerLeg", "Foot"))
+        u, v = m[:, knee] - m[:, hip], m[:, ankle] - m[:, knee]
+        cos = np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
+        out.append(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+    return np.concatenate(out)
+
+
 def server_rotations(m: np.ndarray) -> np.ndarray:
     """The rotations the server sent with unprojected positions: each 4-frame chunk converted on
     its own on the rest skeleton (``ServerEngine.rotations``)."""
@@ -165,6 +178,7 @@ def score_row(motions: list[np.ndarray], rotations: list[np.ndarray], engine, co
         "angular_step_p99_max_deg": float(p99.max()), "angular_step_p99_max_joint": JOINT_NAMES[int(p99.argmax())],
         "angular_step_max_deg": float(steps.max()),
         "clavicle": clav,
+        "knee_bend_median_deg": float(np.median(np.concatenate([knee_bends(m) for m in motions]))),
         "skate_speed": float(np.mean([foot_skating(m)["skate_speed"] for m in motions])),
         "jitter": float(np.mean([jitter(m) for m in motions])),
         "content_acc": float(np.mean([r["content"][0].label == c for r, c in zip(rec, contents)])),
@@ -279,6 +293,9 @@ def markdown(res: dict, header: str) -> str:
                    f"| {e['bvh_max'] * 1000:.3f} / {e['bvh_worst_joint_p99'] * 1000:.3f} mm | {e['glb_max'] * 1000:.3f} mm "
                    f"| {r['skate_speed']:.4f} | {r['jitter']:.1f} | {100 * r['content_acc']:.1f} % | {100 * r['style_acc']:.1f} % |")
     from coamd.skeleton import JOINT_NAMES
+    out += ["", "Unprojected rows: rotations as the server sent them (each 4-frame chunk solved on its own), "
+            "BVH solved from the positions with median bone lengths (the export before), glTF of the "
+            "positions' projection; real clips: rotations from the causal solver, no low-pass.", ""]
     out += ["", "Angular step per joint (degrees per frame at 20 fps), p50 / p99; joints whose rotation the "
             "projection keeps constant (Head, Hand, Toes: no child to aim at) are left out:", "",
             "| joint | real clips | cleaned + projected (default) | p99 ratio | no low-pass: p50 / p99 (ratio) | cleaned, rotations per chunk (before) |",
@@ -326,7 +343,9 @@ def markdown(res: dict, header: str) -> str:
             f"{t['projection_ms_per_frame_whole_motions']:.3f} ms on whole motions (cleanup "
             f"{t['cleanup_ms_per_frame_whole_motions']:.3f} ms; a frame lasts 50 ms)",
             f"- the projection moves the cleaned joints by {d['mean'] * 1000:.1f} mm on average (p99 "
-            f"{d['p99'] * 1000:.1f} mm; toes median {d['toes_median'] * 1e6:.2f} um)"]
+            f"{d['p99'] * 1000:.1f} mm; toes median {d['toes_median'] * 1e6:.2f} um); knee bend median "
+            f"{raw['knee_bend_median_deg']:.1f} -> {fk['knee_bend_median_deg']:.1f} deg (real clips "
+            f"{real['knee_bend_median_deg']:.1f})"]
     return "\n".join(out) + "\n"
 
 
