@@ -286,7 +286,7 @@ def markdown(res: dict, header: str) -> str:
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         e = r["export"]
-        out.append(f"| {name} | {r['bone_cv_mean']:.5f} ({r['bone_cv_worst_bone']:.4f} {r['bone_cv_worst_bone_name']}) "
+        out.append(f"| {name} | {r['bone_cv_mean']:.2e} ({r['bone_cv_worst_bone']:.2e} {r['bone_cv_worst_bone_name']}) "
                    f"| {r['fk_error_max_m'] * 1000:.3f} / {r['fk_error_mean_m'] * 1000:.3f} mm "
                    f"| {r['angular_step_p99_max_deg']:.1f} deg ({r['angular_step_p99_max_joint']}) "
                    f"| {r['angular_step_max_deg']:.1f} deg "
@@ -360,8 +360,16 @@ def main(argv=None) -> int:
     p.add_argument("--no-guidance", action="store_true", help="generate without recognizer guidance")
     p.add_argument("--out", default=str(RESULTS / "skeleton_validity"),
                    help="output path without extension: .json and .md are written (default: benchmarks/results/skeleton_validity)")
+    p.add_argument("--markdown-only", action="store_true",
+                   help="rebuild the .md from the .json at --out without measuring again")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    out = Path(a.out)
+    if a.markdown_only:
+        res = json.loads(out.with_suffix(".json").read_text())
+        out.with_suffix(".md").write_text(markdown(res, res["header"]))
+        print(out.with_suffix(".md").read_text())
+        return 0
     import torch
 
     from benchmarks.hardware import machine
@@ -379,9 +387,9 @@ def main(argv=None) -> int:
               f"{'guided' if res['guidance'] else 'unguided'}, default sampler settings; {m['cpu']}, "
               f"{m['torch_threads']} torch thread(s), Python {platform.python_version()}. "
               f"`python -m benchmarks.skeleton_validity --clips {a.clips} --seed {a.seed}`")
+    res["header"] = header
     md = markdown(res, header)
     print(md)
-    out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=2))
     out.with_suffix(".md").write_text(md)
