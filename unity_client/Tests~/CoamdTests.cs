@@ -1,6 +1,8 @@
 // NUnit 2.6 tests of the engine-independent C# (compiled with Mono's mcs, C# 7.2) against the real
-// native library (libcoamd_client) and a real `coamd serve` whose address is in COAMD_TEST_SERVER.
-// Run by tests/test_bindings_e2e.py, which starts the server and nunit-console.
+// native library (libcoamd_client) and, for the fixtures in category "Server", a real
+// `coamd serve` whose address is in COAMD_TEST_SERVER. ctest runs the others (csharp_nunit_core,
+// and unity_package_check against the packaged plugin); tests/test_bindings_e2e.py starts a
+// server and runs them all.
 using System;
 using System.Collections.Generic;
 using CoAMD;
