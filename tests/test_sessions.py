@@ -1,0 +1,207 @@
+"""Endless sessions: prefix-conditioned windows (sampling side) and the Session RPC (server side).
+
+The sampling tests run the shipped checkpoint on ONNX Runtime (unguided, in-process); the server
+tests start one real `coamd serve` on loopback with a small session limit.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+from coamd.api import pb, pb_grpc
+from coamd.client import MotionClient
+from coamd.client.process import ServerProcess, ServerStartError
+from coamd.sampling.sampler import GenerationRequest
+from coamd.sampling.session import MotionSession, SessionConfig
+from coamd.skeleton import BONES
+
+ROOT = Path(__file__).resolve().parents[1]
+COAMD = str(Path(sys.executable).with_name("coamd"))
+
+
+def _max_step(joints: np.ndarray) -> float:
+    """Largest frame-to-frame displacement of any joint, metres."""
+    return float(np.linalg.norm(np.diff(joints, axis=0), axis=-1).max())
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from coamd.runtime import load_engine
+
+    return load_engine("onnxruntime", guidance=False)
+
+
+def _run_windows(engine, session: MotionSession, texts: list[str], chunked: bool = True) -> np.ndarray:
+    out = []
+    for text in texts:
+        w = session.window_request(text)
+        state = engine.sampler.start(w.request)
+        while not state.done:
+            for chunk in engine.sampler.step([state]):
+                for c in chunk if isinstance(chunk, list) else [chunk]:
+                    if c is None:
+                        continue
+                    f = session.accept(w, c.start, c.joints)
+                    if f is not None:
+                        assert f.start == sum(len(x) for x in out)      # session indices continue
+                        out.append(f.joints)
+    return np.concatenate(out)
+
+
+def test_windows_make_one_continuous_motion_on_one_skeleton(engine, dataset):
+    cfg = SessionConfig()
+    session = MotionSession(GenerationRequest(text="x", seed=4, guidance=False), cfg)
+    texts = ["a person walks forward"] * 3 + ["a person waves the right hand"] * 3 + ["a person runs"] * 3
+    joints = _run_windows(engine, session, texts)
+    assert joints.shape == (cfg.first_frames + 8 * cfg.window_frames, 21, 3) and np.isfinite(joints).all()
+    lengths = np.stack([np.linalg.norm(joints[:, c] - joints[:, p], axis=-1) for c, p in BONES], 1)
+    assert (lengths.std(0) / lengths.mean(0)).max() < 1e-4                  # one rigid skeleton
+    real_max = max(_max_step(c.joints) for c in dataset.split("test"))
+    assert _max_step(joints) <= real_max                                   # no seam jumps
+    hips = joints[:, 0]
+    assert np.linalg.norm(hips[-1, [0, 2]] - hips[0, [0, 2]]) > 1.0        # it kept moving: walked, then ran
+
+
+def test_same_seed_same_session(engine):
+    texts = ["a person walks forward", "a person walks forward", "a person bows"]
+    a = _run_windows(engine, MotionSession(GenerationRequest(text="x", seed=9, guidance=False)), texts)
+    b = _run_windows(engine, MotionSession(GenerationRequest(text="x", seed=9, guidance=False)), texts)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_session_rejects_out_of_order_chunks(engine):
+    session = MotionSession(GenerationRequest(text="x", seed=1, guidance=False))
+    w1 = session.window_request("a person walks")
+    state = engine.sampler.start(w1.request)
+    first = next(c for chunk in engine.sampler.step([state]) for c in (chunk if isinstance(chunk, list) else [chunk])
+                 if c is not None and len(c.joints))
+    session.accept(w1, first.start, first.joints)
+    with pytest.raises(ValueError, match="in order"):
+        session.accept(w1, first.start + len(first.joints) + 4, first.joints)
+    session.window_request("a person runs")
+    with pytest.raises(ValueError):
+        SessionConfig(window_frames=6).validate()
+
+
+# ------------------------------------------------------------------ the Session RPC
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    ckpt = os.environ.get("COAMD_TEST_CHECKPOINT")
+    args = ["--backend", "onnxruntime", "--max-sessions", "2", "--session-idle", "3"]
+    args += ["--checkpoint", ckpt] if ckpt else []
+    try:
+        srv = ServerProcess(args, log_path=tmp_path_factory.mktemp("sessions") / "server.log", timeout_s=300, cwd=ROOT)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with MotionClient(server.target) as c:
+        yield c
+
+
+def test_session_follows_instructions_in_order(client):
+    s = client.session("a person walks forward", seed=3, guidance=False, include_rotations=True)
+    t_sent = {}
+
+    def steer():
+        time.sleep(1.0)
+        t_sent[1] = time.perf_counter()
+        s.instruct("a person waves the right hand")
+        time.sleep(1.0)
+        s.close()
+
+    threading.Thread(target=steer, daemon=True).start()
+    t0 = time.perf_counter()
+    updates = list(s)
+    elapsed = time.perf_counter() - t0
+    joints = np.concatenate([u.joints for u in updates])
+    kinds = [e["kind"] for e in s.events]
+    assert kinds[0] == "OPENED" and kinds[-1] == "CLOSED" and kinds.count("INSTRUCTION") == 2
+    instr = [e for e in s.events if e["kind"] == "INSTRUCTION"]
+    assert [e["instruction"] for e in instr] == [0, 1] and instr[1]["text"] == "a person waves the right hand"
+    assert 0 < instr[1]["first_frame"] < len(joints) and instr[1]["latency_ms"] < 1000
+    assert instr[1]["interpretation"]["content"][0][0] == "wave-right-hand"
+    assert s.events[-1]["first_frame"] == len(joints)
+    # paced: about the lookahead (1 s) ahead of real time, not the whole motion at once
+    assert len(joints) <= (elapsed + 1.0) * 20 + 40
+    rot = np.concatenate([u.rotations for u in updates if u.rotations is not None])
+    assert rot.shape == (len(joints), 21, 4) and np.allclose(np.linalg.norm(rot, axis=-1), 1, atol=1e-4)
+
+
+def test_session_limit_and_disconnect_frees_the_slot(client, server):
+    a = client.session("a person walks", guidance=False)
+    b = client.session("a person runs", guidance=False)
+    ia, ib = iter(a), iter(b)
+    next(ia), next(ib)                                   # both open
+    c = client.session("a person bows", guidance=False)
+    with pytest.raises(grpc.RpcError) as exc:
+        list(c)
+    assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    a.cancel()                                           # a client that goes away frees its session
+    b.cancel()
+    time.sleep(0.5)
+    d = client.session("a person bows", guidance=False)
+    first = next(iter(d))
+    assert first.events[0]["kind"] == "OPENED"
+    d.cancel()
+
+
+def test_session_errors_name_the_field(server):
+    with grpc.insecure_channel(server.target) as ch:
+        stub = pb_grpc.MotionServiceStub(ch)
+        cases = [
+            [pb.SessionRequest(instruction=pb.SessionInstruction(text="a person walks"))],      # no open
+            [pb.SessionRequest(open=pb.SessionOpen(text="\u200b"))],                            # no words
+            [pb.SessionRequest(open=pb.SessionOpen(text="a person walks", lookahead_s=60))],
+        ]
+        fields = ["open", "open.text", "open.lookahead_s"]
+        for msgs, name in zip(cases, fields):
+            with pytest.raises(grpc.RpcError) as exc:
+                list(stub.Session(iter(msgs), timeout=10))
+            assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and exc.value.details().startswith(name + ":")
+        raw = ch.stream_stream("/coamd.v1.MotionService/Session", request_serializer=None, response_deserializer=None)
+        with pytest.raises(grpc.RpcError) as exc:
+            list(raw(iter([b"\x0a\x03\xff\xfe\xfd"]), timeout=10))
+        assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_client_that_stops_reading_is_closed(client, server):
+    s = client.session("a person walks", guidance=False, lookahead_s=0.2)
+    it = iter(s)
+    next(it)
+    time.sleep(8.0)                                      # longer than --session-idle 3 s plus the buffers
+    with pytest.raises(grpc.RpcError) as exc:
+        for _ in it:
+            pass
+    assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_session_cli_reads_instructions_from_stdin(server, tmp_path):
+    from coamd.io.motion import load_motion
+
+    proc = subprocess.Popen([COAMD, "session", "--server", server.target, "--out", str(tmp_path / "s.npz"),
+                             "--no-guidance"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdin.write("a person walks forward\n")
+    proc.stdin.flush()
+    time.sleep(1.5)
+    proc.stdin.write("a person bows\n")
+    proc.stdin.flush()
+    time.sleep(1.0)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "instruction 1 'a person bows'" in out and "understood as: bow" in out
+    m = load_motion(tmp_path / "s.npz")
+    assert m.joints.shape[0] >= 40 and "a person bows" in m.text
