@@ -93,6 +93,8 @@ def generator_texts(engine, rows: list[dict], condition: str) -> list[str]:
         return out
     from coamd.models.understanding import rewrite_for_generator
 
+    if condition in ("rewrite", "blend") and hasattr(engine, "understand"):
+        return [engine.understand(t, "understood")[1] for t in texts]  # the runtime's own path
     if condition in ("rewrite", "rewrite+text", "blend"):
         return [rewrite_for_generator(t, engine=engine, keep_text=condition == "rewrite+text") for t in texts]
     raise ValueError(f"unknown condition {condition!r}; expected one of {CONDITIONS}")
