@@ -201,7 +201,8 @@ def run(engine, rows: list[dict], seeds: list[int], duration: float, modes: list
                               "side": r["side"], "judged": {}} for r in rows}
     if condition != "raw":
         for r, t in zip(rows, generator_texts(engine, rows, condition)):
-            per_sentence[r["id"]]["generator_text"] = t if condition != "blend" else f"mean of the features of the text and {t!r}"
+            per_sentence[r["id"]]["generator_text"] = (t if condition != "blend"
+                                                       else f"mean of the features of the text and {t!r}")
     bar = tqdm(total=len(rows) * len(seeds) * len(modes), desc="generating", unit="motion", disable=not progress)
     for guided in modes:
         name = "guided" if guided else "unguided"
@@ -446,7 +447,8 @@ def main(argv=None) -> int:
                 "backend": engine.backend_name, "settings": {}, "n_sentences": len(rows),
                 "machine": {**machine(), "platform": platform.platform()},
                 "wall_seconds": time.perf_counter() - t0})
-    out = Path(a.out or f"benchmarks/results/text_following_{a.split}" + ("" if a.condition == "raw" else "_" + a.condition.replace("+", "_")))
+    suffix = "" if a.condition == "raw" else "_" + a.condition.replace("+", "_")
+    out = Path(a.out or f"benchmarks/results/text_following_{a.split}{suffix}")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=1))
     md = markdown(res)
