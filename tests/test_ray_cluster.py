@@ -55,7 +55,7 @@ FAST_METRICS = {"RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "0.25",
 def cluster():
     c = LocalRayCluster(cpus=(1, 1), env=FAST_METRICS)
     c.start()
-    ray.init(address=c.address, log_to_driver=False, logging_level=logging.WARNING)
+    c.connect()
     yield c
     ray.shutdown()
     c.stop()
@@ -161,7 +161,7 @@ def test_requests_spread_over_both_replicas(deployed, tls):
         with MotionClient(deployed.target, token=TOKEN, tls_ca=str(tls[0]) if tls else None) as c:
             stream = c.stream(build_generate_request("a person walks", seed=i, **FAST), timeout=60)
             indices, asm, err = collect(stream)
-            results[i] = (indices, asm, err, dict(stream.initial_metadata()).get(REPLICA_METADATA_KEY))
+            results[i] = (indices, asm, err, dict(stream.trailing_metadata()).get(REPLICA_METADATA_KEY))
 
     threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
     [t.start() for t in threads]
@@ -170,7 +170,7 @@ def test_requests_spread_over_both_replicas(deployed, tls):
     for indices, asm, err, meta in results.values():
         assert err is None, err
         assert indices == list(range(40)) and asm.summary.total_frames == 40
-        assert asm.summary.replica in ids and meta == asm.summary.replica
+        assert asm.summary.replica in ids and meta == asm.summary.replica   # trailing metadata too
         served.add(asm.summary.replica)
     assert len(results) == 8 and served == ids, f"8 concurrent requests all went to {served}"
 
@@ -233,21 +233,29 @@ def test_session_lives_on_one_replica(client):
 
 def test_replica_killed_mid_stream(client, deployed):
     before = {r["replica_id"]: r["pid"] for r in running(n=2)}
+    door = ray.serve.get_app_handle("coamd")
     streams = [client.stream(build_generate_request("a person walks in a circle", seed=i, **LONG), timeout=90)
                for i in range(4)]
-    on = [dict(s.initial_metadata())[REPLICA_METADATA_KEY] for s in streams]   # each has sent frames
-    victim = on[0]
+    its = [iter(s) for s in streams]
+    firsts = [next(it) for it in its]                 # every stream has sent frames
+    on = door.replicas.remote().result()["streams"]   # replica id -> streams in flight
+    victim = max(on, key=on.get)
     os.kill(before[victim], signal.SIGKILL)
     t_kill = time.monotonic()
-    results = [collect(s) for s in streams]
-    for rid, (indices, asm, err) in zip(on, results):
+    interrupted = 0
+    for s, it, first in zip(streams, its, firsts):
+        indices, asm, err = collect(_chain(first, it))
         assert indices == list(range(len(indices))), "a gap or a repeated frame"
-        if rid == victim:   # every interrupted stream ends with a status, after a clean prefix
-            assert err is not None and err.code() == grpc.StatusCode.UNAVAILABLE, err
-            assert victim in err.details() and f"after {len(indices)} frames" in err.details()
+        rid = dict(s.trailing_metadata() or ()).get(REPLICA_METADATA_KEY)
+        if err is not None:   # every interrupted stream ends with a status, after a clean prefix
+            interrupted += 1
+            assert err.code() == grpc.StatusCode.UNAVAILABLE, err
+            assert rid == victim and victim in err.details() and f"after {len(indices)} frames" in err.details()
             assert 0 < len(indices) < 240 and asm.summary is None
         else:
-            assert err is None and asm.summary.total_frames == len(indices) == 240
+            assert rid != victim and asm.summary.replica == rid
+            assert asm.summary.total_frames == len(indices) == 240
+    assert interrupted == on[victim]
     for i in range(4):      # the front door keeps serving; no request goes to the dead replica
         r = client.generate("a person waves", seed=i, timeout=60, **FAST)
         assert r.joints.shape[0] == 40 and r.summary["replica"] != victim
@@ -281,6 +289,11 @@ def test_sigterm_drains_then_deletes(client, deployed):
     while any(_alive(p) for p in pids):
         assert time.monotonic() < deadline, "replica processes outlived the application"
         time.sleep(0.2)
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
 
 
 def _alive(pid: int) -> bool:

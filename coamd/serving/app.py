@@ -72,7 +72,9 @@ def add_motion_servicer_to_server(servicer, server) -> None:
     """``grpc_servicer_functions`` entry for Ray Serve's gRPC proxy (``ingress: proxy``): registers
     ``coamd.v1.MotionService`` from the generated code (generated on first import)."""
     from coamd.api import pb_grpc
+    from coamd.serving.replica import register_pickle_alias
 
+    register_pickle_alias()     # the proxy pickles the parsed request to the replica
     pb_grpc.add_MotionServiceServicer_to_server(servicer, server)
 
 

@@ -20,9 +20,14 @@ Failure handling:
 
 Health: ``""`` and ``coamd.v1.MotionService`` are SERVING while at least one replica is running;
 each replica has its own entry ``coamd.v1.MotionService/replica/<replica id>`` (the id the summary's
-``replica`` field and the ``coamd-replica`` initial metadata carry), SERVING while Serve reports
-it RUNNING and NOT_SERVING from the moment a call saw it die. The table is refreshed from the
-Serve controller every ``health_interval_s``.
+``replica`` field and the ``coamd-replica`` metadata carry), SERVING while Serve reports it RUNNING
+and NOT_SERVING from the moment a call saw it die. The table is refreshed from the Serve
+controller every ``health_interval_s``.
+
+The replica of a ``Generate`` stream is in its trailing metadata ``coamd-replica`` (with the final
+status, also when the replica failed) and in the summary; a ``Session`` sends it as initial
+metadata (on ``Generate`` it would be a separate write in front of the first frame, adding to the
+time to first frame).
 """
 from __future__ import annotations
 
@@ -250,6 +255,7 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
         self.failures = _ray_failure_types()
         self.interrupted = 0   # streams ended with UNAVAILABLE after frames went out
         self.retried = 0       # calls moved to another replica before anything was sent
+        self.streams: dict[str, int] = {}   # replica id -> streams (Generate and Session) in flight
         self._mailbox = None
         for m in pb.DESCRIPTOR.services_by_name["MotionService"].methods:
             if not (m.client_streaming or m.server_streaming):   # any unary method, present or future
@@ -269,6 +275,14 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
     async def _backpressure(self, context, exc) -> None:
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, f"all replicas are busy: {exc}; retry later")
 
+    def _streaming(self, replica_id: str | None, delta: int) -> None:
+        if replica_id:
+            n = self.streams.get(replica_id, 0) + delta
+            if n > 0:
+                self.streams[replica_id] = n
+            else:
+                self.streams.pop(replica_id, None)
+
     async def Generate(self, request, context):  # noqa: N802
         from ray.serve.exceptions import BackPressureError
 
@@ -285,10 +299,10 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
                     kind = item[0]
                     if kind == REPLICA:
                         replica_id = item[1]
+                        self._streaming(replica_id, +1)
+                        context.set_trailing_metadata(((REPLICA_METADATA_KEY, replica_id),))
                     elif kind == MESSAGE:
                         resp = pb.GenerateResponse.FromString(item[1])
-                        if next_index == 0 and resp.frames and replica_id:
-                            await context.send_initial_metadata(((REPLICA_METADATA_KEY, replica_id),))
                         for fr in resp.frames:
                             if fr.index != next_index:
                                 log.error("replica %s sent frame %d, expected %d", replica_id, fr.index, next_index)
@@ -317,6 +331,7 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
                 finished = True
                 await self._backpressure(context, exc)
             finally:
+                self._streaming(replica_id, -1)
                 if not finished:   # the client went away or the deadline hit: stop the replica's work
                     stream.cancel()
 
@@ -377,6 +392,7 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
                 kind = item[0]
                 if kind == REPLICA:
                     replica_id = item[1]
+                    self._streaming(replica_id, +1)
                     await context.send_initial_metadata(((REPLICA_METADATA_KEY, replica_id),))
                 elif kind == MESSAGE:
                     resp = resp_cls.FromString(item[1])
@@ -402,6 +418,7 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
             finished = True
             await self._backpressure(context, exc)
         finally:
+            self._streaming(replica_id, -1)
             pumping.cancel()
             if not finished:
                 stream.cancel()
@@ -497,10 +514,12 @@ class FrontDoor:
         return self._address
 
     def replicas(self) -> dict:
-        """Replica ids Serve reports (with their state), those seen failing, and call counters."""
+        """Replica ids Serve reports (with their state), those seen failing, streams in flight per
+        replica, and call counters."""
         t = self.door.table
+        svc = self.door.service
         return {"states": dict(t.states), "failed": sorted(t.failed), "running": t.running(),
-                "interrupted": self.door.service.interrupted, "retried": self.door.service.retried}
+                "streams": dict(svc.streams), "interrupted": svc.interrupted, "retried": svc.retried}
 
     async def refresh_health(self) -> dict:
         """Refresh the per-replica health table now; returns :meth:`replicas`."""

@@ -6,13 +6,20 @@ node (GCS, raylet, agents, workers, replicas) stays in it, so :meth:`LocalRayClu
 exactly this cluster's processes -- never another Ray cluster on the machine -- and
 :meth:`LocalRayCluster.leftovers` proves none is left behind.
 
+The cluster uses Ray's token authentication with a token of its own (a file in its temporary
+folder): Ray binds the machine's address, not only loopback, and without a token anyone who can
+reach it could run code on it. It also keeps the cluster independent of a token in
+``~/.ray/auth_token``. :meth:`LocalRayCluster.connect` sets the token's environment for this
+process (and the processes it starts, e.g. ``coamd deploy``) and connects.
+
     with LocalRayCluster(cpus=(1, 1)) as cluster:     # head + one more node, 1 CPU each
-        ray.init(address=cluster.address)
+        cluster.connect()                             # ray.init(address=..., token)
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -58,6 +65,18 @@ def _sessions_of(sids: set[int]) -> list[tuple[int, str]]:
     return out
 
 
+def _refresh_ray_auth() -> None:
+    """Ray reads ``RAY_AUTH_MODE`` and the token once per process; make an already imported Ray
+    see the values just set (what Ray's own token set-up does when it turns authentication on)."""
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")
+        AuthenticationTokenLoader.instance().reset_cache()
+    except Exception:  # noqa: BLE001 - another Ray version: the environment alone must do
+        pass
+
+
 class LocalRayCluster:
     """``len(cpus)`` Ray nodes on this machine (the first is the head), ``cpus[i]`` CPUs each.
 
@@ -79,6 +98,12 @@ class LocalRayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.sids: set[int] = set()
         self.start_s = 0.0
+        token = Path(self.temp_dir) / "auth_token"
+        token.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
+        self.auth_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+        self.env.update(self.auth_env)
+        self._saved_env: dict | None = None
 
     def _ray_start(self, args: list[str]) -> None:
         proc = subprocess.Popen([ray_executable(), "start", *args], env=self.env, stdout=subprocess.PIPE,
@@ -109,6 +134,32 @@ class LocalRayCluster:
         self.start_s = time.monotonic() - t0
         return self
 
+    def connect(self, **kwargs):
+        """Set the cluster's token environment in this process (children inherit it) and
+        ``ray.init`` to the head; keyword arguments go to ``ray.init``. :meth:`stop` restores the
+        environment."""
+        import logging
+
+        import ray
+
+        if self._saved_env is None:
+            self._saved_env = {k: os.environ.get(k) for k in self.auth_env}
+        os.environ.update(self.auth_env)
+        _refresh_ray_auth()
+        kwargs.setdefault("log_to_driver", False)
+        kwargs.setdefault("logging_level", logging.WARNING)
+        return ray.init(address=self.address, **kwargs)
+
+    def _restore_env(self) -> None:
+        if self._saved_env is not None:
+            for k, v in self._saved_env.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            self._saved_env = None
+            _refresh_ray_auth()
+
     def processes(self) -> list[tuple[int, str]]:
         """(pid, command) of this cluster's live processes."""
         return _sessions_of(self.sids)
@@ -129,6 +180,7 @@ class LocalRayCluster:
             if not self.processes():
                 break
         left = self.processes()
+        self._restore_env()
         if not left:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
         return left

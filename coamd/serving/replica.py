@@ -179,6 +179,20 @@ class MailboxRequests:
             # "idle": nothing arrived within poll_s; ask again
 
 
+def register_pickle_alias() -> None:
+    """Make the generated message classes picklable by the module name they carry
+    (``coamd.v1.motion_pb2``; they are imported as ``coamd._proto.coamd.v1.motion_pb2``). Needed only
+    where Ray pickles parsed messages: Ray Serve's own gRPC proxy hands them to the replica."""
+    import sys
+    import types
+
+    name = pb.DESCRIPTOR.package + "." + pb.DESCRIPTOR.name.rsplit("/", 1)[-1].replace(".proto", "_pb2")
+    if name not in sys.modules:
+        parent = name.rsplit(".", 1)[0]
+        sys.modules.setdefault(parent, types.ModuleType(parent))
+        sys.modules[name] = pb
+
+
 def _replica_id() -> str:
     """Serve's unique id of the replica this code runs in ("local" outside Serve)."""
     try:
@@ -205,6 +219,7 @@ class MotionReplica:
         from coamd.server.validation import Defaults
 
         self.options = opts = ReplicaOptions.from_dict(options)
+        register_pickle_alias()
         t0 = time.monotonic()
         self.engine = load_server_engine(opts.backend, opts.checkpoint, fault_injection=opts.fault_injection,
                                          threads=opts.threads or None, guidance=opts.guidance,

@@ -4,7 +4,8 @@ The controller's instance details (the ``ServeInstanceDetails`` schema that ``se
 dashboard's ``/api/serve/applications/`` endpoint show) list every replica with its id, state,
 process id and node. Ray exposes them in Python only through the controller client, which this
 module isolates in one function; ``pyproject.toml`` pins the Ray version it was written against.
-Call from a process connected to the cluster (``ray.init``); blocking.
+Call from a process connected to the cluster (``ray.init``; otherwise the answer is empty);
+blocking.
 """
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from __future__ import annotations
 def serve_details() -> dict:
     """The controller's ``ServeInstanceDetails`` as a dict (``{}`` when Serve is not running; a
     controller that died or was shut down since the last call is looked up again)."""
+    import ray
     from ray.exceptions import RayActorError
     from ray.serve import context
 
+    if not ray.is_initialized():   # never let a lookup start a local Ray instance of its own
+        return {}
     for attempt in range(2):
         client = context._get_global_client(raise_if_no_controller_running=False)
         if client is None:
