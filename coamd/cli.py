@@ -343,7 +343,7 @@ def _add_server(sub) -> None:
     p.add_argument("--max-sessions", type=int, default=64,
                    help="most open Session streams (endless motions); beyond it RESOURCE_EXHAUSTED (default: %(default)s)")
     p.add_argument("--session-idle", type=float, default=60.0,
-                   help="close a session whose client has read no frame for this many seconds (default: %(default)s)")
+                   help="close a session whose frames could not be written for this many seconds (its client stopped reading and the transport buffers are full; default: %(default)s)")
     p.add_argument("--max-request-evals", type=int, default=1024,
                    help="per-request compute budget: iterations x ode_steps x solver stages (Heun 2); above it "
                         "INVALID_ARGUMENT (default: %(default)s, 16x the default settings)")

@@ -84,7 +84,8 @@ def test_cleanup_lowers_skating_and_jitter_of_generated_walks(dataset):
     eng = load_engine("torch", dataset=dataset.root)
     texts = ["a person walks forward", "someone runs ahead", "a person walks and turns left",
              "a person walks forward happily"]
-    reqs = [GenerationRequest(t, duration_s=6.0, seed=i, guidance=False, cleanup=False) for i, t in enumerate(texts)]
+    reqs = [GenerationRequest(t, duration_s=6.0, seed=i, guidance=False, cleanup=False, skeleton="raw")
+            for i, t in enumerate(texts)]
     raw = eng.sampler.sample_batch(reqs)
     cleaned = [clean_motion(m) for m in raw]
     real = [c.joints[:120] for c in dataset.split("test") if c.content in ("walk", "run") and not c.mirrored][:8]
@@ -95,7 +96,7 @@ def test_cleanup_lowers_skating_and_jitter_of_generated_walks(dataset):
     assert skate["cleaned"] < 1.5 * skate["real"]
     assert jit["cleaned"] < min(jit["raw"], 1.5 * jit["real"])
     # the sampler's own cleanup (default on) gives exactly these frames
-    on = eng.sampler.sample(GenerationRequest(texts[0], duration_s=6.0, seed=0, guidance=False))
+    on = eng.sampler.sample(GenerationRequest(texts[0], duration_s=6.0, seed=0, guidance=False, skeleton="raw"))
     np.testing.assert_allclose(on, cleaned[0], atol=1e-5)  # float32 at metres from the origin
     torch.set_num_threads(threads)
 

@@ -84,7 +84,7 @@ def test_left_to_right_streams_each_token_and_never_changes_frames(engines):
     # raw frames (cleanup=False): compared below with the decoder's output of the final latents;
     # that the causal cleanup keeps streamed frames final is tested in test_cleanup.py
     req = GenerationRequest(text=TEXT, duration_s=4.0, seed=1, iterations=10, ode_steps=FUSED_STEPS,
-                            order="left_to_right", guidance=True, cleanup=False)
+                            order="left_to_right", guidance=True, cleanup=False, skeleton="raw")
     state = sampler.start(req)
     chunks, released_at = [], []
     while not state.done:

@@ -150,7 +150,7 @@ def test_cleanup_on_by_default_and_off_gives_the_raw_frames(client):
     raw frames, and cleaning those offline gives the default stream's frames."""
     from coamd.sampling.cleanup import clean_motion
 
-    kw = dict(duration_s=3.0, seed=5, guidance=False, **FAST)
+    kw = dict(duration_s=3.0, seed=5, guidance=False, skeleton="raw", **FAST)
     on = client.generate("a person walks forward", **kw)
     raw = client.generate("a person walks forward", cleanup=False, **kw)
     assert on.summary["cleanup_applied"] is True and raw.summary["cleanup_applied"] is False
@@ -473,3 +473,30 @@ def test_every_generation_says_how_its_text_was_understood(client):
     assert flip.joints.shape == (20, 21, 3)          # still the nearest supported motion, never nothing
     raw = client.generate("an old lady jogs down the road", text_conditioning="raw", **kw).summary["interpretation"]
     assert raw["conditioned_text"] == "an old lady jogs down the road" and raw["content"][0][0] == "run"
+
+
+def test_skeleton_valid_stream_and_root_motion(client):
+    """Default frames are forward kinematics of the streamed rotations on GetSkeleton's offsets;
+    in-place root motion removes the travel and sends it as velocity and heading."""
+    from coamd.io.bvh_export import forward_kinematics
+
+    kw = dict(duration_s=2.0, seed=6, guidance=False, include_rotations=True, **FAST)
+    world = client.generate("a person walks forward", **kw)
+    assert world.summary["skeleton_applied"] and world.summary["root_motion"] == "world"
+    _, fk = forward_kinematics(world.rotations, world.joints[:, 0])
+    assert np.abs(fk - world.joints).max() < 1e-3                     # positions == FK(rotations), 1 mm
+    from coamd.skeleton import BONE_CHILDREN, BONE_PARENTS
+
+    bones = np.linalg.norm(world.joints[:, BONE_CHILDREN] - world.joints[:, BONE_PARENTS], axis=-1)
+    assert (bones.std(0) / bones.mean(0)).max() < 1e-4
+    skel = client.skeleton()
+    np.testing.assert_allclose(bones[0], np.linalg.norm(skel["rest_offsets"][BONE_CHILDREN], axis=-1), atol=1e-4)
+    travel = np.diff(world.joints[:, 0, [0, 2]], axis=0) * 20
+    np.testing.assert_allclose(world.root_velocity[1:, [0, 2]], travel, atol=1e-3)
+    inplace = client.generate("a person walks forward", root_motion="in_place", **kw)
+    assert np.abs(inplace.joints[:, 0, [0, 2]]).max() < 1e-5
+    np.testing.assert_allclose(inplace.joints[..., 1], world.joints[..., 1], atol=1e-5)
+    np.testing.assert_allclose(inplace.root_velocity, world.root_velocity, atol=1e-5)
+    np.testing.assert_allclose(inplace.heading, world.heading, atol=1e-5)
+    raw = client.generate("a person walks forward", skeleton="raw", **kw)
+    assert not raw.summary["skeleton_applied"] and raw.rotations is not None

@@ -28,6 +28,8 @@ _ORDER = {None: pb.TOKEN_ORDER_UNSPECIFIED, "random": pb.TOKEN_ORDER_RANDOM,
           "left_to_right": pb.TOKEN_ORDER_LEFT_TO_RIGHT}
 _TEXT_CONDITIONING = {None: pb.TEXT_CONDITIONING_UNSPECIFIED, "understood": pb.TEXT_CONDITIONING_UNDERSTOOD,
                       "raw": pb.TEXT_CONDITIONING_RAW}
+_SKELETON = {None: pb.SKELETON_MODE_UNSPECIFIED, "fk": pb.SKELETON_MODE_FK, "raw": pb.SKELETON_MODE_RAW}
+_ROOT_MOTION = {None: pb.ROOT_MOTION_UNSPECIFIED, "world": pb.ROOT_MOTION_WORLD, "in_place": pb.ROOT_MOTION_IN_PLACE}
 _CLEANUP = {None: pb.CLEANUP_UNSPECIFIED, True: pb.CLEANUP_ON, False: pb.CLEANUP_OFF}
 _SOLVER = {None: pb.SOLVER_UNSPECIFIED, "euler": pb.SOLVER_EULER, "heun": pb.SOLVER_HEUN}
 _COORDS = {None: pb.COORDINATE_SYSTEM_UNSPECIFIED, "right_handed_y_up": pb.RIGHT_HANDED_Y_UP,
@@ -51,11 +53,15 @@ def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, gu
                            coordinates: str | None = None, include_rotations: bool = False,
                            edit_prefix: np.ndarray | None = None, edit_suffix: np.ndarray | None = None,
                            cleanup: bool | None = None, temperature: float = 0.0,
-                           text_conditioning: str | None = None):
+                           text_conditioning: str | None = None, skeleton: str | None = None,
+                           root_motion: str | None = None):
     """A ``GenerateRequest``. Zero / None fields mean the server default.
 
     ``text_conditioning``: ``"understood"`` (the server default: the generator follows the
     server's understanding of the text, see ``GenerateSummary.interpretation``) or ``"raw"``.
+    ``skeleton``: ``"fk"`` (default: frames are forward kinematics on ``GetSkeleton``'s offsets)
+    or ``"raw"`` (the model's coordinates). ``root_motion``: ``"world"`` (default) or
+    ``"in_place"`` (hips x/z removed; travel in each frame's root velocity and heading).
 
     ``cleanup``: the server's foot-contact cleanup on (True), off (False: the model's raw frames)
     or the server default (None: on). ``temperature``: the flow ODE's noise scale, (0, 2].
@@ -69,7 +75,8 @@ def build_generate_request(text: str, duration_s: float = 4.0, seed: int = 0, gu
                              ode_steps=ode_steps, order=_ORDER[order], solver=_SOLVER[solver],
                              coordinates=_COORDS[coordinates], include_rotations=include_rotations,
                              cleanup=_CLEANUP[cleanup], temperature=temperature,
-                             text_conditioning=_TEXT_CONDITIONING[text_conditioning])
+                             text_conditioning=_TEXT_CONDITIONING[text_conditioning],
+                             skeleton=_SKELETON[skeleton], root_motion=_ROOT_MOTION[root_motion])
     if edit_prefix is not None and edit_suffix is not None:
         pre, suf = _frames(edit_prefix), _frames(edit_suffix)
         req.edit.CopyFrom(pb.Edit(mode=pb.EDIT_MODE_INBETWEEN, frames=pre + suf,
@@ -122,6 +129,8 @@ class GenerationResult:
     messages: int = 0
     text: str = ""
     extra: dict = field(default_factory=dict)
+    root_velocity: np.ndarray | None = None   # (T, 3) m/s, the hips' horizontal velocity per frame
+    heading: np.ndarray | None = None         # (T,) radians about +Y from +Z towards +X
 
 
 class FrameAssembler:
@@ -134,6 +143,8 @@ class FrameAssembler:
         self.summary = None
         self.messages = 0
         self.first_frame_t: float | None = None
+        self.root_velocity: list = []
+        self.heading: list = []
 
     def add(self, response) -> None:
         self.messages += 1
@@ -147,6 +158,8 @@ class FrameAssembler:
             self.positions.append(np.asarray(fr.positions, dtype=np.float32).reshape(NUM_JOINTS, 3))
             if fr.rotations:
                 self.rotations.append(np.asarray(fr.rotations, dtype=np.float32).reshape(NUM_JOINTS, 4))
+            self.root_velocity.append(tuple(fr.root_velocity) if len(fr.root_velocity) == 3 else (0.0, 0.0, 0.0))
+            self.heading.append(fr.heading)
             self.next_index += 1
         if response.HasField("summary"):
             self.summary = response.summary
@@ -161,7 +174,9 @@ class FrameAssembler:
         end = time.perf_counter()
         return GenerationResult(joints=joints, rotations=rot, summary=summary_dict(self.summary),
                                 ttff_s=(self.first_frame_t or end) - t0, total_s=end - t0,
-                                messages=self.messages, text=text)
+                                messages=self.messages, text=text,
+                                root_velocity=np.asarray(self.root_velocity, np.float32).reshape(-1, 3),
+                                heading=np.asarray(self.heading, np.float32))
 
 
 def _metadata(token: str | None):
@@ -249,7 +264,8 @@ class MotionClient:
     def session(self, text: str, seed: int = 0, guidance: bool | None = None, iterations: int = 0,
                 ode_steps: int = 0, coordinates: str | None = None, include_rotations: bool = False,
                 cleanup: bool | None = None, temperature: float = 0.0, text_conditioning: str | None = None,
-                lookahead_s: float = 0.0, timeout: float | None = None) -> "MotionSession":
+                lookahead_s: float = 0.0, root_motion: str | None = None,
+                timeout: float | None = None) -> "MotionSession":
         """Open an endless motion session (the ``Session`` RPC) with ``text`` as the first
         instruction; see :class:`MotionSession`. Zero / None fields mean the server default
         (``lookahead_s`` 0 = 1 s). ``timeout``: deadline of the whole session (None = none)."""
@@ -257,7 +273,7 @@ class MotionClient:
                                ode_steps=ode_steps, coordinates=_COORDS[coordinates],
                                include_rotations=include_rotations, cleanup=_CLEANUP[cleanup],
                                temperature=temperature, text_conditioning=_TEXT_CONDITIONING[text_conditioning],
-                               lookahead_s=lookahead_s)
+                               lookahead_s=lookahead_s, root_motion=_ROOT_MOTION[root_motion])
         return MotionSession(self.stub, open_, self.metadata, timeout)
 
     def capabilities(self, timeout: float | None = 10.0) -> dict:

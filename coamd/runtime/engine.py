@@ -152,11 +152,13 @@ class Engine:
         Returns ``(interpretation, conditioned_text)``: the :class:`~coamd.models.understanding.Interpretation`
         (content/style/side probabilities, out-of-vocabulary flag and note; None without a
         text-understanding stage) and the sentence to generate from. ``text_conditioning``:
-        ``"understood"`` (the understood labels in the training captions' phrasing, followed by
-        the request's own words: :func:`coamd.models.understanding.rewrite_for_generator`, the
-        variant that measured best on the dev split of ``benchmarks/data``) or ``"raw"`` (the text
-        as given). Costs one text encoding (cached) and a (384 x 42) matrix product, plus one more
-        encoding for the conditioned sentence. Raises ValueError for empty text or an unknown mode.
+        ``"understood"`` (the understood action and style in the training captions' phrasing,
+        ``"an old lady jogs down the road"`` -> ``"An elderly person runs."``:
+        :func:`coamd.models.understanding.rewrite_for_generator`, the variant that measured best
+        on the dev split of ``benchmarks/data``; keeping the request's own words after it measured
+        worse) or ``"raw"`` (the text as given). Costs one text encoding (cached) and a (384 x 42)
+        matrix product, plus one encoding of the conditioned sentence (cached: there are at most
+        24 x 17 of them). Raises ValueError for empty text or an unknown mode.
         """
         if text_conditioning not in TEXT_CONDITIONINGS:
             raise ValueError(f"text_conditioning must be one of {', '.join(TEXT_CONDITIONINGS)}, "

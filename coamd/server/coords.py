@@ -47,3 +47,11 @@ def quaternions_to(quats: np.ndarray, system: str) -> np.ndarray:
     if arr.shape[-1] != 4:
         raise ValueError(f"quaternions must end in an axis of 4, got shape {arr.shape}")
     return arr * _QUAT_REFLECT if system == UNITY_LEFT_HANDED_Y_UP else arr.copy()
+
+
+def heading_to(heading: np.ndarray, system: str) -> np.ndarray:
+    """Project-frame headings (radians about +Y, from +Z towards +X) -> the same facing in
+    ``system``: Unity's mirrored x makes it the negated angle (then transform yaw = heading)."""
+    _check(system)
+    h = np.asarray(heading, dtype=np.float32)
+    return -h if system == UNITY_LEFT_HANDED_Y_UP else h

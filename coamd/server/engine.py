@@ -140,7 +140,7 @@ def request_kwargs(p: GenerateParams) -> dict:
     kw = dict(text=p.text, duration_s=p.duration_s, seed=p.seed, cfg_scale=p.cfg_scale,
               iterations=p.iterations, ode_steps=p.ode_steps, solver=p.solver, order=p.order,
               guidance=p.guidance, guidance_scale=p.guidance_scale, cleanup=p.cleanup,
-              temperature=p.temperature)
+              temperature=p.temperature, skeleton=getattr(p, "skeleton", "fk"))
     if p.edit is not None:
         kw["edit"] = make_edit(p.edit)
     return kw
@@ -172,6 +172,7 @@ class ServerEngine:
         out = {"iterations": len(state.schedule),
                "guidance_applied": bool(req.guidance and req.guidance_scale > 0 and self.runtime.guide is not None),
                "cleanup_applied": state.cleaner is not None,
+               "skeleton_applied": getattr(state, "projector", None) is not None,
                "interpretation": served.interpretation, "conditioned_text": served.conditioned_text}
         if self.runtime.guide is None:
             out["guidance_note"] = NO_SIDECAR_NOTE
@@ -231,11 +232,19 @@ class ServerEngine:
                         max_duration_s=max_s, min_edit_frames=FRAMES_PER_TOKEN)
 
     def rest_offsets(self) -> np.ndarray:
-        """(21, 3) parent-relative rest offsets in metres, project frame: the dataset's BVH skeleton
-        (``coamd.io.bvh_export.DATASET_SKELETON``), the rest pose the streamed rotations refer to."""
-        from coamd.io.bvh_export import DATASET_SKELETON
+        """(21, 3) parent-relative rest offsets in metres, project frame: the runtime's one skeleton
+        (``coamd.io.bvh_export.rest_offsets``): every frame in FK mode is forward kinematics of
+        the streamed rotations on these offsets."""
+        from coamd.io.bvh_export import rest_offsets
 
-        return np.asarray(DATASET_SKELETON.offsets, dtype=np.float32)
+        return np.asarray(rest_offsets(), dtype=np.float32)
+
+    def rotation_stream(self):
+        """A causal joints -> local rotations converter for one raw-mode stream
+        (``coamd.io.bvh_export.RotationStream``: ``push(joints (n, 21, 3)) -> (n, 21, 4)``)."""
+        from coamd.io.bvh_export import RotationStream
+
+        return RotationStream()
 
     def rotations(self, joints: np.ndarray) -> np.ndarray:
         """joints (n, 21, 3) metres -> local rotations (n, 21, 4) unit quaternions (x, y, z, w),

@@ -143,9 +143,44 @@ def interpretation_message(it, conditioned_text: str = ""):
         note=it.note or "", conditioned_text=conditioned_text)
 
 
-def frames_message(start: int, joints: np.ndarray, system: str, rotations: np.ndarray | None) -> list:
-    """Project-frame ``joints`` (n, 21, 3) starting at frame ``start`` -> proto ``Frame``s in ``system``."""
+class RootMotion:
+    """Per-stream root motion (``RootMotion`` in the proto): each frame's hips horizontal velocity
+    (m/s, difference to the previous frame, 0 on frame 0) and heading (radians about +Y from +Z
+    towards +X, :func:`coamd.data.process.facing_angle`); with ``in_place`` the hips' x/z are
+    subtracted from every joint, so the positions hold the pose without the travel. Frames must
+    come in order (one instance per stream)."""
+
+    def __init__(self, in_place: bool = False):
+        self.in_place = in_place
+        self._prev: np.ndarray | None = None
+
+    def apply(self, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """joints (n, 21, 3) project frame -> (joints (n, 21, 3), velocity (n, 3), heading (n,))."""
+        from coamd.data.process import facing_angle
+
+        j = np.asarray(joints, np.float32)
+        hips = j[:, 0].copy()
+        hips[:, 1] = 0.0
+        prev = np.concatenate([hips[:1] if self._prev is None else self._prev[None], hips[:-1]])
+        vel = (hips - prev) * FPS
+        self._prev = hips[-1].copy()
+        heading = facing_angle(j).astype(np.float32)
+        if self.in_place:
+            j = j - hips[:, None, :]
+        return j, vel.astype(np.float32), heading
+
+
+def frames_message(start: int, joints: np.ndarray, system: str, rotations: np.ndarray | None,
+                   root: RootMotion | None = None) -> list:
+    """Project-frame ``joints`` (n, 21, 3) starting at frame ``start`` -> proto ``Frame``s in
+    ``system``, with root velocity and heading per frame from ``root`` (the stream's
+    :class:`RootMotion`; a world-space one when None)."""
+    if not len(joints):
+        return []
+    joints, vel, heading = (root or RootMotion()).apply(joints)
     pos = coords.positions_to(joints, system).reshape(len(joints), NUM_JOINTS * 3)
+    vel = coords.positions_to(vel, system)
+    heading = coords.heading_to(heading, system)
     rot = None
     if rotations is not None:
         rot = coords.quaternions_to(rotations, system).reshape(len(joints), NUM_JOINTS * 4)
@@ -153,7 +188,8 @@ def frames_message(start: int, joints: np.ndarray, system: str, rotations: np.nd
     for i in range(len(joints)):
         idx = start + i
         out.append(pb.Frame(index=idx, time_s=idx / FPS, positions=pos[i].tolist(),
-                            rotations=rot[i].tolist() if rot is not None else ()))
+                            rotations=rot[i].tolist() if rot is not None else (),
+                            root_velocity=vel[i].tolist(), heading=float(heading[i])))
     return out
 
 
@@ -192,6 +228,8 @@ class MotionService(pb_grpc.MotionServiceServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         ttff = None
         frames_sent = 0
+        rot_stream = None
+        root = RootMotion(in_place=params.root_motion == "in_place")
         try:
             while True:
                 item = await job.queue.get()
@@ -204,16 +242,21 @@ class MotionService(pb_grpc.MotionServiceServicer):
                         await context.abort(grpc.StatusCode.INTERNAL, "frame order violated by the sampler")
                     rot = None
                     if params.include_rotations and len(joints):
-                        try:
-                            rot = await loop.run_in_executor(self._aux, self.engine.rotations, joints)
-                        except Exception as exc:  # noqa: BLE001
-                            log.error("rotations failed: %s", traceback.format_exc())
-                            await context.abort(grpc.StatusCode.INTERNAL, f"rotations failed: {exc}")
+                        rot = getattr(chunk, "rotations", None)   # the skeleton projection's (FK mode)
+                        if rot is None:                           # raw frames: solved per stream, causally
+                            if rot_stream is None:
+                                rot_stream = self.engine.rotation_stream()
+                            try:
+                                rot = await loop.run_in_executor(self._aux, rot_stream.push, joints)
+                            except Exception as exc:  # noqa: BLE001
+                                log.error("rotations failed: %s", traceback.format_exc())
+                                await context.abort(grpc.StatusCode.INTERNAL, f"rotations failed: {exc}")
                     if len(joints):
                         if ttff is None:
                             ttff = time.monotonic() - t0
                         frames_sent += len(joints)
-                        yield pb.GenerateResponse(frames=frames_message(start, joints, params.coordinates, rot))
+                        yield pb.GenerateResponse(frames=frames_message(start, joints, params.coordinates, rot,
+                                                                        root))
                 elif kind == "done":
                     total = time.monotonic() - t0
                     info = self.engine.describe(job.state)
@@ -230,7 +273,8 @@ class MotionService(pb_grpc.MotionServiceServicer):
                         order=params.order, ode_steps=params.ode_steps, cfg_scale=params.cfg_scale,
                         guidance_scale=params.guidance_scale if guided else 0.0,
                         max_batch=job.max_batch, solver=params.solver,
-                        cleanup_applied=bool(info.get("cleanup_applied", False)), temperature=params.temperature)
+                        cleanup_applied=bool(info.get("cleanup_applied", False)), temperature=params.temperature,
+                        skeleton_applied=bool(info.get("skeleton_applied", False)), root_motion=params.root_motion)
                     it = interpretation_message(info.get("interpretation"), info.get("conditioned_text", ""))
                     if it is not None:
                         summary.interpretation.CopyFrom(it)
@@ -249,13 +293,14 @@ class MotionService(pb_grpc.MotionServiceServicer):
 
         await serve_session(self, request_iterator, context, idle_s=self.session_idle_s)
 
-    def session_frames(self, out, params) -> list:
+    def session_frames(self, out, params, root: RootMotion | None = None) -> list:
         """Session frames (``coamd.sampling.session.SessionFrames``) -> proto ``Frame``s in the
-        session's coordinate system, with rotations when asked for."""
+        session's coordinate system, with rotations when asked for and root motion from the
+        session's ``root`` (:class:`RootMotion`)."""
         rot = out.rotations if params.include_rotations else None
         if params.include_rotations and rot is None:
             rot = self.engine.rotations(out.joints)
-        return frames_message(out.start, out.joints, params.coordinates, rot)
+        return frames_message(out.start, out.joints, params.coordinates, rot, root)
 
     # ------------------------------------------------------------------ Recognize / Retrieve
     async def _aux_call(self, context, fn, *args, missing: str | None = None):

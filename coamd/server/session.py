@@ -10,9 +10,10 @@ Pacing: the client is assumed to play frames at 20 fps from the moment the first
 The runner keeps the stream between ``lookahead - window`` and about ``lookahead`` frames ahead of
 that playhead: it starts the next window once the buffer has drained to
 ``lookahead_frames - window_frames`` frames and otherwise sleeps, so compute and memory per session
-stay constant however long it runs. A client that stops reading stops the session's writes (gRPC
-flow control) and after ``idle_s`` seconds the session ends with DEADLINE_EXCEEDED and frees
-everything; a client that disconnects cancels the handler at once.
+stay constant however long it runs. A client that disconnects cancels the handler at once and
+frees everything. A client that stays connected but stops reading fills gRPC's flow-control
+window (transport buffers, at most a few MB: minutes of frames); once a write has then waited
+``idle_s`` seconds the session ends with DEADLINE_EXCEEDED and frees everything.
 
 Instructions: the reader task puts every message into an inbox. A new instruction cancels the
 window in flight (frames already sent stay sent: indices never repeat) and the next window starts
@@ -107,6 +108,9 @@ class SessionRunner:
         self.t_play0: float | None = None
         self.stats = SessionStats()
         self.lookahead = max(self.config.window_frames, int(round(params.lookahead_s * FPS)))
+        from coamd.server.service import RootMotion
+
+        self.root = RootMotion(in_place=params.root_motion == "in_place")
 
     # ------------------------------------------------------------------ inbox
     def receive(self, request) -> None:
@@ -232,7 +236,7 @@ class SessionRunner:
                                                   job.state, lat))
                     if self.t_play0 is None:
                         self.t_play0 = time.monotonic()
-                    await self._send(self.service.session_frames(out, self.params), events)
+                    await self._send(self.service.session_frames(out, self.params, self.root), events)
                     if not self.inbox.empty():
                         return True
                 elif item[0] == "done":

@@ -96,6 +96,8 @@ class GenerateParams:
     cleanup: bool = GenerationRequest.cleanup
     temperature: float = GenerationRequest.temperature
     text_conditioning: str = "understood"
+    skeleton: str = "fk"
+    root_motion: str = "world"
     edit: EditParams | None = None
     extra: dict = field(default_factory=dict)
 
@@ -224,6 +226,8 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
     solver = _enum(req.solver, "Solver", "solver")
     cleanup = _enum(req.cleanup, "Cleanup", "cleanup")
     conditioning = _enum(req.text_conditioning, "TextConditioning", "text_conditioning")
+    skeleton = _enum(req.skeleton, "SkeletonMode", "skeleton")
+    root_motion = _enum(req.root_motion, "RootMotion", "root_motion")
     system = _COORDS[_enum(req.coordinates, "CoordinateSystem", "coordinates")]
     params = GenerateParams(
         text=text, duration_s=float(dur), seed=int(req.seed),
@@ -237,7 +241,9 @@ def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
         cleanup={pb.CLEANUP_ON: True, pb.CLEANUP_OFF: False}.get(cleanup, d.cleanup),
         temperature=_scale(req.temperature, "temperature", MAX_TEMPERATURE, d.temperature),
         text_conditioning={pb.TEXT_CONDITIONING_UNDERSTOOD: "understood",
-                           pb.TEXT_CONDITIONING_RAW: "raw"}.get(conditioning, d.text_conditioning))
+                           pb.TEXT_CONDITIONING_RAW: "raw"}.get(conditioning, d.text_conditioning),
+        skeleton={pb.SKELETON_MODE_RAW: "raw"}.get(skeleton, "fk"),
+        root_motion={pb.ROOT_MOTION_IN_PLACE: "in_place"}.get(root_motion, "world"))
     evals = params.iterations * params.ode_steps * SOLVER_STAGES.get(params.solver, 1)
     if evals > d.max_request_evals:
         raise ValidationError("iterations", f"iterations x ode_steps x solver stages = {params.iterations} x "
@@ -283,6 +289,7 @@ class SessionParams:
     temperature: float
     text_conditioning: str
     lookahead_s: float
+    root_motion: str = "world"
 
 
 def validate_session_open(req, defaults: Defaults | None = None) -> SessionParams:
@@ -301,6 +308,7 @@ def validate_session_open(req, defaults: Defaults | None = None) -> SessionParam
     solver = named(_enum, req.solver, "Solver", "solver")
     cleanup = named(_enum, req.cleanup, "Cleanup", "cleanup")
     conditioning = named(_enum, req.text_conditioning, "TextConditioning", "text_conditioning")
+    root_motion = named(_enum, req.root_motion, "RootMotion", "root_motion")
     system = _COORDS[named(_enum, req.coordinates, "CoordinateSystem", "coordinates")]
     look = req.lookahead_s
     if not math.isfinite(look) or look < 0 or look > MAX_LOOKAHEAD_S:
@@ -318,7 +326,8 @@ def validate_session_open(req, defaults: Defaults | None = None) -> SessionParam
         temperature=named(_scale, req.temperature, "temperature", MAX_TEMPERATURE, d.temperature),
         text_conditioning={pb.TEXT_CONDITIONING_UNDERSTOOD: "understood",
                            pb.TEXT_CONDITIONING_RAW: "raw"}.get(conditioning, d.text_conditioning),
-        lookahead_s=float(look) if look > 0 else DEFAULT_LOOKAHEAD_S)
+        lookahead_s=float(look) if look > 0 else DEFAULT_LOOKAHEAD_S,
+        root_motion={pb.ROOT_MOTION_IN_PLACE: "in_place"}.get(root_motion, "world"))
     evals = p.iterations * p.ode_steps * SOLVER_STAGES.get(p.solver, 1)
     if evals > d.max_request_evals:
         raise ValidationError("open.iterations", f"iterations x ode_steps x solver stages = {evals} velocity "

@@ -76,7 +76,7 @@ class FrontDoorOptions:
     tls_cert: str | None = None
     tls_key: str | None = None
     retries: int = 2
-    health_interval_s: float = 1.0
+    health_interval_s: float = 2.0
     grace_s: float = 30.0
     app_name: str = "coamd"
     replica_deployment: str = "MotionReplica"

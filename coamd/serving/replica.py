@@ -334,12 +334,6 @@ class MotionReplica:
         if not self.scheduler.healthy:
             raise RuntimeError("generation worker stopped")
 
-    def record_autoscaling_stats(self) -> dict:
-        """Custom autoscaling metrics (Serve >= 2.50): requests running in the batch and waiting
-        for a slot in this replica's scheduler."""
-        active, waiting = self.scheduler.load
-        return {"active": float(active), "waiting": float(waiting)}
-
     async def __del__(self):
         """Graceful drain when Serve stops this replica (scale-down, redeploy, shutdown): Serve has
         already stopped routing to it and waited for its ongoing requests; whatever still runs gets
