@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from coamd.paths import DEFAULT_DATASET  # noqa: F401 - also importable from coamd.cli
 
 DEFAULT_DATA = "../shared/data/bandai-namco"
@@ -484,14 +486,14 @@ def _cmd_generate(a: argparse.Namespace) -> None:
     from coamd.sampling.sampler import GenerationRequest
 
     for name, path, exts in (("--out", a.out, (".npz",)), ("--gif", a.gif, (".gif", ".mp4")),
-                             ("--bvh", a.bvh, (".bvh",))):
+                             ("--bvh", a.bvh, (".bvh",)), ("--glb", a.glb, (".glb",))):
         if path is not None and Path(path).suffix.lower() not in exts:
             raise CLIError(f"{name} must end in {' or '.join(exts)}, got {path}")
-    _check_outputs(("--out", a.out), ("--bvh", a.bvh), ("--gif", a.gif))  # before the models load
+    _check_outputs(("--out", a.out), ("--bvh", a.bvh), ("--gif", a.gif), ("--glb", a.glb))  # before the models load
     req = GenerationRequest(text=a.text, duration_s=a.duration, seed=a.seed, cfg_scale=a.cfg_scale,
                             iterations=a.iterations, ode_steps=a.ode_steps, solver=a.solver, order=a.order,
                             guidance=not a.no_guidance, guidance_scale=a.guidance_scale,
-                            temperature=a.temperature, cleanup=not a.no_cleanup)
+                            temperature=a.temperature, cleanup=not a.no_cleanup, skeleton=a.skeleton)
     try:
         req.validate(60)  # cheap checks before loading models (the sampler checks again)
     except ValueError as exc:
@@ -501,9 +503,12 @@ def _cmd_generate(a: argparse.Namespace) -> None:
     t = time.perf_counter()
     try:
         it, req.text = eng.understand(a.text, a.text_conditioning)
-        joints = eng.sampler.sample(req)
+        chunks = list(eng.sampler.stream(req))
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
+    joints = np.concatenate([c.joints for c in chunks])
+    rotations = (np.concatenate([c.rotations for c in chunks])
+                 if chunks and all(c.rotations is not None for c in chunks) else None)
     dt = time.perf_counter() - t
     from coamd.client.cli import describe_interpretation
 
@@ -516,8 +521,13 @@ def _cmd_generate(a: argparse.Namespace) -> None:
     if a.bvh:
         from coamd.io.bvh_export import write_bvh
 
-        write_bvh(a.bvh, joints, 20.0)
-        print(f"BVH -> {a.bvh}")
+        write_bvh(a.bvh, joints, 20.0, rotations=rotations, tpose=a.tpose)
+        print(f"BVH -> {a.bvh}{' (T-pose rest)' if a.tpose else ''}")
+    if a.glb:
+        from coamd.io.gltf_export import write_glb
+
+        write_glb(a.glb, joints, rotations=rotations, name=a.text[:64])
+        print(f"glTF -> {a.glb}")
     if a.gif:
         from coamd.io.render import render_motion
 
@@ -593,7 +603,14 @@ def _add_generate(sub) -> None:
                         "captions' phrasing (default; follows free phrasing far better) or the raw text")
     _engine_args(p, default_backend="onnxruntime")
     p.add_argument("--out", required=True, help="output motion file (.npz)")
-    p.add_argument("--bvh", default=None, help="also write a BVH file (joint rotations on the dataset skeleton)")
+    p.add_argument("--bvh", default=None, help="also write a BVH file (the streamed rotations on the runtime's skeleton)")
+    p.add_argument("--tpose", action="store_true", help="BVH rest pose: a T-pose (facing +Z, arms along x) "
+                   "instead of the dataset's; the file plays back the same positions")
+    p.add_argument("--glb", default=None, help="also write a glTF 2.0 binary (.glb: skeleton, skin, a simple "
+                   "mesh, rotation and hips translation channels at 20 fps)")
+    p.add_argument("--skeleton", choices=("fk", "raw"), default="fk",
+                   help="fk (default): frames are forward kinematics on the runtime's skeleton; raw: the "
+                        "model's decoded coordinates (research; bone lengths drift)")
     p.add_argument("--gif", default=None, help="also render a stick-figure preview (.gif or .mp4)")
     p.set_defaults(func=_cmd_generate)
 

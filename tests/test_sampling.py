@@ -368,7 +368,22 @@ def test_cli_generate_and_errors(tmp_path, capsys):
                  "--iterations", "4", "--ode-steps", "4", "--out", str(out)]) == 0
     m = load_motion(out)
     assert m.joints.shape == (32, 21, 3) and m.text == "a person bows"
-    assert "generated 32 frames" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "generated 32 frames" in printed and "understood as: bow" in printed
+    # the BVH (T-pose rest) plays back the generated positions: the file carries the runtime's rotations
+    from coamd.data.bvh import forward_kinematics, read_bvh
+
+    assert main(["generate", "a person bows", "--duration", "1.6", "--seed", "2", "--no-guidance",
+                 "--iterations", "4", "--ode-steps", "4", "--out", str(out), "--bvh", str(tmp_path / "m.bvh"),
+                 "--tpose", "--glb", str(tmp_path / "m.glb")]) == 0
+    assert (tmp_path / "m.glb").read_bytes()[:4] == b"glTF"
+    bvh = read_bvh(tmp_path / "m.bvh")
+    from coamd.skeleton import JOINT_NAMES
+
+    names = [n.removeprefix("joint_") for n in bvh.names]
+    played = forward_kinematics(bvh)[:, [names.index(n) for n in JOINT_NAMES]] / 100.0
+    assert np.abs(played - load_motion(out).joints).max() < 1e-3          # within 1 mm of the motion
+    capsys.readouterr()
     assert main(["recognize", str(out), "--top-k", "2"]) == 0
     assert "content:" in capsys.readouterr().out
     for argv, msg in [(["generate", "", "--out", str(out)], "text is empty"),

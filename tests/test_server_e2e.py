@@ -364,6 +364,7 @@ def test_request_cli_saves_npz_bvh_gif(server, tmp_path):
     out = tmp_path / "walk.npz"
     proc = subprocess.run([COAMD, "request", "a person walks forward", "--server", server.target,
                            "--out", str(out), "--bvh", str(tmp_path / "walk.bvh"), "--gif", str(tmp_path / "walk.gif"),
+                           "--glb", str(tmp_path / "walk.glb"),
                            "--duration", "1.2", "--no-guidance", "--iterations", "2", "--seed", "5"],
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
@@ -377,6 +378,7 @@ def test_request_cli_saves_npz_bvh_gif(server, tmp_path):
     assert m.joints.shape == (24, 21, 3) and m.text == "a person walks forward"
     assert (tmp_path / "walk.gif").stat().st_size > 1000
     assert read_bvh(tmp_path / "walk.bvh").motion.shape[0] == 24
+    assert (tmp_path / "walk.glb").read_bytes()[:4] == b"glTF"
     bad = subprocess.run([COAMD, "request", "x", "--server", server.target, "--out", str(out), "--duration", "99"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "INVALID_ARGUMENT: duration_s:" in bad.stderr

@@ -22,6 +22,11 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output motion file (.npz: joints (T,21,3) metres, 20 fps)")
     p.add_argument("--bvh", default=None, help="also write a BVH file here")
     p.add_argument("--gif", default=None, help="also render a stick-figure preview here (.gif or .mp4)")
+    p.add_argument("--glb", default=None, help="also write a glTF 2.0 binary here (the streamed rotations)")
+    p.add_argument("--tpose", action="store_true", help="BVH rest pose: a T-pose instead of the dataset's")
+    p.add_argument("--skeleton", choices=("fk", "raw"), default=None,
+                   help="fk: frames are forward kinematics on GetSkeleton's offsets (server default); raw: "
+                        "the model's coordinates")
     p.add_argument("--duration", type=float, default=4.0, help="motion length in seconds, 0.4..12 (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     p.add_argument("--no-guidance", action="store_true", help="skip the action-recognizer guidance (faster)")
@@ -69,8 +74,9 @@ def run_request(a: argparse.Namespace) -> dict:
                               guidance=False if a.no_guidance else None, iterations=a.iterations,
                               order=a.order, cleanup=False if a.no_cleanup else None,
                               temperature=a.temperature, timeout=a.timeout,
-                              text_conditioning=getattr(a, "text_conditioning", None))
-    save_result(res, a.out, bvh=a.bvh, gif=a.gif)
+                              text_conditioning=getattr(a, "text_conditioning", None),
+                              skeleton=a.skeleton, include_rotations=bool(a.bvh or a.glb))
+    save_result(res, a.out, bvh=a.bvh, gif=a.gif, glb=a.glb, tpose=a.tpose)
     s = res.summary
     if s.get("interpretation") is not None:
         print(describe_interpretation(s["interpretation"], s["interpretation"]["conditioned_text"]))
@@ -88,7 +94,7 @@ def check_request_arguments(a: argparse.Namespace) -> None:
     from coamd.io.motion import check_output_path
 
     for option, path, exts in (("--out", a.out, (".npz",)), ("--bvh", a.bvh, (".bvh",)),
-                               ("--gif", a.gif, (".gif", ".mp4"))):
+                               ("--gif", a.gif, (".gif", ".mp4")), ("--glb", getattr(a, "glb", None), (".glb",))):
         if path is None:
             continue
         if Path(path).suffix.lower() not in exts:
@@ -124,8 +130,11 @@ def describe_rpc_error(exc, server: str, timeout: float | None = None) -> str:
     return f"{name}: {msg}"
 
 
-def save_result(res, out: str, bvh: str | None = None, gif: str | None = None) -> None:
-    """Write ``res.joints`` to ``out`` (.npz) and optionally a BVH file and a GIF/MP4 preview."""
+def save_result(res, out: str, bvh: str | None = None, gif: str | None = None, glb: str | None = None,
+                tpose: bool = False) -> None:
+    """Write ``res.joints`` to ``out`` (.npz) and optionally a BVH file (``tpose``: T-pose rest),
+    a glTF binary and a GIF/MP4 preview; BVH and glTF carry ``res.rotations`` when the stream had
+    them (they then play back exactly the streamed positions)."""
     from coamd.io.motion import save_motion
 
     s = res.summary
@@ -135,7 +144,11 @@ def save_result(res, out: str, bvh: str | None = None, gif: str | None = None) -
     if bvh:
         from coamd.io.bvh_export import write_bvh
 
-        write_bvh(bvh, res.joints)
+        write_bvh(bvh, res.joints, rotations=res.rotations, tpose=tpose)
+    if glb:
+        from coamd.io.gltf_export import write_glb
+
+        write_glb(glb, res.joints, rotations=res.rotations, name=(res.text or "motion")[:64])
     if gif:
         from coamd.io.render import render_motion
 
