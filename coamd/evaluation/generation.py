@@ -40,10 +40,11 @@ class GenerationRunner:
 
     def request(self, text: str, duration_s: float, seed: int, **settings):
         """A GenerationRequest; the report scores the model's raw output (``cleanup=False``,
-        the paper's protocol) unless ``settings`` say otherwise."""
+        ``skeleton="raw"``: the paper's protocol) unless ``settings`` say otherwise."""
         from coamd.sampling.sampler import GenerationRequest
 
-        return GenerationRequest(text=text, duration_s=duration_s, seed=seed, **{"cleanup": False, **settings})
+        return GenerationRequest(text=text, duration_s=duration_s, seed=seed,
+                                 **{"cleanup": False, "skeleton": "raw", **settings})
 
     def run(self, requests: list, sampler=None) -> tuple[list[np.ndarray], float]:
         """Generate every request, ``batch_size`` at a time, each batch stepped together
