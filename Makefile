@@ -105,6 +105,8 @@ train: setup data
 	  --out $(TRAIN_OUT)/recognizer.pt $(TRAIN_ARGS)
 	$(VENV)/bin/coamd train generator --preset small --dataset $(DATASET) --autoencoder $(TRAIN_OUT)/autoencoder.pt \
 	  --out $(TRAIN_OUT)/generator.pt $(TRAIN_ARGS)
+	$(PY) -m coamd.data.vocabulary --dataset $(DATASET) --out $(TRAIN_OUT)
+	$(PY) -m coamd.models.understanding fit --dataset $(DATASET) --out $(TRAIN_OUT)/understanding.npz
 	@echo "trained into $(TRAIN_OUT); try it: $(VENV)/bin/coamd generate 'a person walks' --checkpoint $(TRAIN_OUT) --out walk.npz"
 
 # Modality ablation (paper Table 7): autoencoders and recognizers on stream subsets, each with the
