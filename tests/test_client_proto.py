@@ -15,7 +15,7 @@ def test_generated_code_matches_proto_and_is_ignored():
     from coamd.api import pb, pb_grpc
 
     methods = [m.name for m in pb.DESCRIPTOR.services_by_name["MotionService"].methods]
-    assert methods == ["Generate", "Recognize", "Retrieve", "GetSkeleton", "GetCapabilities"]
+    assert methods == ["Generate", "Recognize", "Retrieve", "GetSkeleton", "GetCapabilities", "Session"]
     assert pb.Guidance.Value("GUIDANCE_OFF") == 2
     assert hasattr(pb_grpc, "MotionServiceStub")
     tracked = subprocess.run(["git", "ls-files", "coamd/_proto"], cwd=ROOT, capture_output=True, text=True)

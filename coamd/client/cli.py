@@ -185,7 +185,7 @@ def run_session(a: argparse.Namespace, lines=None) -> dict:
     first = next((ln.strip() for ln in src if ln.strip()), None)
     if first is None:
         raise ValueError("no instruction: give the first one as the first line of the input")
-    chunks, rotations = [], []
+    chunks = []
     with MotionClient(a.server, token=a.token, tls_ca=a.tls_ca) as client:
         session = client.session(first, seed=a.seed, guidance=False if a.no_guidance else None,
                                  lookahead_s=a.lookahead)

@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from coamd.api import SERVICE_NAME, pb, pb_grpc
+from coamd.api import SERVICE_NAME
 from coamd.server.auth import BearerTokenInterceptor
 from coamd.server.scheduler import Scheduler
 from coamd.server.service import MotionService, add_to_server

@@ -108,7 +108,7 @@ class SessionRunner:
         self.t_play0: float | None = None
         self.stats = SessionStats()
         self.lookahead = max(self.config.window_frames, int(round(params.lookahead_s * FPS)))
-        from coamd.server.service import RootMotion
+        from coamd.server.messages import RootMotion
 
         self.root = RootMotion(in_place=params.root_motion == "in_place")
 
@@ -160,7 +160,7 @@ class SessionRunner:
 
     def _event(self, kind, instruction: Instruction | None = None, first_frame: int = 0, served=None,
                latency_ms: float = 0.0):
-        from coamd.server.service import interpretation_message
+        from coamd.server.messages import interpretation_message
 
         ev = pb.SessionEvent(kind=kind, first_frame=first_frame, latency_ms=latency_ms)
         if instruction is not None:
@@ -257,7 +257,7 @@ async def serve_session(service, request_iterator, context, config: SessionConfi
     """The body of ``MotionService.Session``: validates the opening message, runs the session and
     ends the call with the right status. ``service`` provides ``scheduler``, ``defaults``,
     ``session_frames`` and the open-session count (``sessions_open`` / ``max_sessions``)."""
-    from coamd.server.service import MalformedRequest, _reject_malformed
+    from coamd.server.messages import MalformedRequest, _reject_malformed
 
     it = request_iterator.__aiter__()
     try:
