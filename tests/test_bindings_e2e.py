@@ -286,8 +286,8 @@ def _world(local, parents):
 
 
 def test_version_3_abi_and_readers_against_the_server(native, nclient):
-    assert native.ABI_VERSION == 3 and native.VERSION == "0.2.0"
-    assert native.BUILD_INFO.startswith("coamd_client 0.2.0 (ABI 3; gRPC ")
+    assert native.ABI_VERSION == 4 and native.VERSION == "0.2.0"
+    assert native.BUILD_INFO.startswith("coamd_client 0.2.0 (ABI 4; gRPC ")
     s = _native_motion(nclient, native, "a person walks forward", 6, 1.6)
     n = s.info()["total_frames"]
     a, b = s.reader("Hero", 0.0), s.reader()
@@ -358,3 +358,125 @@ def test_reference_pose_of_the_servers_skeleton_is_upright_and_bends_like_the_se
         bone = pos[lower] - pos[upper]
         hinge -= bone * (hinge @ bone) / (bone @ bone)
         assert cos(hinge, np.array([0, 0, world_dir])) > 0.999, native.JOINT_NAMES[upper]
+
+
+# ------------------------------------------------------------------ ABI version 4
+def test_capabilities_equal_the_python_clients(native, nclient, py_client):
+    caps, ref = nclient.capabilities(), py_client.capabilities()
+    assert len(caps["actions"]) == len(ref["actions"]) > 0 and len(caps["styles"]) == len(ref["styles"]) > 0
+    for mine, theirs in zip(caps["actions"] + caps["styles"], ref["actions"] + ref["styles"]):
+        assert mine["label"] == theirs["label"] and mine["side"] == theirs["side"]
+        assert mine["training_clips"] == theirs["training_clips"]
+        assert mine["description"] == theirs["description"][:255] or theirs["description"].startswith(
+            mine["description"])
+    for k in ("min_duration_s", "max_duration_s", "fps", "max_text_chars", "rare_below_clips"):
+        assert caps[k] == pytest.approx(ref[k]), k
+    assert caps["min_duration_s"] < caps["max_duration_s"] and caps["fps"] == native.FPS
+    assert any(a["training_clips"] > 0 for a in caps["actions"])
+    assert nclient.capabilities() == caps  # cached, same answer
+
+
+def test_interpretation_and_request_fields_reach_the_engine(native, nclient, py_client):
+    text, seed, seconds = "an old man waves his right hand", 4, 1.0
+    s = _native_motion(nclient, native, text, seed, seconds)
+    info, it = s.info(), s.interpretation()
+    ref = py_client.generate(text, duration_s=seconds, seed=seed, guidance=False, **FAST).summary
+    want = ref["interpretation"]
+    assert it is not None and want is not None
+    assert [l for l, _ in it["content"]] == [l for l, _ in want["content"]][:8]
+    np.testing.assert_allclose([p for _, p in it["content"]], [p for _, p in want["content"]][:8], atol=1e-6)
+    assert [l for l, _ in it["style"]] == [l for l, _ in want["style"]][:8]
+    assert it["content"][0][0] == "wave-right-hand"
+    for k in ("side", "out_of_vocabulary", "note", "conditioned_text"):
+        assert it[k] == want[k], k
+    assert it["out_of_vocabulary_score"] == pytest.approx(want["out_of_vocabulary_score"])
+    assert info["out_of_vocabulary"] is want["out_of_vocabulary"]
+    assert info["skeleton_applied"] is True and ref["skeleton_applied"] is True
+    assert info["root_motion"] == native.ROOT_MOTION_WORLD
+    # An unsupported request is flagged; the raw text conditions the generator when asked.
+    oov = _native_motion(nclient, native, "a person juggles three balls", 5, 0.8,
+                         text_conditioning=native.TEXT_CONDITIONING_RAW)
+    assert oov.info()["out_of_vocabulary"] is True and oov.interpretation()["note"]
+    assert oov.interpretation()["conditioned_text"] == "a person juggles three balls"
+    raw = _native_motion(nclient, native, text, seed, seconds, skeleton=native.SKELETON_RAW)
+    assert raw.info()["skeleton_applied"] is False
+
+
+def test_root_motion_per_frame_in_engine_coordinates(native, nclient, py_client):
+    text, seed, seconds = "a person walks forward", 8, 2.0
+    ref = py_client.generate(text, duration_s=seconds, seed=seed, guidance=False, root_motion="in_place", **FAST)
+    n = len(ref.joints)
+    assert ref.summary["root_motion"] == "in_place"
+    for coords in (native.COORDS_RIGHT_HANDED_Y_UP, native.COORDS_UNITY, native.COORDS_UNREAL):
+        s = _native_motion(nclient, native, text, seed, seconds, root_motion=native.ROOT_MOTION_IN_PLACE,
+                           coordinates=coords)
+        assert s.info()["root_motion"] == native.ROOT_MOTION_IN_PLACE and s.info()["total_frames"] == n
+        vel = np.stack([s.sample_at(k / native.FPS)[0]["root_velocity"] for k in range(n)])
+        head = np.array([s.sample_at(k / native.FPS)[0]["heading"] for k in range(n)])
+        want_vel = native.convert_positions(ref.root_velocity, native.COORDS_RIGHT_HANDED_Y_UP, coords)
+        np.testing.assert_allclose(vel, want_vel, atol=1e-4 * (100 if coords == native.COORDS_UNREAL else 1))
+        sign = 1.0 if coords == native.COORDS_RIGHT_HANDED_Y_UP else -1.0
+        np.testing.assert_allclose(head, sign * ref.heading, atol=1e-5)
+        # In place: the hips hold no travel; the engine's controller gets it from the velocity.
+        pos = np.stack([s.frame(k)[0] for k in range(n)])
+        up = 2 if coords == native.COORDS_UNREAL else 1
+        horiz = [c for c in range(3) if c != up]
+        assert np.abs(pos[:, 0, horiz]).max() < 1e-3 * (100 if coords == native.COORDS_UNREAL else 1)
+    assert np.linalg.norm(ref.root_velocity, axis=1).mean() > 0.2  # it walks
+    # Interpolated between frames like the pose.
+    inf = s.sample_at(2.5 / native.FPS)[0]
+    mid = 0.5 * (np.array(s.sample_at(2 / native.FPS)[0]["root_velocity"]) +
+                 np.array(s.sample_at(3 / native.FPS)[0]["root_velocity"]))
+    np.testing.assert_allclose(inf["root_velocity"], mid, atol=1e-3)
+
+
+def test_session_plays_endlessly_and_reports_each_instruction(native, nclient):
+    s = nclient.session("a person walks forward", seed=3, guidance=native.GUIDANCE_OFF, server_rotations=True,
+                        coordinates=native.COORDS_UNITY, root_motion=native.ROOT_MOTION_IN_PLACE, **FAST)
+    t0 = time.perf_counter()
+    events, states, frames = [], [], []
+    sent = None
+    while time.perf_counter() - t0 < 4.0:
+        now = time.perf_counter()
+        inf, pos, loc, _ = s.sample(now)
+        states.append(inf["state"])
+        frames.append(inf["frame"])
+        if inf["state"] == native.STATE_PLAYING:
+            np.testing.assert_allclose(np.linalg.norm(loc, axis=1), 1.0, atol=1e-4)
+        events += s.events()
+        if sent is None and now - t0 > 1.5:
+            sent = s.instruct("a person waves the right hand")
+            assert sent == 1
+        time.sleep(0.02)
+    s.close()
+    assert s.wait(60.0) and s.error() == ""
+    events += s.events()
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "opened" and kinds[-1] == "closed" and kinds.count("instruction") == 2, kinds
+    instr = [e for e in events if e["kind"] == "instruction"]
+    assert [e["instruction"] for e in instr] == [0, 1]
+    assert instr[1]["interpretation"]["content"][0][0] == "wave-right-hand"
+    assert instr[1]["first_frame"] > 0 and instr[1]["latency_ms"] < 2000
+    total = events[-1]["first_frame"]
+    assert total >= instr[1]["first_frame"] and total >= 3.0 * native.FPS
+    assert native.STATE_PLAYING in states
+    played = [f for f in frames if f >= 0]
+    assert played == sorted(played) and played[-1] > 2.0 * native.FPS  # kept playing, never backwards
+    inf, _, _, _ = s.sample(time.perf_counter() + 600.0)
+    assert inf["state"] == native.STATE_FINISHED and inf["frame"] == total - 1
+    with pytest.raises(ValueError):
+        s.instruct("a person sits down")  # closed
+
+
+def test_session_errors_and_cancel(native, nclient):
+    with pytest.raises(ValueError):
+        nclient.session("a person walks", history_frames=10)
+    bad = nclient.session("", guidance=native.GUIDANCE_OFF, **FAST)  # the server refuses an empty text
+    assert bad.wait(60.0)
+    assert "INVALID_ARGUMENT" in bad.error()
+    assert bad.sample(0.0)[0]["state"] == native.STATE_ERROR
+    s = nclient.session("a person runs", guidance=native.GUIDANCE_OFF, **FAST)
+    time.sleep(0.5)
+    s.cancel()
+    assert s.wait(30.0)
+    assert s.sample(1.0)[0]["state"] == native.STATE_CANCELLED

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -57,7 +58,37 @@ py::dict frame_info_dict(const coamd_frame_info& i) {
   d["total_frames"] = i.total_frames;
   d["rebuffer_count"] = i.rebuffer_count;
   d["coords"] = i.coords;
+  d["root_velocity"] = py::make_tuple(i.root_velocity[0], i.root_velocity[1], i.root_velocity[2]);
+  d["heading"] = i.heading;
   return d;
+}
+
+py::dict interpretation_dict(const coamd_interpretation& i) {
+  py::dict d;
+  py::list content, style;
+  for (int k = 0; k < i.num_content; ++k)
+    content.append(py::make_tuple(std::string(i.content_labels + k * COAMD_LABEL_CHARS), i.content_scores[k]));
+  for (int k = 0; k < i.num_style; ++k)
+    style.append(py::make_tuple(std::string(i.style_labels + k * COAMD_LABEL_CHARS), i.style_scores[k]));
+  d["content"] = content;
+  d["style"] = style;
+  d["side"] = std::string(i.side);
+  d["out_of_vocabulary"] = bool(i.out_of_vocabulary);
+  d["out_of_vocabulary_score"] = i.out_of_vocabulary_score;
+  d["note"] = std::string(i.note);
+  d["conditioned_text"] = std::string(i.conditioned_text);
+  return d;
+}
+
+py::tuple sample_tuple(const std::function<int(coamd_frame_info*, float*, float*, float*)>& f) {
+  coamd_frame_info info;
+  coamd_frame_info_init(&info, sizeof(info));
+  F32 pos({21, 3}), loc({21, 4}), wor({21, 4});
+  std::fill(pos.mutable_data(), pos.mutable_data() + 63, 0.f);
+  std::fill(loc.mutable_data(), loc.mutable_data() + 84, 0.f);
+  std::fill(wor.mutable_data(), wor.mutable_data() + 84, 0.f);
+  check(f(&info, pos.mutable_data(), loc.mutable_data(), wor.mutable_data()));
+  return py::make_tuple(frame_info_dict(info), pos, loc, wor);
 }
 
 // An independent playhead over a stream's frames (coamd_reader); keeps the frames alive.
@@ -139,7 +170,26 @@ class Stream {
     d["cfg_scale"] = i.cfg_scale;
     d["guidance_scale"] = i.guidance_scale;
     d["max_batch"] = i.max_batch;
+    d["skeleton_applied"] = bool(i.skeleton_applied);
+    d["root_motion"] = i.root_motion;
+    d["out_of_vocabulary"] = bool(i.out_of_vocabulary);
+    d["out_of_vocabulary_score"] = i.out_of_vocabulary_score;
     return d;
+  }
+  // How the server understood the text; None until the summary has arrived.
+  py::object interpretation() {
+    auto i = std::make_unique<coamd_interpretation>();
+    i->struct_size = sizeof(coamd_interpretation);
+    const int rc = coamd_stream_interpretation(s_, i.get());
+    if (rc == COAMD_ERR_NOT_FOUND) return py::none();
+    check(rc);
+    return interpretation_dict(*i);
+  }
+  // (info dict incl. root_velocity and heading, positions, local, world) at a motion time.
+  py::tuple sample_at(double m) {
+    return sample_tuple([&](coamd_frame_info* info, float* p, float* l, float* w) {
+      return coamd_stream_sample_at(s_, m, info, p, 63, l, 84, w, 84);
+    });
   }
   // The whole failure message, however long.
   std::string error() {
@@ -171,6 +221,71 @@ class Stream {
 
  private:
   coamd_stream* s_;
+};
+
+// A Session RPC: an endless motion steered by instructions (coamd_session_*).
+class Session {
+ public:
+  explicit Session(coamd_session* s) : s_(s) {}
+  ~Session() { coamd_session_destroy(s_); }
+  Session(const Session&) = delete;
+  uint32_t instruct(const std::string& text) {
+    uint32_t n = 0;
+    check(coamd_session_instruct(s_, text.c_str(), &n));
+    return n;
+  }
+  void close() { check(coamd_session_close(s_)); }
+  void cancel() { check(coamd_session_cancel(s_)); }
+  py::tuple sample(double t) {
+    return sample_tuple([&](coamd_frame_info* info, float* p, float* l, float* w) {
+      return coamd_session_sample(s_, t, info, p, 63, l, 84, w, 84);
+    });
+  }
+  // Every event waiting: dicts with kind ("opened", "instruction", "closed"), instruction,
+  // first_frame, latency_ms and interpretation (a dict or None).
+  py::list events() {
+    py::list out;
+    auto interp = std::make_unique<coamd_interpretation>();
+    for (;;) {
+      coamd_session_event e;
+      e.struct_size = sizeof(e);
+      interp->struct_size = sizeof(coamd_interpretation);
+      const int rc = coamd_session_next_event(s_, &e, interp.get());
+      if (rc == COAMD_ERR_NOT_FOUND) break;
+      check(rc);
+      py::dict d;
+      static const char* const kinds[] = {"unspecified", "opened", "instruction", "closed"};
+      d["kind"] = e.kind >= 0 && e.kind <= 3 ? kinds[e.kind] : "unknown";
+      d["instruction"] = e.instruction;
+      d["first_frame"] = e.first_frame;
+      d["latency_ms"] = e.latency_ms;
+      d["interpretation"] = e.has_interpretation ? py::object(interpretation_dict(*interp)) : py::none();
+      out.append(d);
+    }
+    return out;
+  }
+  bool wait(float timeout_s) {
+    int rc;
+    {
+      py::gil_scoped_release release;
+      rc = coamd_session_wait(s_, timeout_s);
+    }
+    if (rc == COAMD_ERR_STATE) return false;
+    check(rc);
+    return true;
+  }
+  std::string error() {
+    int32_t len = 0;
+    const int rc = coamd_session_error_copy(s_, nullptr, 0, &len);
+    if (rc != COAMD_OK && rc != COAMD_ERR_BUFFER_TOO_SMALL) check(rc);
+    std::string buf(static_cast<size_t>(len) + 1, '\0');
+    check(coamd_session_error_copy(s_, &buf[0], len + 1, &len));
+    buf.resize(static_cast<size_t>(len));
+    return buf;
+  }
+
+ private:
+  coamd_session* s_;
 };
 
 class Client {
@@ -208,7 +323,8 @@ class Client {
   std::unique_ptr<Stream> generate(const std::string& text, float duration_s, uint64_t seed, int guidance,
                                    float guidance_scale, float cfg_scale, uint32_t iterations, uint32_t ode_steps,
                                    int order, int coordinates, bool server_rotations, float buffering_delay_s,
-                                   float deadline_s, uint32_t capacity_frames, int cleanup, float temperature) {
+                                   float deadline_s, uint32_t capacity_frames, int cleanup, float temperature,
+                                   int text_conditioning, int skeleton, int root_motion) {
     coamd_request r;
     coamd_request_defaults(&r);
     r.duration_s = duration_s;
@@ -226,9 +342,77 @@ class Client {
     r.capacity_frames = capacity_frames;
     r.cleanup = cleanup;
     r.temperature = temperature;
+    r.text_conditioning = text_conditioning;
+    r.skeleton = skeleton;
+    r.root_motion = root_motion;
     coamd_stream* s = nullptr;
     check(coamd_stream_start(c_, text.c_str(), &r, &s));
     return std::make_unique<Stream>(s);
+  }
+
+  std::unique_ptr<Session> session(const std::string& text, uint64_t seed, int guidance, float guidance_scale,
+                                   float cfg_scale, uint32_t iterations, uint32_t ode_steps, int coordinates,
+                                   bool server_rotations, int cleanup, float temperature, int text_conditioning,
+                                   float lookahead_s, int root_motion, float buffering_delay_s,
+                                   uint32_t history_frames) {
+    coamd_session_options o;
+    check(coamd_session_options_init(&o, sizeof(o)));
+    o.seed = seed;
+    o.guidance = guidance;
+    o.guidance_scale = guidance_scale;
+    o.cfg_scale = cfg_scale;
+    o.iterations = iterations;
+    o.ode_steps = ode_steps;
+    o.coordinates = coordinates;
+    o.server_rotations = server_rotations ? 1 : 0;
+    o.cleanup = cleanup;
+    o.temperature = temperature;
+    o.text_conditioning = text_conditioning;
+    o.lookahead_s = lookahead_s;
+    o.root_motion = root_motion;
+    o.buffering_delay_s = buffering_delay_s;
+    o.history_frames = history_frames;
+    coamd_session* s = nullptr;
+    check(coamd_session_open(c_, &o, text.c_str(), &s));
+    return std::make_unique<Session>(s);
+  }
+
+  // {"actions": [dict], "styles": [dict], "min_duration_s", "max_duration_s", "fps", "max_text_chars",
+  //  "rare_below_clips"}; each action/style: label, description, training_clips, side.
+  py::dict capabilities() {
+    coamd_capabilities caps;
+    caps.struct_size = sizeof(caps);
+    int rc;
+    {
+      py::gil_scoped_release release;  // the first call fetches over the network
+      rc = coamd_client_capabilities(c_, &caps, nullptr, 0, nullptr, 0);
+    }
+    check(rc);
+    std::vector<coamd_capability> actions(static_cast<size_t>(caps.num_actions)), styles(static_cast<size_t>(caps.num_styles));
+    for (auto& a : actions) a.struct_size = sizeof(a);
+    for (auto& a : styles) a.struct_size = sizeof(a);
+    check(coamd_client_capabilities(c_, &caps, actions.data(), caps.num_actions, styles.data(), caps.num_styles));
+    auto list = [](const std::vector<coamd_capability>& v) {
+      py::list out;
+      for (const auto& a : v) {
+        py::dict d;
+        d["label"] = std::string(a.label);
+        d["description"] = std::string(a.description);
+        d["training_clips"] = a.training_clips;
+        d["side"] = std::string(a.side);
+        out.append(d);
+      }
+      return out;
+    };
+    py::dict d;
+    d["actions"] = list(actions);
+    d["styles"] = list(styles);
+    d["min_duration_s"] = caps.min_duration_s;
+    d["max_duration_s"] = caps.max_duration_s;
+    d["fps"] = caps.fps;
+    d["max_text_chars"] = caps.max_text_chars;
+    d["rare_below_clips"] = caps.rare_below_clips;
+    return d;
   }
 
  private:
@@ -261,6 +445,15 @@ PYBIND11_MODULE(coamd_native, m) {
   m.attr("ORDER_SERVER_DEFAULT") = int(COAMD_ORDER_SERVER_DEFAULT);
   m.attr("ORDER_RANDOM") = int(COAMD_ORDER_RANDOM);
   m.attr("ORDER_LEFT_TO_RIGHT") = int(COAMD_ORDER_LEFT_TO_RIGHT);
+  m.attr("TEXT_CONDITIONING_SERVER_DEFAULT") = int(COAMD_TEXT_CONDITIONING_SERVER_DEFAULT);
+  m.attr("TEXT_CONDITIONING_UNDERSTOOD") = int(COAMD_TEXT_CONDITIONING_UNDERSTOOD);
+  m.attr("TEXT_CONDITIONING_RAW") = int(COAMD_TEXT_CONDITIONING_RAW);
+  m.attr("SKELETON_SERVER_DEFAULT") = int(COAMD_SKELETON_SERVER_DEFAULT);
+  m.attr("SKELETON_FK") = int(COAMD_SKELETON_FK);
+  m.attr("SKELETON_RAW") = int(COAMD_SKELETON_RAW);
+  m.attr("ROOT_MOTION_SERVER_DEFAULT") = int(COAMD_ROOT_MOTION_SERVER_DEFAULT);
+  m.attr("ROOT_MOTION_WORLD") = int(COAMD_ROOT_MOTION_WORLD);
+  m.attr("ROOT_MOTION_IN_PLACE") = int(COAMD_ROOT_MOTION_IN_PLACE);
 
   py::list names, unity, unreal, parents;
   for (int j = 0; j < COAMD_NUM_JOINTS; ++j) {
@@ -291,9 +484,24 @@ PYBIND11_MODULE(coamd_native, m) {
       .def("frame", &Stream::frame, py::arg("index"), "Frame as received: (positions (21,3), local (21,4)).")
       .def("info", &Stream::info, "Progress, client-measured latencies and the server summary.")
       .def("error", &Stream::error, "The failure message ('' when none).")
+      .def("interpretation", &Stream::interpretation,
+           "How the server understood the text (content/style labels with scores, side, out_of_vocabulary, "
+           "note, conditioned_text); None until the summary has arrived.")
+      .def("sample_at", &Stream::sample_at, py::arg("motion_time_s"),
+           "Pose at a motion time (s): (info incl. root_velocity and heading, positions, local, world).")
       .def("wait", &Stream::wait, py::arg("timeout_s") = 0.f, "Block until the stream ended; False on time-out.")
       .def("cancel", &Stream::cancel)
       .def("restart_playback", &Stream::restart_playback);
+
+  py::class_<Session>(m, "Session", "An endless motion whose instruction changes mid-stream (Session RPC).")
+      .def("instruct", &Session::instruct, py::arg("text"), "Send a new instruction; returns its number (1, 2, ...).")
+      .def("close", &Session::close, "Ask the server to end the session (CLOSED event, then the stream completes).")
+      .def("cancel", &Session::cancel)
+      .def("sample", &Session::sample, py::arg("engine_time_s"),
+           "Playback at engine time (s): (info, positions (21,3), local (21,4), world (21,4)).")
+      .def("events", &Session::events, "Every event received since the last call.")
+      .def("wait", &Session::wait, py::arg("timeout_s") = 0.f, "Block until the session ended; False on time-out.")
+      .def("error", &Session::error, "The failure message ('' when none).");
 
   py::class_<Client>(m, "Client", "A connection to `coamd serve` (fetches the skeleton on connect).")
       .def(py::init<const std::string&, bool, const std::string&, const std::string&, float>(), py::arg("target"),
@@ -307,7 +515,16 @@ PYBIND11_MODULE(coamd_native, m) {
            py::arg("iterations") = 0, py::arg("ode_steps") = 0, py::arg("order") = 0, py::arg("coordinates") = 0,
            py::arg("server_rotations") = false, py::arg("buffering_delay_s") = 0.2f, py::arg("deadline_s") = 0.f,
            py::arg("capacity_frames") = 0, py::arg("cleanup") = 0, py::arg("temperature") = 0.f,
-           "Start a Generate stream; returns at once.");
+           py::arg("text_conditioning") = 0, py::arg("skeleton") = 0, py::arg("root_motion") = 0,
+           "Start a Generate stream; returns at once.")
+      .def("session", &Client::session, py::arg("text"), py::arg("seed") = 0, py::arg("guidance") = 0,
+           py::arg("guidance_scale") = 0.f, py::arg("cfg_scale") = 0.f, py::arg("iterations") = 0,
+           py::arg("ode_steps") = 0, py::arg("coordinates") = 0, py::arg("server_rotations") = false,
+           py::arg("cleanup") = 0, py::arg("temperature") = 0.f, py::arg("text_conditioning") = 0,
+           py::arg("lookahead_s") = 0.f, py::arg("root_motion") = 0, py::arg("buffering_delay_s") = 0.2f,
+           py::arg("history_frames") = 0, "Open a Session (endless motion steered by instruct()); returns at once.")
+      .def("capabilities", &Client::capabilities,
+           "Actions and styles (label, description, training_clips, side) and the duration range.");
 
   m.def("convert_positions", [](F32 p, int from, int to) {
     if (p.ndim() < 1 || p.shape(p.ndim() - 1) != 3) throw py::value_error("positions must end in an axis of 3");

@@ -22,6 +22,9 @@ struct coamd_client {
 struct coamd_stream {
   std::shared_ptr<coamd::Stream> impl;
 };
+struct coamd_session {
+  std::unique_ptr<coamd::Session> impl;
+};
 struct coamd_reader {
   coamd_reader(std::shared_ptr<coamd::Stream> s, float delay, std::string name)
       : stream(std::move(s)), playback(stream->buffer(), coamd::kFps, delay), subject(std::move(name)) {}
@@ -33,12 +36,21 @@ struct coamd_reader {
 // The ABI's layouts are fixed: a change here is a break for every compiled caller.
 static_assert(sizeof(coamd_client_options) == 16, "coamd_client_options layout");
 static_assert(offsetof(coamd_request, capacity_frames) == 56 && offsetof(coamd_request, cleanup) == 60 &&
-                  offsetof(coamd_request, temperature) == 64 && sizeof(coamd_request) == 72,
+                  offsetof(coamd_request, temperature) == 64,
               "coamd_request layout");
+static_assert(offsetof(coamd_request, text_conditioning) == 68 && sizeof(coamd_request) == 88,
+              "coamd_request version-4 layout");
 static_assert(sizeof(coamd_sample_info) == 32, "coamd_sample_info layout");
-static_assert(offsetof(coamd_stream_info, cleanup_applied) == 56 && sizeof(coamd_stream_info) == 88,
+static_assert(offsetof(coamd_stream_info, cleanup_applied) == 56 && offsetof(coamd_stream_info, skeleton_applied) == 88 &&
+                  sizeof(coamd_stream_info) == 104,
               "coamd_stream_info layout");
-static_assert(sizeof(coamd_frame_info) == 56, "coamd_frame_info layout");
+static_assert(offsetof(coamd_frame_info, root_velocity) == 56 && sizeof(coamd_frame_info) == 72,
+              "coamd_frame_info layout");
+static_assert(sizeof(coamd_capabilities) == 32 && sizeof(coamd_capability) == 344, "coamd_capability layout");
+static_assert(sizeof(coamd_interpretation) == 3684, "coamd_interpretation layout");
+static_assert(sizeof(coamd_session_options) == 72 && offsetof(coamd_session_options, history_frames) == 64,
+              "coamd_session_options layout");
+static_assert(sizeof(coamd_session_event) == 24, "coamd_session_event layout");
 
 namespace {
 
@@ -50,7 +62,7 @@ constexpr int32_t kOptionsMinSize = 16;
 // its tail padding is where version 2 put `cleanup`.
 constexpr int32_t kRequestMinSize = 64;
 constexpr int32_t kStreamInfoMinSize = static_cast<int32_t>(offsetof(coamd_stream_info, cleanup_applied));
-constexpr int32_t kFrameInfoMinSize = static_cast<int32_t>(sizeof(coamd_frame_info));
+constexpr int32_t kFrameInfoMinSize = static_cast<int32_t>(offsetof(coamd_frame_info, root_velocity));
 
 int fail(coamd_status code, const std::string& message) {
   g_last_error = message;
@@ -190,8 +202,44 @@ coamd_frame_info frame_info(const coamd::SampleInfo& s, double engine_time, coam
   f.num_joints = coamd::kNumJoints;
   f.fps = coamd::kFps;
   f.coords = static_cast<int32_t>(coords);
+  for (int k = 0; k < 3; ++k) f.root_velocity[k] = s.root_velocity[k];
+  f.heading = s.heading;
   return f;
 }
+
+// A text into a fixed char field: NUL-terminated, cut on a UTF-8 boundary.
+void put_text(const std::string& text, char* field, size_t size) {
+  const size_t n = utf8_prefix(text, size - 1);
+  std::memcpy(field, text.data(), n);
+  std::memset(field + n, 0, size - n);
+}
+
+void fill_interpretation(const coamd::Interpretation& in, coamd_interpretation* out) {
+  const int32_t size = out->struct_size;
+  coamd_interpretation f;
+  std::memset(&f, 0, sizeof(f));
+  f.struct_size = sizeof(f);
+  const auto labels = [](const std::vector<std::pair<std::string, float>>& v, char* names, float* scores) {
+    const size_t n = std::min<size_t>(v.size(), COAMD_INTERPRETATION_MAX_LABELS);
+    for (size_t i = 0; i < n; ++i) {
+      put_text(v[i].first, names + i * COAMD_LABEL_CHARS, COAMD_LABEL_CHARS);
+      scores[i] = v[i].second;
+    }
+    return static_cast<int32_t>(n);
+  };
+  f.num_content = labels(in.content, f.content_labels, f.content_scores);
+  f.num_style = labels(in.style, f.style_labels, f.style_scores);
+  f.out_of_vocabulary = in.out_of_vocabulary ? 1 : 0;
+  f.out_of_vocabulary_score = in.out_of_vocabulary_score;
+  put_text(in.side, f.side, sizeof(f.side));
+  put_text(in.note, f.note, sizeof(f.note));
+  put_text(in.conditioned_text, f.conditioned_text, sizeof(f.conditioned_text));
+  std::memcpy(static_cast<void*>(out), &f, static_cast<size_t>(size));
+  out->struct_size = size;
+}
+
+int sample_playhead(coamd::Playback& playback, coamd::Coords coords, double t, coamd_frame_info* info, float* pos,
+                    int32_t pos_len, float* local, int32_t local_len, float* world, int32_t world_len);
 
 const std::string& build_info() {
   static const std::string info = [] {
@@ -210,6 +258,15 @@ int reference_pose_in(const float* rest_project, int32_t coords, float* rest_out
   if (rest_out) coamd::convert_positions(rest_project, coamd::kNumJoints, coamd::Coords::RightHandedYUp, c, rest_out);
   if (local_out) coamd::convert_rotations(local, coamd::kNumJoints, coamd::Coords::RightHandedYUp, c, local_out);
   if (pos_out) coamd::convert_positions(pos, coamd::kNumJoints, coamd::Coords::RightHandedYUp, c, pos_out);
+  return COAMD_OK;
+}
+
+int sample_playhead(coamd::Playback& playback, coamd::Coords coords, double t, coamd_frame_info* info, float* pos,
+                    int32_t pos_len, float* local, int32_t local_len, float* world, int32_t world_len) {
+  if (info) COAMD_TRY(check_out_struct(info, "coamd_frame_info", kFrameInfoMinSize));
+  COAMD_TRY(check_pose_arrays(pos, pos_len, local, local_len, world, world_len));
+  const coamd::SampleInfo s = playback.sample(t, pos, local, world);
+  if (info) write_struct(info, frame_info(s, t, coords));
   return COAMD_OK;
 }
 
@@ -416,7 +473,7 @@ int coamd_stream_sample_at(coamd_stream* stream, double m, coamd_frame_info* inf
                                          std::to_string(n) + " frames received");
   }
   coamd::SampleInfo s;
-  s.frame = coamd::interpolate(buf, n, m, coamd::kFps, pos, local, world, &s.alpha);
+  s.frame = coamd::interpolate(buf, n, m, coamd::kFps, pos, local, world, &s.alpha, s.root_velocity, &s.heading);
   s.state = static_cast<coamd::PlayState>(state_of(status));
   s.motion_time_s = static_cast<float>(m);
   s.frames_available = n;
@@ -477,6 +534,10 @@ int coamd_stream_info_get(coamd_stream* stream, coamd_stream_info* info) {
   f.cfg_scale = st.cfg_scale;
   f.guidance_scale = st.guidance_scale;
   f.max_batch = st.max_batch;
+  f.skeleton_applied = st.skeleton_applied ? 1 : 0;
+  f.root_motion = st.root_motion;
+  f.out_of_vocabulary = st.interpretation.out_of_vocabulary ? 1 : 0;
+  f.out_of_vocabulary_score = st.interpretation.out_of_vocabulary_score;
   write_struct(info, f);
   return COAMD_OK;
 }
@@ -536,17 +597,183 @@ const char* coamd_reader_subject_name(coamd_reader* reader) { return reader ? re
 int coamd_reader_sample(coamd_reader* reader, double t, coamd_frame_info* info, float* pos, int32_t pos_len,
                         float* local, int32_t local_len, float* world, int32_t world_len) {
   COAMD_REQUIRE(reader, "reader is NULL");
-  if (info) COAMD_TRY(check_out_struct(info, "coamd_frame_info", kFrameInfoMinSize));
-  COAMD_TRY(check_pose_arrays(pos, pos_len, local, local_len, world, world_len));
-  const coamd::SampleInfo s = reader->playback.sample(t, pos, local, world);
-  if (info) write_struct(info, frame_info(s, t, reader->stream->coords()));
-  return COAMD_OK;
+  return sample_playhead(reader->playback, reader->stream->coords(), t, info, pos, pos_len, local, local_len, world,
+                         world_len);
 }
 
 int coamd_reader_restart(coamd_reader* reader) {
   COAMD_REQUIRE(reader, "reader is NULL");
   reader->playback.restart();
   return COAMD_OK;
+}
+
+int coamd_client_capabilities(coamd_client* client, coamd_capabilities* caps, coamd_capability* actions,
+                              int32_t actions_len, coamd_capability* styles, int32_t styles_len) {
+  COAMD_REQUIRE(client, "client is NULL");
+  COAMD_REQUIRE(caps, "caps is NULL");
+  COAMD_TRY(check_out_struct(caps, "coamd_capabilities", static_cast<int32_t>(sizeof(coamd_capabilities))));
+  COAMD_REQUIRE(actions_len >= 0 && styles_len >= 0, "actions_len and styles_len must be >= 0");
+  COAMD_REQUIRE((actions || actions_len == 0) && (styles || styles_len == 0), "an array is NULL with a length > 0");
+  constexpr int32_t kCapSize = static_cast<int32_t>(sizeof(coamd_capability));
+  if (actions && actions_len > 0) COAMD_TRY(check_out_struct(actions, "coamd_capability", kCapSize));
+  if (styles && styles_len > 0) COAMD_TRY(check_out_struct(styles, "coamd_capability", kCapSize));
+  return guarded([&] {
+    const coamd::Capabilities& c = client->impl->capabilities();
+    coamd_capabilities f;
+    std::memset(&f, 0, sizeof(f));
+    f.struct_size = sizeof(f);
+    f.num_actions = static_cast<int32_t>(c.actions.size());
+    f.num_styles = static_cast<int32_t>(c.styles.size());
+    f.min_duration_s = c.min_duration_s;
+    f.max_duration_s = c.max_duration_s;
+    f.fps = c.fps;
+    f.max_text_chars = c.max_text_chars;
+    f.rare_below_clips = c.rare_below_clips;
+    write_struct(caps, f);
+    const auto fill = [](const std::vector<coamd::Capability>& in, coamd_capability* out, int32_t len) {
+      const size_t n = std::min<size_t>(in.size(), static_cast<size_t>(len));
+      for (size_t i = 0; i < n; ++i) {
+        coamd_capability& e = out[i];
+        e.struct_size = sizeof(e);
+        e.training_clips = in[i].training_clips;
+        put_text(in[i].label, e.label, sizeof(e.label));
+        put_text(in[i].side, e.side, sizeof(e.side));
+        put_text(in[i].description, e.description, sizeof(e.description));
+      }
+    };
+    if (actions) fill(c.actions, actions, actions_len);
+    if (styles) fill(c.styles, styles, styles_len);
+    return COAMD_OK;
+  });
+}
+
+int coamd_stream_interpretation(coamd_stream* stream, coamd_interpretation* out) {
+  COAMD_REQUIRE(stream, "stream is NULL");
+  COAMD_REQUIRE(out, "out is NULL");
+  COAMD_TRY(check_out_struct(out, "coamd_interpretation", static_cast<int32_t>(sizeof(coamd_interpretation))));
+  return guarded([&] {
+    const coamd::StreamStats st = stream->impl->stats();
+    if (!st.has_interpretation) {
+      return fail(COAMD_ERR_NOT_FOUND, st.has_summary ? "the server's summary has no interpretation"
+                                                      : "the summary has not arrived yet");
+    }
+    fill_interpretation(st.interpretation, out);
+    return static_cast<int>(COAMD_OK);
+  });
+}
+
+namespace {
+coamd_session_options default_session_options() {
+  coamd_session_options o;
+  std::memset(&o, 0, sizeof(o));
+  o.struct_size = sizeof(o);
+  o.coordinates = COAMD_COORDS_RIGHT_HANDED_Y_UP;
+  o.buffering_delay_s = 0.2f;
+  o.history_frames = 1200;
+  return o;
+}
+constexpr int32_t kSessionOptionsMinSize = static_cast<int32_t>(sizeof(coamd_session_options));
+}  // namespace
+
+int coamd_session_options_init(coamd_session_options* o, int32_t struct_size) {
+  COAMD_REQUIRE(o, "options is NULL");
+  if (struct_size < kSessionOptionsMinSize || struct_size > static_cast<int32_t>(sizeof(coamd_session_options))) {
+    return bad_size("coamd_session_options", struct_size, kSessionOptionsMinSize, sizeof(coamd_session_options));
+  }
+  const coamd_session_options d = default_session_options();
+  std::memcpy(static_cast<void*>(o), &d, static_cast<size_t>(struct_size));
+  o->struct_size = struct_size;
+  return COAMD_OK;
+}
+
+int coamd_session_open(coamd_client* client, const coamd_session_options* options, const char* text,
+                       coamd_session** out_session) {
+  COAMD_REQUIRE(out_session, "out_session is NULL");
+  *out_session = nullptr;
+  COAMD_REQUIRE(client, "client is NULL");
+  COAMD_REQUIRE(text, "text is NULL");
+  coamd_session_options o = default_session_options();
+  if (options) COAMD_TRY(read_struct(options, "coamd_session_options", kSessionOptionsMinSize, &o));
+  return guarded([&] {
+    auto s = std::make_unique<coamd_session>();
+    s->impl = client->impl->open_session(text, o);
+    *out_session = s.release();
+    return COAMD_OK;
+  });
+}
+
+int coamd_session_instruct(coamd_session* session, const char* text, uint32_t* out_instruction) {
+  COAMD_REQUIRE(session, "session is NULL");
+  COAMD_REQUIRE(text, "text is NULL");
+  return guarded([&] {
+    const uint32_t n = session->impl->instruct(text);
+    if (out_instruction) *out_instruction = n;
+    return COAMD_OK;
+  });
+}
+
+int coamd_session_close(coamd_session* session) {
+  COAMD_REQUIRE(session, "session is NULL");
+  return guarded([&] {
+    session->impl->close();
+    return COAMD_OK;
+  });
+}
+
+int coamd_session_cancel(coamd_session* session) {
+  COAMD_REQUIRE(session, "session is NULL");
+  session->impl->cancel();
+  return COAMD_OK;
+}
+
+void coamd_session_destroy(coamd_session* session) { delete session; }
+
+int coamd_session_sample(coamd_session* session, double t, coamd_frame_info* info, float* pos, int32_t pos_len,
+                         float* local, int32_t local_len, float* world, int32_t world_len) {
+  COAMD_REQUIRE(session, "session is NULL");
+  return sample_playhead(session->impl->playback(), session->impl->coords(), t, info, pos, pos_len, local, local_len,
+                         world, world_len);
+}
+
+int coamd_session_next_event(coamd_session* session, coamd_session_event* event, coamd_interpretation* interp) {
+  COAMD_REQUIRE(session, "session is NULL");
+  COAMD_REQUIRE(event, "event is NULL");
+  COAMD_TRY(check_out_struct(event, "coamd_session_event", static_cast<int32_t>(sizeof(coamd_session_event))));
+  if (interp) {
+    COAMD_TRY(check_out_struct(interp, "coamd_interpretation", static_cast<int32_t>(sizeof(coamd_interpretation))));
+  }
+  return guarded([&] {
+    coamd::SessionEvent e;
+    if (!session->impl->next_event(&e)) return static_cast<int>(COAMD_ERR_NOT_FOUND);
+    coamd_session_event f;
+    std::memset(&f, 0, sizeof(f));
+    f.struct_size = sizeof(f);
+    f.kind = e.kind;
+    f.instruction = e.instruction;
+    f.first_frame = e.first_frame;
+    f.latency_ms = e.latency_ms;
+    f.has_interpretation = e.has_interpretation ? 1 : 0;
+    write_struct(event, f);
+    if (interp && e.has_interpretation) fill_interpretation(e.interpretation, interp);
+    return static_cast<int>(COAMD_OK);
+  });
+}
+
+int coamd_session_wait(coamd_session* session, float timeout_s) {
+  COAMD_REQUIRE(session, "session is NULL");
+  if (!session->impl->wait(timeout_s)) {
+    return fail(COAMD_ERR_STATE, "the session was still receiving after " + std::to_string(timeout_s) + " s");
+  }
+  return COAMD_OK;
+}
+
+int coamd_session_error_copy(coamd_session* session, char* buf, int32_t buf_len, int32_t* out_len) {
+  COAMD_REQUIRE(session, "session is NULL");
+  const coamd::FrameBuffer& b = session->impl->buffer();
+  return guarded([&] {
+    const std::string msg = b.status() == coamd::StreamStatus::Failed ? b.error() : std::string();
+    return copy_text(msg, buf, buf_len, out_len, true);
+  });
 }
 
 int coamd_convert_positions(const float* in, int32_t count, int32_t from, int32_t to, float* out) {

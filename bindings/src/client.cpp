@@ -45,6 +45,71 @@ float ms_since(Clock::time_point t0) {
   return std::chrono::duration<float, std::milli>(Clock::now() - t0).count();
 }
 
+Interpretation interpretation_of(const v1::Interpretation& in) {
+  Interpretation out;
+  for (const auto& l : in.content()) out.content.emplace_back(l.label(), l.score());
+  for (const auto& l : in.style()) out.style.emplace_back(l.label(), l.score());
+  out.side = in.side();
+  out.note = in.note();
+  out.conditioned_text = in.conditioned_text();
+  out.out_of_vocabulary = in.out_of_vocabulary();
+  out.out_of_vocabulary_score = in.out_of_vocabulary_score();
+  return out;
+}
+
+// Heading (radians about up) from the project frame to `c`: both engine frames mirror it (-h).
+float heading_to(float h, Coords c) { return c == Coords::RightHandedYUp ? h : -h; }
+
+// Checks one received frame and writes it into the buffer's next slot (converted to `coords`).
+// Returns "" or what is wrong with it; the caller publishes the slot.
+std::string ingest_frame(FrameBuffer& buf, const v1::Frame& f, bool server_rotations, const float* rest,
+                         Coords coords) {
+  const uint32_t expected = buf.count();
+  if (f.index() != expected) {
+    return "frame index " + std::to_string(f.index()) + " arrived, expected " + std::to_string(expected);
+  }
+  if (f.positions_size() != kPosFloats) {
+    return "frame " + std::to_string(f.index()) + " has " + std::to_string(f.positions_size()) +
+           " position floats, expected 63";
+  }
+  if (server_rotations && f.rotations_size() != kRotFloats) {
+    return "frame " + std::to_string(f.index()) + " has " + std::to_string(f.rotations_size()) +
+           " rotation floats, expected 84 (server_rotations was asked for)";
+  }
+  if (!std::all_of(f.positions().begin(), f.positions().end(), [](float v) { return std::isfinite(v); })) {
+    return "frame " + std::to_string(f.index()) + " has non-finite positions";
+  }
+  FrameSlot* slot = buf.next_slot();
+  if (!slot) {
+    return "the server sent more than the buffer's " + std::to_string(buf.capacity()) +
+           " frames (raise capacity_frames)";
+  }
+  float pos[kPosFloats];
+  std::copy(f.positions().begin(), f.positions().end(), pos);
+  if (server_rotations) {
+    std::copy(f.rotations().begin(), f.rotations().end(), slot->local);
+    for (int j = 0; j < kNumJoints; ++j) {  // renormalise what came over the wire
+      float* q = slot->local + 4 * j;
+      const float n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
+      if (n > 1e-6f) { q[0] /= n; q[1] /= n; q[2] /= n; q[3] /= n; } else { q[0] = q[1] = q[2] = 0.f; q[3] = 1.f; }
+    }
+    local_to_world(slot->local, slot->world);
+  } else {
+    solve_rotations(pos, rest, slot->local, slot->world);
+  }
+  convert_positions(pos, kNumJoints, Coords::RightHandedYUp, coords, slot->positions);
+  convert_rotations(slot->local, kNumJoints, Coords::RightHandedYUp, coords, slot->local);
+  convert_rotations(slot->world, kNumJoints, Coords::RightHandedYUp, coords, slot->world);
+  float vel[3] = {0.f, 0.f, 0.f};
+  if (f.root_velocity_size() == 3 && std::all_of(f.root_velocity().begin(), f.root_velocity().end(),
+                                                 [](float v) { return std::isfinite(v); })) {
+    std::copy(f.root_velocity().begin(), f.root_velocity().end(), vel);
+  }
+  convert_positions(vel, 1, Coords::RightHandedYUp, coords, slot->root_velocity);
+  slot->heading = std::isfinite(f.heading()) ? heading_to(f.heading(), coords) : 0.f;
+  return std::string();
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------- Client
@@ -67,6 +132,7 @@ Client::Client(const std::string& target, const coamd_client_options& options, c
   core_->token = token;
 
   const float timeout = options.connect_timeout_s > 0.f ? options.connect_timeout_s : 5.f;
+  timeout_s_ = timeout;
   grpc::ClientContext ctx;
   core_->prepare(ctx);
   ctx.set_wait_for_ready(true);
@@ -112,10 +178,62 @@ std::shared_ptr<Stream> Client::start(const std::string& text, const coamd_reque
     throw Error(COAMD_ERR_INVALID_ARGUMENT, "buffering_delay_s must be in [0, 60] seconds, got " +
                                                std::to_string(req.buffering_delay_s));
   }
+  for (const auto& [name, v] : {std::pair<const char*, int32_t>{"text_conditioning", req.text_conditioning},
+                                {"skeleton", req.skeleton}, {"root_motion", req.root_motion}}) {
+    if (v < 0 || v > 2) throw Error(COAMD_ERR_INVALID_ARGUMENT, std::string(name) + " must be 0, 1 or 2, got " + std::to_string(v));
+  }
   if (req.capacity_frames > 1000000u) {
     throw Error(COAMD_ERR_INVALID_ARGUMENT, "capacity_frames must be at most 1000000");
   }
   std::shared_ptr<Stream> s(new Stream(core_, text, req, rest_));
+  s->thread_ = std::thread([p = s.get()] { p->run(); });
+  return s;
+}
+
+const Capabilities& Client::capabilities() {
+  std::lock_guard<std::mutex> lock(caps_mu_);
+  if (caps_) return *caps_;
+  grpc::ClientContext ctx;
+  core_->prepare(ctx);
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(std::max(timeout_s_, 10.f) * 1000.f)));
+  v1::Capabilities c;
+  const grpc::Status st = core_->stub->GetCapabilities(&ctx, v1::GetCapabilitiesRequest(), &c);
+  if (!st.ok()) throw Error(COAMD_ERR_RPC, "GetCapabilities failed: " + status_text(st));
+  auto out = std::make_unique<Capabilities>();
+  auto copy = [](const google::protobuf::RepeatedPtrField<v1::Capability>& in, std::vector<Capability>& to) {
+    for (const v1::Capability& x : in) to.push_back(Capability{x.label(), x.description(), x.side(), x.training_clips()});
+  };
+  copy(c.actions(), out->actions);
+  copy(c.styles(), out->styles);
+  out->min_duration_s = c.min_duration_s();
+  out->max_duration_s = c.max_duration_s();
+  out->fps = c.fps();
+  out->max_text_chars = c.max_text_chars();
+  out->rare_below_clips = c.rare_below_clips();
+  caps_ = std::move(out);
+  return *caps_;
+}
+
+std::unique_ptr<Session> Client::open_session(const std::string& text, const coamd_session_options& o) {
+  if (!valid_coords(o.coordinates)) {
+    throw Error(COAMD_ERR_INVALID_ARGUMENT, "coordinates " + std::to_string(o.coordinates) +
+                                               " is not a coamd_coords value (0, 1, 2)");
+  }
+  if (!(o.buffering_delay_s >= 0.f) || o.buffering_delay_s > 60.f) {
+    throw Error(COAMD_ERR_INVALID_ARGUMENT, "buffering_delay_s must be in [0, 60] seconds");
+  }
+  if (!(o.lookahead_s >= 0.f) || o.lookahead_s > 60.f) {
+    throw Error(COAMD_ERR_INVALID_ARGUMENT, "lookahead_s must be in [0, 60] seconds");
+  }
+  if (o.history_frames != 0 && (o.history_frames < 64u || o.history_frames > 1000000u)) {
+    throw Error(COAMD_ERR_INVALID_ARGUMENT, "history_frames must be 0 (default) or 64 .. 1000000");
+  }
+  for (const auto& [name, v] : {std::pair<const char*, int32_t>{"text_conditioning", o.text_conditioning},
+                                {"root_motion", o.root_motion}, {"cleanup", o.cleanup}, {"guidance", o.guidance}}) {
+    if (v < 0 || v > 2) throw Error(COAMD_ERR_INVALID_ARGUMENT, std::string(name) + " must be 0, 1 or 2, got " + std::to_string(v));
+  }
+  std::unique_ptr<Session> s(new Session(core_, text, o, rest_));
   s->thread_ = std::thread([p = s.get()] { p->run(); });
   return s;
 }
@@ -184,6 +302,9 @@ void Stream::run() {
   r.set_temperature(req_.temperature);
   r.set_coordinates(v1::RIGHT_HANDED_Y_UP);  // converted here, in one place
   r.set_include_rotations(req_.server_rotations != 0);
+  r.set_text_conditioning(static_cast<v1::TextConditioning>(req_.text_conditioning));
+  r.set_skeleton(static_cast<v1::SkeletonMode>(req_.skeleton));
+  r.set_root_motion(static_cast<v1::RootMotion>(req_.root_motion));
 
   const Clock::time_point t0 = Clock::now();
   std::string problem;  // a malformed stream, reported instead of the RPC status
@@ -196,39 +317,8 @@ void Stream::run() {
       if (!problem.empty()) continue;  // drain after a cancel
       for (const v1::Frame& f : resp.frames()) {
         const uint32_t expected = buf_->count();
-        if (f.index() != expected) {
-          problem = "frame index " + std::to_string(f.index()) + " arrived, expected " + std::to_string(expected);
-        } else if (f.positions_size() != kPosFloats) {
-          problem = "frame " + std::to_string(f.index()) + " has " + std::to_string(f.positions_size()) +
-                    " position floats, expected 63";
-        } else if (req_.server_rotations && f.rotations_size() != kRotFloats) {
-          problem = "frame " + std::to_string(f.index()) + " has " + std::to_string(f.rotations_size()) +
-                    " rotation floats, expected 84 (server_rotations was asked for)";
-        } else if (!std::all_of(f.positions().begin(), f.positions().end(), [](float v) { return std::isfinite(v); })) {
-          problem = "frame " + std::to_string(f.index()) + " has non-finite positions";
-        }
-        FrameSlot* slot = problem.empty() ? buf_->next_slot() : nullptr;
-        if (problem.empty() && !slot) {
-          problem = "the server sent more than the buffer's " + std::to_string(buf_->capacity()) +
-                    " frames (raise capacity_frames)";
-        }
+        problem = ingest_frame(*buf_, f, req_.server_rotations != 0, rest_, coords_);
         if (!problem.empty()) break;
-        float pos[kPosFloats];
-        std::copy(f.positions().begin(), f.positions().end(), pos);
-        if (req_.server_rotations) {
-          std::copy(f.rotations().begin(), f.rotations().end(), slot->local);
-          for (int j = 0; j < kNumJoints; ++j) {  // renormalise what came over the wire
-            float* q = slot->local + 4 * j;
-            const float n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
-            if (n > 1e-6f) { q[0] /= n; q[1] /= n; q[2] /= n; q[3] /= n; } else { q[0] = q[1] = q[2] = 0.f; q[3] = 1.f; }
-          }
-          local_to_world(slot->local, slot->world);
-        } else {
-          solve_rotations(pos, rest_, slot->local, slot->world);
-        }
-        convert_positions(pos, kNumJoints, Coords::RightHandedYUp, coords_, slot->positions);
-        convert_rotations(slot->local, kNumJoints, Coords::RightHandedYUp, coords_, slot->local);
-        convert_rotations(slot->world, kNumJoints, Coords::RightHandedYUp, coords_, slot->world);
         if (expected == 0) {
           std::lock_guard<std::mutex> lock(mu_);
           stats_.client_ttff_ms = ms_since(t0);
@@ -257,6 +347,12 @@ void Stream::run() {
         stats_.cfg_scale = s.cfg_scale();
         stats_.guidance_scale = s.guidance_scale();
         stats_.max_batch = s.max_batch();
+        stats_.skeleton_applied = s.skeleton_applied();
+        stats_.root_motion = s.root_motion() == "in_place" ? COAMD_ROOT_MOTION_IN_PLACE
+                             : s.root_motion() == "world"  ? COAMD_ROOT_MOTION_WORLD
+                                                           : 0;
+        stats_.has_interpretation = s.has_interpretation();
+        if (s.has_interpretation()) stats_.interpretation = interpretation_of(s.interpretation());
       }
     }
     const grpc::Status st = reader->Finish();
@@ -286,6 +382,156 @@ void Stream::run() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.client_total_ms = ms_since(t0);
+    done_.store(true, std::memory_order_release);
+  }
+  cv_.notify_all();
+}
+
+// --------------------------------------------------------------------------------------- Session
+struct Session::Rpc {
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionResponse>> stream;
+};
+
+Session::Session(std::shared_ptr<ClientCore> core, std::string text, const coamd_session_options& opts,
+                 const float* rest)
+    : core_(std::move(core)),
+      text_(std::move(text)),
+      opts_(opts),
+      coords_(static_cast<Coords>(opts.coordinates)),
+      buf_(new FrameBuffer(opts.history_frames ? opts.history_frames : 1200u, true)),
+      playback_(*buf_, kFps, opts.buffering_delay_s),
+      rpc_(new Rpc) {
+  std::memcpy(rest_, rest, sizeof(rest_));
+  core_->prepare(rpc_->ctx);
+  rpc_->stream = core_->stub->Session(&rpc_->ctx);
+  v1::SessionRequest first;
+  v1::SessionOpen* o = first.mutable_open();
+  o->set_text(text_);
+  o->set_seed(opts.seed);
+  o->set_guidance(static_cast<v1::Guidance>(opts.guidance));
+  o->set_guidance_scale(opts.guidance_scale);
+  o->set_cfg_scale(opts.cfg_scale);
+  o->set_iterations(opts.iterations);
+  o->set_ode_steps(opts.ode_steps);
+  o->set_coordinates(v1::RIGHT_HANDED_Y_UP);  // converted here
+  o->set_include_rotations(opts.server_rotations != 0);
+  o->set_cleanup(static_cast<v1::Cleanup>(opts.cleanup));
+  o->set_temperature(opts.temperature);
+  o->set_text_conditioning(static_cast<v1::TextConditioning>(opts.text_conditioning));
+  o->set_lookahead_s(opts.lookahead_s);
+  o->set_root_motion(static_cast<v1::RootMotion>(opts.root_motion));
+  rpc_->stream->Write(first);  // a failure shows in Read / Finish on the receiver thread
+}
+
+Session::~Session() {
+  cancel();
+  if (thread_.joinable()) thread_.join();
+}
+
+uint32_t Session::instruct(const std::string& text) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (closed_) throw Error(COAMD_ERR_STATE, "the session was closed or has ended");
+  if (!receiving()) throw Error(COAMD_ERR_STATE, "the session has ended");
+  v1::SessionRequest r;
+  r.mutable_instruction()->set_text(text);
+  if (!rpc_->stream->Write(r)) throw Error(COAMD_ERR_STATE, "the session has ended (the server stopped reading)");
+  return next_instruction_++;
+}
+
+void Session::close() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (closed_ || !receiving()) {
+    closed_ = true;
+    return;
+  }
+  closed_ = true;
+  v1::SessionRequest r;
+  r.mutable_close();
+  if (rpc_->stream->Write(r)) rpc_->stream->WritesDone();
+}
+
+void Session::cancel() {
+  if (!receiving()) return;
+  cancel_requested_.store(true, std::memory_order_release);
+  buf_->cancel();
+  rpc_->ctx.TryCancel();
+}
+
+bool Session::wait(float timeout_s) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto ended = [this] { return done_.load(std::memory_order_acquire); };
+  if (timeout_s <= 0.f) {
+    cv_.wait(lock, ended);
+    return true;
+  }
+  return cv_.wait_for(lock, std::chrono::duration<float>(timeout_s), ended);
+}
+
+bool Session::next_event(SessionEvent* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (events_.empty()) return false;
+  *out = std::move(events_.front());
+  events_.pop_front();
+  return true;
+}
+
+void Session::run() {
+  std::string problem;
+  bool closed_event = false;
+  uint32_t total = 0;
+  v1::SessionResponse resp;
+  while (rpc_->stream->Read(&resp)) {
+    if (!problem.empty()) continue;
+    for (const v1::Frame& f : resp.frames()) {
+      problem = ingest_frame(*buf_, f, opts_.server_rotations != 0, rest_, coords_);
+      if (!problem.empty()) break;
+      buf_->publish();
+    }
+    if (!problem.empty()) {
+      rpc_->ctx.TryCancel();
+      continue;
+    }
+    for (const v1::SessionEvent& e : resp.events()) {
+      SessionEvent ev;
+      ev.kind = static_cast<int32_t>(e.kind());
+      ev.instruction = e.instruction();
+      ev.first_frame = e.first_frame();
+      ev.latency_ms = e.latency_ms();
+      ev.has_interpretation = e.has_interpretation();
+      if (e.has_interpretation()) ev.interpretation = interpretation_of(e.interpretation());
+      if (e.kind() == v1::SessionEvent::CLOSED) {
+        closed_event = true;
+        total = e.first_frame();
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      events_.push_back(std::move(ev));
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(write_mu_);  // no Write may overlap Finish
+    closed_ = true;
+  }
+  const grpc::Status st = rpc_->stream->Finish();
+  if (!problem.empty()) {
+    buf_->fail(problem);
+  } else if (cancel_requested_.load(std::memory_order_acquire)) {
+    buf_->cancel();
+  } else if (!st.ok()) {
+    buf_->fail(status_text(st));
+  } else if (!closed_event) {
+    buf_->fail("the session ended without a CLOSED event after " + std::to_string(buf_->count()) + " frames");
+  } else if (total != buf_->count()) {
+    buf_->fail("the CLOSED event says " + std::to_string(total) + " frames but " + std::to_string(buf_->count()) +
+               " arrived");
+  } else {
+    buf_->complete(total);
+  }
+  if (buf_->status() == StreamStatus::Failed) {
+    log_message(COAMD_LOG_WARNING, "session failed after " + std::to_string(buf_->count()) + " frames: " + buf_->error());
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
     done_.store(true, std::memory_order_release);
   }
   cv_.notify_all();

@@ -2,17 +2,18 @@
 
 namespace coamd {
 
-FrameBuffer::FrameBuffer(uint32_t capacity)
-    : capacity_(capacity), slots_(new FrameSlot[capacity > 0 ? capacity : 1]()) {}
+FrameBuffer::FrameBuffer(uint32_t capacity, bool ring)
+    : capacity_(capacity > 0 ? capacity : 1), ring_(ring), slots_(new FrameSlot[capacity > 0 ? capacity : 1]()) {}
 
 FrameSlot* FrameBuffer::next_slot() {
   const uint32_t n = count_.load(std::memory_order_relaxed);
+  if (ring_) return &slots_[n % capacity_];
   return n < capacity_ ? &slots_[n] : nullptr;
 }
 
 void FrameBuffer::publish() {
   const uint32_t n = count_.load(std::memory_order_relaxed);
-  if (n < capacity_) count_.store(n + 1, std::memory_order_release);
+  if (ring_ || n < capacity_) count_.store(n + 1, std::memory_order_release);
 }
 
 bool FrameBuffer::finish(StreamStatus s) {

@@ -10,11 +10,12 @@
 namespace coamd {
 
 int32_t interpolate(const FrameBuffer& buf, uint32_t count, double motion_time_s, float fps,
-                    float* positions, float* local, float* world, float* alpha) {
+                    float* positions, float* local, float* world, float* alpha, float* root_velocity3,
+                    float* heading) {
   *alpha = 0.f;
   if (count == 0) return -1;
   // A tiny bias so that t = k / fps lands on frame k exactly despite rounding.
-  const double f = std::max(0.0, motion_time_s * fps + 1e-7);
+  const double f = std::max(static_cast<double>(buf.oldest(count)), motion_time_s * fps + 1e-7);
   uint32_t i = static_cast<uint32_t>(std::floor(f));
   float a = static_cast<float>(f - std::floor(f));
   if (i >= count - 1) {
@@ -23,6 +24,21 @@ int32_t interpolate(const FrameBuffer& buf, uint32_t count, double motion_time_s
   }
   if (a < 1e-6f) a = 0.f;
   const FrameSlot& s0 = buf.slot(i);
+  if (root_velocity3 || heading) {
+    const FrameSlot& s1 = buf.slot(a == 0.f ? i : i + 1);
+    if (root_velocity3) {
+      for (int k = 0; k < 3; ++k) root_velocity3[k] = s0.root_velocity[k] + (s1.root_velocity[k] - s0.root_velocity[k]) * a;
+    }
+    if (heading) {
+      float d = s1.heading - s0.heading;
+      const float kPi = 3.14159265358979f;
+      d = std::remainder(d, 2.f * kPi);
+      float h = s0.heading + d * a;
+      if (h > kPi) h -= 2.f * kPi;
+      if (h < -kPi) h += 2.f * kPi;
+      *heading = h;
+    }
+  }
   if (a == 0.f) {
     if (positions) std::memcpy(positions, s0.positions, sizeof(s0.positions));
     if (local) std::memcpy(local, s0.local, sizeof(s0.local));
@@ -83,6 +99,11 @@ SampleInfo Playback::sample(double t, float* positions, float* local, float* wor
   if (status != StreamStatus::Failed && status != StreamStatus::Cancelled && n > 0 && !buffering_) {
     m = t - origin_;
     if (m < 0.0) m = 0.0;
+    const double oldest = buf_.oldest(n) / static_cast<double>(fps_);
+    if (m < oldest) {  // a ring overwrote the playhead's frames (a long pause): jump to the oldest held
+      origin_ = t - oldest;
+      m = oldest;
+    }
     if (m > last) {
       if (ended) {
         info.state = PlayState::Finished;
@@ -101,7 +122,7 @@ SampleInfo Playback::sample(double t, float* positions, float* local, float* wor
   last_motion_ = m;
   info.motion_time_s = static_cast<float>(m);
   info.rebuffer_count = rebuffers_;
-  info.frame = interpolate(buf_, n, m, fps_, positions, local, world, &info.alpha);
+  info.frame = interpolate(buf_, n, m, fps_, positions, local, world, &info.alpha, info.root_velocity, &info.heading);
   return info;
 }
 

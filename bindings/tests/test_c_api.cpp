@@ -66,13 +66,13 @@ TEST(CApi, StructSizeGuardsTheAbi) {
 }
 
 TEST(CApi, VersionStringsNameTheLibraryAndItsDependencies) {
-  EXPECT_EQ(coamd_abi_version(), 3);
+  EXPECT_EQ(coamd_abi_version(), 4);
   EXPECT_STREQ(coamd_version(), COAMD_VERSION_STRING);
   const std::string v = coamd_version();
   EXPECT_EQ(v, std::to_string(COAMD_VERSION_MAJOR) + "." + std::to_string(COAMD_VERSION_MINOR) + "." +
                    std::to_string(COAMD_VERSION_PATCH));
   const std::string info = coamd_build_info();
-  EXPECT_EQ(info.rfind("coamd_client " + v + " (ABI 3; gRPC 1.", 0), 0u) << info;
+  EXPECT_EQ(info.rfind("coamd_client " + v + " (ABI 4; gRPC 1.", 0), 0u) << info;
   EXPECT_NE(info.find("; protobuf 3."), std::string::npos) << info;
 }
 
@@ -95,7 +95,7 @@ TEST(CApi, RequestDefaultsNeverWritePastAVersion1Struct) {
   EXPECT_EQ(r->temperature, 0.f);
   for (size_t k = sizeof(coamd_request); k < sizeof(mem); ++k) ASSERT_EQ(mem[k], 0xAB) << "byte " << k;
   EXPECT_EQ(coamd_request_init(r, 60), COAMD_ERR_INVALID_ARGUMENT);
-  EXPECT_EQ(coamd_request_init(r, 80), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(coamd_request_init(r, 96), COAMD_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(coamd_last_error()).find("newer"), std::string::npos);
   // The header's macro: code compiled against this version gets the full struct.
   coamd_request full;

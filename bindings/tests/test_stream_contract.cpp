@@ -482,7 +482,13 @@ TEST(StreamContract, StreamInfoOfEveryReleasedSizeIsFilledUpToThatSize) {
   EXPECT_EQ(mem.i.struct_size, 56);
   const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&mem);
   for (size_t k = 56; k < sizeof(mem); ++k) ASSERT_EQ(bytes[k], 0x77) << "byte " << k;
-  // Version 3 size: everything.
+  // Version 3 size: the settings, not version 4's interpretation fields.
+  std::memset(&mem, 0x77, sizeof(mem));
+  mem.i.struct_size = 88;
+  ASSERT_EQ(coamd_stream_info_get(h.stream, &mem.i), COAMD_OK);
+  EXPECT_EQ(mem.i.iterations, 3u);
+  for (size_t k = 88; k < sizeof(mem); ++k) ASSERT_EQ(bytes[k], 0x77) << "byte " << k;
+  // Version 4 size: everything.
   mem.i.struct_size = sizeof(coamd_stream_info);
   ASSERT_EQ(coamd_stream_info_get(h.stream, &mem.i), COAMD_OK);
   EXPECT_EQ(mem.i.cleanup_applied, 0);
@@ -491,7 +497,7 @@ TEST(StreamContract, StreamInfoOfEveryReleasedSizeIsFilledUpToThatSize) {
   EXPECT_EQ(mem.i.ode_steps, 6u);
   EXPECT_EQ(mem.i.max_batch, 1u);
   for (size_t k = sizeof(coamd_stream_info); k < sizeof(mem); ++k) ASSERT_EQ(bytes[k], 0x77) << "byte " << k;
-  for (int32_t bad : {52, 90}) {
+  for (int32_t bad : {52, 108}) {
     mem.i.struct_size = bad;
     EXPECT_EQ(coamd_stream_info_get(h.stream, &mem.i), COAMD_ERR_INVALID_ARGUMENT) << bad;
   }
@@ -499,7 +505,7 @@ TEST(StreamContract, StreamInfoOfEveryReleasedSizeIsFilledUpToThatSize) {
   r.struct_size = 60;
   coamd_stream* s = nullptr;
   EXPECT_EQ(coamd_stream_start(h.client, "ordered", &r, &s), COAMD_ERR_INVALID_ARGUMENT);
-  EXPECT_NE(std::string(coamd_last_error()).find("accepts 64 to 72"), std::string::npos) << coamd_last_error();
+  EXPECT_NE(std::string(coamd_last_error()).find("accepts 64 to 88"), std::string::npos) << coamd_last_error();
   EXPECT_EQ(s, nullptr);
 }
 

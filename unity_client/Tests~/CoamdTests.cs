@@ -107,19 +107,25 @@ namespace CoAMD.Tests
         {
             // The sizes of the ABI version 3 structs (coamd_client.h static_asserts the same).
             Assert.AreEqual(16, System.Runtime.InteropServices.Marshal.SizeOf(typeof(ClientOptions)));
-            Assert.AreEqual(72, System.Runtime.InteropServices.Marshal.SizeOf(typeof(RequestStruct)));
+            Assert.AreEqual(88, System.Runtime.InteropServices.Marshal.SizeOf(typeof(RequestStruct)));
             Assert.AreEqual(32, System.Runtime.InteropServices.Marshal.SizeOf(typeof(SampleInfo)));
-            Assert.AreEqual(88, System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo)));
-            Assert.AreEqual(56, System.Runtime.InteropServices.Marshal.SizeOf(typeof(FrameInfo)));
+            Assert.AreEqual(104, System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo)));
+            Assert.AreEqual(72, System.Runtime.InteropServices.Marshal.SizeOf(typeof(FrameInfo)));
+            Assert.AreEqual(32, System.Runtime.InteropServices.Marshal.SizeOf(typeof(CapabilitiesStruct)));
+            Assert.AreEqual(344, System.Runtime.InteropServices.Marshal.SizeOf(typeof(CapabilityStruct)));
+            Assert.AreEqual(3684, System.Runtime.InteropServices.Marshal.SizeOf(typeof(InterpretationStruct)));
+            Assert.AreEqual(72, System.Runtime.InteropServices.Marshal.SizeOf(typeof(SessionOptionsStruct)));
+            Assert.AreEqual(64, System.Runtime.InteropServices.Marshal.OffsetOf(typeof(SessionOptionsStruct), "HistoryFrames").ToInt32());
+            Assert.AreEqual(24, System.Runtime.InteropServices.Marshal.SizeOf(typeof(SessionEventStruct)));
             Assert.AreEqual(16, System.Runtime.InteropServices.Marshal.OffsetOf(typeof(FrameInfo), "MotionTimeS").ToInt32());
         }
 
         [Test]
         public void VersionsOfTheLoadedLibrary()
         {
-            Assert.AreEqual(3, CoamdLibrary.AbiVersion);
+            Assert.AreEqual(4, CoamdLibrary.AbiVersion);
             Assert.AreEqual("0.2.0", CoamdLibrary.Version);
-            StringAssert.StartsWith("coamd_client 0.2.0 (ABI 3; gRPC ", CoamdLibrary.BuildInfo);
+            StringAssert.StartsWith("coamd_client 0.2.0 (ABI 4; gRPC ", CoamdLibrary.BuildInfo);
         }
 
         [Test]

@@ -11,6 +11,9 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <deque>
+#include <utility>
+#include <vector>
 
 #include "coamd/coamd_client.h"
 #include "coamd/convert.hpp"
@@ -32,6 +35,33 @@ class Error : public std::exception {
   std::string message_;
 };
 
+// How the server understood a text (GenerateSummary / SessionEvent interpretation).
+struct Interpretation {
+  std::vector<std::pair<std::string, float>> content, style;
+  std::string side, note, conditioned_text;
+  bool out_of_vocabulary = false;
+  float out_of_vocabulary_score = 0.f;
+};
+
+struct Capability {
+  std::string label, description, side;
+  uint32_t training_clips = 0;
+};
+
+struct Capabilities {
+  std::vector<Capability> actions, styles;
+  float min_duration_s = 0.f, max_duration_s = 0.f, fps = 0.f;
+  uint32_t max_text_chars = 0, rare_below_clips = 0;
+};
+
+struct SessionEvent {
+  int32_t kind = 0;
+  uint32_t instruction = 0, first_frame = 0;
+  float latency_ms = 0.f;
+  bool has_interpretation = false;
+  Interpretation interpretation;
+};
+
 struct StreamStats {
   float client_ttff_ms = 0.f, client_total_ms = 0.f;
   float server_ttff_ms = 0.f, server_total_ms = 0.f, server_queue_ms = 0.f;
@@ -39,6 +69,9 @@ struct StreamStats {
   uint64_t seed = 0;
   float temperature = 0.f, cfg_scale = 0.f, guidance_scale = 0.f;
   uint32_t iterations = 0, ode_steps = 0, max_batch = 0;
+  bool skeleton_applied = false, has_interpretation = false;
+  int32_t root_motion = 0;  // coamd_root_motion reported by the server
+  Interpretation interpretation;
 };
 
 // Owned through std::shared_ptr: the C handle and every reader hold one, so the frames outlive
@@ -78,6 +111,47 @@ class Stream {
   std::thread thread_;
 };
 
+// A Session RPC: frames into a ring FrameBuffer on a background thread, instructions sent from any
+// thread, events queued for the engine. Destruction cancels a running session and joins.
+class Session {
+ public:
+  ~Session();
+  const FrameBuffer& buffer() const { return *buf_; }
+  Playback& playback() { return playback_; }
+  Coords coords() const { return coords_; }
+  uint32_t instruct(const std::string& text);  // throws Error (COAMD_ERR_STATE when closed / ended)
+  void close();
+  void cancel();
+  bool wait(float timeout_s);
+  bool receiving() const { return !done_.load(std::memory_order_acquire); }
+  bool next_event(SessionEvent* out);
+
+ private:
+  friend class Client;
+  Session(std::shared_ptr<ClientCore> core, std::string text, const coamd_session_options& opts,
+          const float* rest_offsets);
+  void run();
+
+  std::shared_ptr<ClientCore> core_;
+  std::string text_;
+  coamd_session_options opts_;
+  Coords coords_;
+  float rest_[kPosFloats];
+  std::unique_ptr<FrameBuffer> buf_;
+  Playback playback_;
+  struct Rpc;
+  std::unique_ptr<Rpc> rpc_;
+  std::atomic<bool> done_{false};
+  std::atomic<bool> cancel_requested_{false};
+  std::mutex write_mu_;  // one writer at a time on the RPC; guards closed_, next_instruction_
+  bool closed_ = false;
+  uint32_t next_instruction_ = 1;
+  mutable std::mutex mu_;  // guards events_ and the wait condition
+  std::condition_variable cv_;
+  std::deque<SessionEvent> events_;
+  std::thread thread_;
+};
+
 class Client {
  public:
   // Throws Error (COAMD_ERR_CONNECT / COAMD_ERR_RPC / COAMD_ERR_INVALID_ARGUMENT).
@@ -87,9 +161,15 @@ class Client {
   // Rest offsets (63 floats) in the project frame, from GetSkeleton.
   const float* rest_offsets() const { return rest_; }
   std::shared_ptr<Stream> start(const std::string& text, const coamd_request& req);
+  std::unique_ptr<Session> open_session(const std::string& text, const coamd_session_options& opts);
+  // GetCapabilities, fetched on first use and cached. Throws Error.
+  const Capabilities& capabilities();
 
  private:
   std::shared_ptr<ClientCore> core_;
+  std::mutex caps_mu_;
+  std::unique_ptr<Capabilities> caps_;
+  float timeout_s_ = 5.f;
   float rest_[kPosFloats];
 };
 

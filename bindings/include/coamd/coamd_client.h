@@ -57,8 +57,12 @@ extern "C" {
 /* 1: first release. 2: coamd_request gained cleanup and temperature.
  * 3: struct_size ranges (older callers accepted), coamd_version, log callback, full-length error
  *    copies, readers (a playhead each), coamd_frame_info, sized array outputs, the upright
- *    reference pose (engine rigs, Live Link static data), coamd_stream_info summary fields. */
-#define COAMD_ABI_VERSION 3
+ *    reference pose (engine rigs, Live Link static data), coamd_stream_info summary fields.
+ * 4: capabilities (coamd_client_capabilities), the server's interpretation of a text
+ *    (coamd_stream_interpretation, coamd_stream_info's tail), coamd_request's text_conditioning,
+ *    skeleton and root_motion, per-frame root motion in coamd_frame_info (root_velocity, heading),
+ *    sessions (coamd_session_*: an endless motion steered by new instructions). */
+#define COAMD_ABI_VERSION 4
 #define COAMD_VERSION_MAJOR 0
 #define COAMD_VERSION_MINOR 2
 #define COAMD_VERSION_PATCH 0
@@ -119,6 +123,29 @@ typedef enum coamd_order {
   COAMD_ORDER_LEFT_TO_RIGHT = 2 /* frames stream as tokens finish */
 } coamd_order;
 
+/* What the generator is conditioned on (version 4); the server reports its understanding either way. */
+typedef enum coamd_text_conditioning {
+  COAMD_TEXT_CONDITIONING_SERVER_DEFAULT = 0, /* understood */
+  COAMD_TEXT_CONDITIONING_UNDERSTOOD = 1,     /* the understood action and style in the training
+                                                 captions' phrasing, then the text's own words */
+  COAMD_TEXT_CONDITIONING_RAW = 2             /* the text as given (research) */
+} coamd_text_conditioning;
+
+/* What the frames are (version 4). */
+typedef enum coamd_skeleton_mode {
+  COAMD_SKELETON_SERVER_DEFAULT = 0, /* FK */
+  COAMD_SKELETON_FK = 1,  /* forward kinematics on the server skeleton's rest offsets: bone lengths exact */
+  COAMD_SKELETON_RAW = 2  /* the model's decoded coordinates (research; bone lengths drift) */
+} coamd_skeleton_mode;
+
+/* Where the character's travel goes (version 4). */
+typedef enum coamd_root_motion {
+  COAMD_ROOT_MOTION_SERVER_DEFAULT = 0, /* world */
+  COAMD_ROOT_MOTION_WORLD = 1,    /* the hips travel in the positions */
+  COAMD_ROOT_MOTION_IN_PLACE = 2  /* hips x/z removed from every frame (heading kept in the pose); the
+                                     travel comes as coamd_frame_info.root_velocity and .heading */
+} coamd_root_motion;
+
 /* Connection settings. coamd_client_options_defaults() fills struct_size (16 in every version). */
 typedef struct coamd_client_options {
   int32_t struct_size;
@@ -129,8 +156,8 @@ typedef struct coamd_client_options {
 
 /* One generation request plus its playback settings; coamd_request_init(&r, sizeof r) fills the
  * defaults and struct_size. Sizes accepted: 64 (version 1: up to capacity_frames plus 4 bytes of
- * padding, which version 2 turned into `cleanup`; temperature then takes the server default)
- * .. 72 (versions 2 and 3). */
+ * padding, which version 2 turned into `cleanup`; temperature then takes the server default),
+ * 72 (versions 2 and 3) .. 88 (version 4). */
 typedef struct coamd_request {
   int32_t struct_size;
   float duration_s;          /* 0.4 .. 12 seconds */
@@ -149,6 +176,11 @@ typedef struct coamd_request {
   uint32_t capacity_frames;  /* jitter-buffer slots; 0 = from duration_s (+ margin) */
   int32_t cleanup;           /* coamd_cleanup */
   float temperature;         /* flow ODE noise scale in (0, 2]; 0 = server default (1) */
+  /* ---- version 4 ---- */
+  int32_t text_conditioning; /* coamd_text_conditioning */
+  int32_t skeleton;          /* coamd_skeleton_mode */
+  int32_t root_motion;       /* coamd_root_motion */
+  int32_t reserved;          /* 0 */
 } coamd_request;
 
 /* What coamd_stream_sample() reports besides the pose (version 1 layout, no struct_size: new code
@@ -164,8 +196,8 @@ typedef struct coamd_sample_info {
   int32_t reserved;
 } coamd_sample_info;
 
-/* Stream progress and the server's summary. Sizes accepted: 56 (versions 1 and 2, up to seed)
- * .. 88 (version 3: the settings the server really ran with). */
+/* Stream progress and the server's summary. Sizes accepted: 56 (versions 1 and 2, up to seed),
+ * 88 (version 3: the settings the server really ran with) .. 104 (version 4). */
 typedef struct coamd_stream_info {
   int32_t struct_size;
   int32_t receiving;         /* 1 while the background thread still reads the stream */
@@ -188,11 +220,18 @@ typedef struct coamd_stream_info {
   float guidance_scale;      /* recognizer guidance step used */
   uint32_t max_batch;        /* most requests that shared one model call with this one */
   int32_t reserved;
+  /* ---- version 4 ---- */
+  int32_t skeleton_applied;  /* frames are forward kinematics on the server skeleton's rest offsets */
+  int32_t root_motion;       /* coamd_root_motion the server ran with (0 until the summary) */
+  int32_t out_of_vocabulary; /* the text asks for a motion the model was not trained on
+                                (details: coamd_stream_interpretation) */
+  float out_of_vocabulary_score; /* 0..1 */
 } coamd_stream_info;
 
 /* One sampled pose's metadata (version 3): what a reader or coamd_stream_sample_at reports.
  * Set struct_size (coamd_frame_info_init() does); the library writes up to it. For a Live Link
- * frame: motion_time_s is the frame's time in the motion (scene time at 20 fps = frame + alpha). */
+ * frame: motion_time_s is the frame's time in the motion (scene time at 20 fps = frame + alpha).
+ * Sizes accepted: 56 (version 3) .. 72 (version 4: root motion). */
 typedef struct coamd_frame_info {
   int32_t struct_size;
   int32_t state;             /* coamd_state of the playhead (readers); for coamd_stream_sample_at the
@@ -208,7 +247,96 @@ typedef struct coamd_frame_info {
   int32_t num_joints;        /* joints written: 21 */
   float fps;                 /* frames per second of the motion: 20 */
   int32_t coords;            /* coamd_coords of the arrays written */
+  /* ---- version 4 ---- */
+  /* Root motion of the pose (interpolated like the pose): the hips' horizontal velocity (x, 0, z)
+   * in the stream's coordinates and units per second (m/s; Unreal cm/s), and the heading, the
+   * facing angle in radians about the up axis: right-handed Y-up from +Z towards +X; Unity the
+   * transform's yaw (from +Z towards +X); Unreal the yaw (from +X towards +Y). With
+   * COAMD_ROOT_MOTION_IN_PLACE the positions hold no travel and these carry it. */
+  float root_velocity[3];
+  float heading;
 } coamd_frame_info;
+
+/* What the server knows (version 4): coamd_client_capabilities. Sizes accepted: 32. */
+typedef struct coamd_capabilities {
+  int32_t struct_size;
+  int32_t num_actions;       /* actions the server knows (entries of the actions array) */
+  int32_t num_styles;
+  float min_duration_s;      /* request duration range */
+  float max_duration_s;
+  float fps;
+  uint32_t max_text_chars;
+  uint32_t rare_below_clips; /* actions with fewer training clips are followed less reliably */
+} coamd_capabilities;
+
+/* One action or style (version 4). Texts are NUL-terminated UTF-8, cut on a character boundary
+ * when longer than the field. Sizes accepted: 344. */
+typedef struct coamd_capability {
+  int32_t struct_size;
+  uint32_t training_clips;   /* training-split clips with this label (mirrored copies not counted) */
+  char label[64];            /* e.g. "wave-left-hand", "elderly" */
+  char side[16];             /* "left", "right", "both" or "" */
+  char description[256];     /* a plain sentence, e.g. "a person waves the left hand" */
+} coamd_capability;
+
+#define COAMD_INTERPRETATION_MAX_LABELS 8
+#define COAMD_LABEL_CHARS 64
+
+/* How the server understood a text (version 4): the top content (action) and style labels with
+ * their probabilities (best first; style "none" = no style named), the side, the out-of-vocabulary
+ * flag, a note for people and the sentence the generator was conditioned on. Label i is the
+ * NUL-terminated text at content_labels + i * COAMD_LABEL_CHARS. Sizes accepted: 3764. */
+typedef struct coamd_interpretation {
+  int32_t struct_size;
+  int32_t num_content;       /* labels written (at most COAMD_INTERPRETATION_MAX_LABELS) */
+  int32_t num_style;
+  int32_t out_of_vocabulary;
+  float out_of_vocabulary_score;
+  char side[16];
+  char content_labels[COAMD_INTERPRETATION_MAX_LABELS * COAMD_LABEL_CHARS];
+  float content_scores[COAMD_INTERPRETATION_MAX_LABELS];
+  char style_labels[COAMD_INTERPRETATION_MAX_LABELS * COAMD_LABEL_CHARS];
+  float style_scores[COAMD_INTERPRETATION_MAX_LABELS];
+  char note[512];
+  char conditioned_text[2048];
+} coamd_interpretation;
+
+/* Settings of a session (version 4); coamd_session_options_init fills the defaults. Sizes accepted: 72. */
+typedef struct coamd_session_options {
+  int32_t struct_size;
+  int32_t coordinates;       /* coamd_coords of every array the session returns */
+  uint64_t seed;
+  int32_t guidance;          /* coamd_guidance */
+  float guidance_scale;      /* 0 = server default */
+  float cfg_scale;           /* 0 = server default */
+  uint32_t iterations;       /* masked-AR iterations per window; 0 = server default */
+  uint32_t ode_steps;        /* 0 = server default */
+  int32_t server_rotations;  /* 1: ask the server for local rotations; 0: solve them here */
+  int32_t cleanup;           /* coamd_cleanup */
+  float temperature;         /* 0 = server default */
+  int32_t text_conditioning; /* coamd_text_conditioning */
+  float lookahead_s;         /* how far ahead of real time the server keeps the stream; 0 = server default (1 s) */
+  int32_t root_motion;       /* coamd_root_motion */
+  float buffering_delay_s;   /* motion buffered ahead before playback starts or resumes; default 0.2 */
+  uint32_t history_frames;   /* jitter-buffer slots (a ring: older frames are overwritten); 0 = 1200 (60 s) */
+  int32_t reserved;          /* 0 */
+} coamd_session_options;
+
+typedef enum coamd_session_event_kind {
+  COAMD_SESSION_OPENED = 1,      /* the session runs; first_frame is 0 */
+  COAMD_SESSION_INSTRUCTION = 2, /* frames from first_frame on follow instruction `instruction` */
+  COAMD_SESSION_CLOSED = 3       /* the last frame has been sent; first_frame = total frames */
+} coamd_session_event_kind;
+
+/* One session event (version 4). Sizes accepted: 24. */
+typedef struct coamd_session_event {
+  int32_t struct_size;
+  int32_t kind;              /* coamd_session_event_kind */
+  uint32_t instruction;      /* 0 = the opening text, then 1, 2, ... (coamd_session_instruct's numbers) */
+  uint32_t first_frame;      /* the first frame that reflects the instruction (CLOSED: total frames) */
+  float latency_ms;          /* instruction received -> its first frame sent, measured on the server */
+  int32_t has_interpretation;/* the server sent how it understood the instruction's text */
+} coamd_session_event;
 
 /* Called with every log message at or above the minimum level, from any thread (library and
  * gRPC threads), one call at a time. It must return quickly and must not call
@@ -218,6 +346,7 @@ typedef void (*coamd_log_callback)(int32_t level, const char* message, void* use
 typedef struct coamd_client coamd_client;
 typedef struct coamd_stream coamd_stream;
 typedef struct coamd_reader coamd_reader;
+typedef struct coamd_session coamd_session;
 
 /* ---- library ---- */
 COAMD_API int32_t coamd_abi_version(void);
@@ -359,6 +488,57 @@ COAMD_API int coamd_reader_sample(coamd_reader* reader, double engine_time_s, co
                                   float* world_rotations, int32_t world_rotations_len);
 /* Back to BUFFERING at motion time 0 (replay) on this playhead only. */
 COAMD_API int coamd_reader_restart(coamd_reader* reader);
+
+/* ---- version 4: capabilities, interpretation ---- */
+/* What the server knows: actions and styles with descriptions, training-clip counts and sides,
+ * the duration range (GetCapabilities; fetched once per client, then cached). caps is required;
+ * actions / styles may be NULL with length 0 (counts only). Every element of a non-NULL array has
+ * its struct_size set (the first element's is the array's stride); the first min(len, count)
+ * entries are written, caps->num_actions / num_styles say how many exist. */
+COAMD_API int coamd_client_capabilities(coamd_client* client, coamd_capabilities* caps,
+                                        coamd_capability* actions, int32_t actions_len,
+                                        coamd_capability* styles, int32_t styles_len);
+/* How the server understood the stream's text (from its summary); COAMD_ERR_NOT_FOUND until the
+ * summary has arrived (or when the server sent none). */
+COAMD_API int coamd_stream_interpretation(coamd_stream* stream, coamd_interpretation* out);
+
+/* ---- sessions (version 4): an endless motion whose instruction changes mid-stream ---- */
+/* Defaults of the first struct_size bytes (pass sizeof): Right-handed Y-up, buffering 0.2 s,
+ * history 1200 frames, everything else 0 (= the server's default). */
+COAMD_API int coamd_session_options_init(coamd_session_options* options, int32_t struct_size);
+/* Opens a Session RPC with the first instruction `text`; returns at once, frames arrive on a
+ * background thread into a ring jitter buffer of history_frames slots, played back like a
+ * Generate stream (coamd_session_sample). options may be NULL (defaults). */
+COAMD_API int coamd_session_open(coamd_client* client, const coamd_session_options* options, const char* text,
+                                 coamd_session** out_session);
+/* Sends a new instruction (any thread); *out_instruction (may be NULL) receives its number (1, 2,
+ * ... in the order sent), which the INSTRUCTION event for it carries. COAMD_ERR_STATE after
+ * coamd_session_close or once the session ended. */
+COAMD_API int coamd_session_instruct(coamd_session* session, const char* text, uint32_t* out_instruction);
+/* Asks the server to end the session: it sends its last frames and a CLOSED event, then the
+ * stream completes (playback then FINISHED at its last frame). Idempotent. */
+COAMD_API int coamd_session_close(coamd_session* session);
+/* Cancels the RPC at once (idempotent, any thread); playback reports CANCELLED. */
+COAMD_API int coamd_session_cancel(coamd_session* session);
+/* Cancels if still running, joins the receiver thread and frees the session. */
+COAMD_API void coamd_session_destroy(coamd_session* session);
+/* Playback at engine time t on the session's playhead, exactly like coamd_reader_sample (one thread
+ * at a time; no allocation, no lock). A playhead that fell further behind than the ring holds
+ * (e.g. a paused game) jumps forward to the oldest frame still held. */
+COAMD_API int coamd_session_sample(coamd_session* session, double engine_time_s, coamd_frame_info* info,
+                                   float* positions, int32_t positions_len,
+                                   float* local_rotations, int32_t local_rotations_len,
+                                   float* world_rotations, int32_t world_rotations_len);
+/* Takes the oldest unread event: COAMD_OK with *event (and *interpretation when not NULL and the
+ * event has one) written, or COAMD_ERR_NOT_FOUND when none is waiting (no error text is set).
+ * Takes a short lock shared with the receiver thread; never blocks on the network. */
+COAMD_API int coamd_session_next_event(coamd_session* session, coamd_session_event* event,
+                                       coamd_interpretation* interpretation);
+/* Blocks until the session has ended (not for the engine thread); timeout_s <= 0: forever.
+ * COAMD_ERR_STATE on time-out. */
+COAMD_API int coamd_session_wait(coamd_session* session, float timeout_s);
+/* The session's failure message (empty when it did not fail), with coamd_last_error_copy's rules. */
+COAMD_API int coamd_session_error_copy(coamd_session* session, char* buf, int32_t buf_len, int32_t* out_len);
 
 /* ---- conversions (pure functions) ---- */
 /* count points (x, y, z) from one coamd_coords to another (units included). in == out allowed. */

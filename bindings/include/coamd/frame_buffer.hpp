@@ -20,13 +20,17 @@ struct FrameSlot {
   float positions[kPosFloats];
   float local[kRotFloats];
   float world[kRotFloats];
+  float root_velocity[3];  // the hips' horizontal velocity, stream coordinates and units per second
+  float heading;           // facing angle (radians) in the stream's coordinates
 };
 
 enum class StreamStatus : int32_t { Receiving = 0, Complete = 1, Failed = 2, Cancelled = 3 };
 
 class FrameBuffer {
  public:
-  explicit FrameBuffer(uint32_t capacity);
+  // ring: an endless stream (sessions): frame i lives in slot i % capacity and the oldest frames are
+  // overwritten; readers stay within oldest() .. count() - 1.
+  explicit FrameBuffer(uint32_t capacity, bool ring = false);
   FrameBuffer(const FrameBuffer&) = delete;
   FrameBuffer& operator=(const FrameBuffer&) = delete;
 
@@ -46,7 +50,14 @@ class FrameBuffer {
   uint32_t count() const { return count_.load(std::memory_order_acquire); }
   StreamStatus status() const { return static_cast<StreamStatus>(status_.load(std::memory_order_acquire)); }
   uint32_t total() const { return total_.load(std::memory_order_acquire); }
-  const FrameSlot& slot(uint32_t i) const { return slots_[i]; }
+  const FrameSlot& slot(uint32_t i) const { return slots_[ring_ ? i % capacity_ : i]; }
+  bool ring() const { return ring_; }
+  // The oldest frame a reader may use given count n: 0, or for a ring the frames still held minus
+  // a guard of a quarter of the ring (the receiver may overwrite the slots beyond it meanwhile).
+  uint32_t oldest(uint32_t n) const {
+    const uint32_t keep = capacity_ - capacity_ / 4;
+    return ring_ && n > keep ? n - keep : 0;
+  }
   // The failure message; valid once status() == Failed.
   const std::string& error() const { return error_; }
 
@@ -54,6 +65,7 @@ class FrameBuffer {
   bool finish(StreamStatus s);
 
   uint32_t capacity_;
+  bool ring_;
   std::unique_ptr<FrameSlot[]> slots_;
   std::atomic<uint32_t> count_{0};
   std::atomic<int32_t> status_{0};

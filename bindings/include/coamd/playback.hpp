@@ -26,12 +26,17 @@ struct SampleInfo {
   uint32_t frames_available = 0;
   uint32_t total_frames = 0;
   int32_t rebuffer_count = 0;
+  float root_velocity[3] = {0.f, 0.f, 0.f};
+  float heading = 0.f;
 };
 
 // Interpolates the frames [0, count) of buf at motion time m (seconds, clamped to them).
 // Returns the lower frame index (or -1 when count == 0, outputs untouched) and sets alpha.
+// root_velocity3 / heading (optional): the frames' root motion, lerped (heading on the shorter arc).
+// A ring buffer's frames before buf.oldest(count) are never read (the time is clamped to them).
 int32_t interpolate(const FrameBuffer& buf, uint32_t count, double motion_time_s, float fps,
-                    float* positions, float* local, float* world, float* alpha);
+                    float* positions, float* local, float* world, float* alpha,
+                    float* root_velocity3 = nullptr, float* heading = nullptr);
 
 class Playback {
  public:

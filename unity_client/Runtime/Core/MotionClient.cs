@@ -47,6 +47,13 @@ namespace CoAMD
         public Cleanup Cleanup = Cleanup.ServerDefault;
         /// <summary>Scale of the flow ODE's starting noise in (0, 2]; 0 = server default (1).</summary>
         public float Temperature;
+        /// <summary>What the generator follows: the server's understanding of the text (default) or the raw text.</summary>
+        public TextConditioning TextConditioning = TextConditioning.ServerDefault;
+        /// <summary>FK (default: bone lengths exact) or the model's raw coordinates.</summary>
+        public SkeletonMode Skeleton = SkeletonMode.ServerDefault;
+        /// <summary>World (default: the hips travel) or InPlace (travel in each frame's root velocity
+        /// and heading, for the character controller).</summary>
+        public RootMotionMode RootMotion = RootMotionMode.ServerDefault;
 
         static readonly int RequestSize = System.Runtime.InteropServices.Marshal.SizeOf(typeof(RequestStruct));
 
@@ -68,6 +75,9 @@ namespace CoAMD
             r.DeadlineS = DeadlineSeconds;
             r.Cleanup = (int)Cleanup;
             r.Temperature = Temperature;
+            r.TextConditioning = (int)TextConditioning;
+            r.Skeleton = (int)Skeleton;
+            r.RootMotion = (int)RootMotion;
             return r;
         }
     }
@@ -116,7 +126,32 @@ namespace CoAMD
             var r = request.ToNative();
             IntPtr s;
             CoamdException.Check(CoamdNative.coamd_stream_start(Handle, CoamdNative.Utf8z(text), ref r, out s));
-            return new MotionStream(s, request.Coordinates);
+            return new MotionStream(s, request.Coordinates, request.RootMotion);
+        }
+
+        /// <summary>What the server's model knows: actions and styles with descriptions, training-clip
+        /// counts and sides, the duration range (fetched once, then cached by the native client).</summary>
+        public Capabilities GetCapabilities()
+        {
+            var caps = new CapabilitiesStruct { StructSize = Capabilities.StructSize };
+            CoamdException.Check(CoamdNative.coamd_client_capabilities(Handle, ref caps, null, 0, null, 0));
+            var actions = Capabilities.NewArray(caps.NumActions);
+            var styles = Capabilities.NewArray(caps.NumStyles);
+            CoamdException.Check(CoamdNative.coamd_client_capabilities(Handle, ref caps, actions, actions.Length,
+                styles, styles.Length));
+            return new Capabilities(caps, actions, styles);
+        }
+
+        /// <summary>Opens a session: an endless motion whose instruction changes with
+        /// MotionSession.Instruct; frames arrive on a native background thread.</summary>
+        public MotionSession OpenSession(string text, SessionOptions options)
+        {
+            if (text == null) throw new ArgumentNullException(nameof(text));
+            if (options == null) throw new ArgumentNullException(nameof(options));
+            var o = options.ToNative();
+            IntPtr s;
+            CoamdException.Check(CoamdNative.coamd_session_open(Handle, ref o, CoamdNative.Utf8z(text), out s));
+            return new MotionSession(s, options.Coordinates, options.RootMotion);
         }
 
         IntPtr Handle
@@ -147,11 +182,14 @@ namespace CoAMD
         IntPtr _handle;
         MotionReader _reader;
         public Coords Coordinates { get; }
+        /// <summary>The request's root motion: InPlace frames carry the travel in Pose.Info's root velocity and heading.</summary>
+        public RootMotionMode RootMotion { get; }
 
-        internal MotionStream(IntPtr handle, Coords coords)
+        internal MotionStream(IntPtr handle, Coords coords, RootMotionMode rootMotion = RootMotionMode.ServerDefault)
         {
             _handle = handle;
             Coordinates = coords;
+            RootMotion = rootMotion;
             try
             {
                 _reader = CreateReader(null, -1f);
@@ -217,6 +255,19 @@ namespace CoAMD
                 i.StructSize = StreamInfoSize;
                 CoamdException.Check(CoamdNative.coamd_stream_info_get(Handle, ref i));
                 return i;
+            }
+        }
+
+        /// <summary>How the server understood the text (from its summary); null until it has arrived.</summary>
+        public Interpretation Interpretation
+        {
+            get
+            {
+                var i = Interpretation.NewStruct();
+                int rc = CoamdNative.coamd_stream_interpretation(Handle, ref i);
+                if (rc == (int)Status.NotFound) return null;
+                CoamdException.Check(rc);
+                return new Interpretation(i);
             }
         }
 

@@ -133,7 +133,11 @@ namespace CoAMD
         {
             Array.Copy(pose.Positions, Positions, Pos);
             Array.Copy(pose.LocalRotations, LocalRotations, Rot);
-            RootMotion.Process(t, Positions, LocalRotations, null);
+            if (_stream != null && _stream.RootMotion == RootMotionMode.InPlace)
+                RootMotion.ProcessInPlace(t, pose.Info.MotionTimeS, pose.Info.RootVelocityX, pose.Info.RootVelocityZ,
+                                          pose.Info.Heading, Positions, LocalRotations, null);
+            else
+                RootMotion.Process(t, Positions, LocalRotations, null);
             _hips[0] = Positions[0];
             _hips[1] = Positions[1];
             _hips[2] = Positions[2];

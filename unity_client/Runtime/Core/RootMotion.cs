@@ -15,13 +15,17 @@ namespace CoAMD
     /// moved by minus the root), so an engine that moves its character by the deltas shows the
     /// body exactly where the motion puts it. Disabled (in place): the root stays under the hips
     /// and keeps its first heading, the deltas are zero. Reset() before a new motion or a replay.
-    /// Allocates nothing.</summary>
+    ///
+    /// Frames streamed with RootMotionMode.InPlace hold no travel: ProcessInPlace() takes it from
+    /// the server's per-frame root velocity (integrated over the motion time played) and heading
+    /// instead of the hips, with the same outputs. Allocates nothing.</summary>
     public sealed class RootMotion
     {
         const int UpperLegL = 13, UpperLegR = 17;
         readonly float[] _yawInv = new float[4];
         bool _has;
-        double _lastTime;
+        double _lastTime, _lastMotionTime;
+        bool _inPlace;
 
         /// <summary>On: the character travels and turns with the motion; off: the motion plays in place.</summary>
         public bool Enabled = true;
@@ -45,6 +49,7 @@ namespace CoAMD
         public void Reset()
         {
             _has = false;
+            _inPlace = false;
             DeltaX = DeltaZ = DeltaYaw = 0f;
         }
 
@@ -94,15 +99,56 @@ namespace CoAMD
                 DeltaYaw = RootYaw - oldYaw;
             }
             _lastTime = engineTimeSeconds;
-            ToRootFrame(positions63, localRotations84, worldRotations84);
+            _inPlace = false;
+            ToRootFrame(positions63, localRotations84, worldRotations84, RootX, RootZ);
         }
 
-        void ToRootFrame(float[] positions63, float[] local84, float[] world84)
+        /// <summary>Advances the root of an in-place stream (RootMotionMode.InPlace) for this pose:
+        /// the travel is the server's root velocity (vx, vz in the pose's frame and units per second,
+        /// Pose.Info.RootVelocityX / Z) times the motion time played since the last call, the heading
+        /// follows the server's heading (Pose.Info.Heading, Unity yaw) through HeadingSmoothingSeconds.
+        /// Rewrites the pose relative to the root like Process(). RootX / RootZ accumulate the travel.</summary>
+        public void ProcessInPlace(double engineTimeSeconds, double motionTimeSeconds, float rootVelocityX,
+                                   float rootVelocityZ, float heading, float[] positions63, float[] localRotations84,
+                                   float[] worldRotations84)
+        {
+            DeltaX = DeltaZ = DeltaYaw = 0f;
+            if (!_has || !_inPlace)
+            {
+                _has = true;
+                RootX = RootZ = 0f;
+                RootYaw = heading;
+            }
+            else if (Enabled)
+            {
+                double dt = Math.Max(0.0, engineTimeSeconds - _lastTime);
+                // Travel only while the motion advances (not while buffering or after a replay's jump back).
+                double dm = motionTimeSeconds - _lastMotionTime;
+                if (dm < 0.0 || dm > 1.0) dm = 0.0;
+                float ay = Follow(dt, HeadingSmoothingSeconds);
+                float oldYaw = RootYaw;
+                float dx = (float)(rootVelocityX * dm), dz = (float)(rootVelocityZ * dm);
+                RootX += dx;
+                RootZ += dz;
+                RootYaw = oldYaw + ay * QuatMath.WrapAngle(heading - oldYaw);
+                float c = (float)Math.Cos(oldYaw), s = (float)Math.Sin(oldYaw);
+                DeltaX = c * dx - s * dz;
+                DeltaZ = s * dx + c * dz;
+                DeltaYaw = RootYaw - oldYaw;
+            }
+            _inPlace = true;
+            _lastTime = engineTimeSeconds;
+            _lastMotionTime = motionTimeSeconds;
+            // The pose has no travel: only the hips' own offset from the floor origin stays.
+            ToRootFrame(positions63, localRotations84, worldRotations84, 0f, 0f);
+        }
+
+        void ToRootFrame(float[] positions63, float[] local84, float[] world84, float originX, float originZ)
         {
             float c = (float)Math.Cos(RootYaw), s = (float)Math.Sin(RootYaw);
             for (int j = 0; j < Skeleton.NumJoints; j++)
             {
-                float x = positions63[3 * j] - RootX, z = positions63[3 * j + 2] - RootZ;
+                float x = positions63[3 * j] - originX, z = positions63[3 * j + 2] - originZ;
                 positions63[3 * j] = c * x - s * z;
                 positions63[3 * j + 2] = s * x + c * z;
             }

@@ -46,6 +46,45 @@ namespace CoAMD.Native
         ServerDefault = 0, Random = 1, LeftToRight = 2
     }
 
+    /// <summary>What the generator is conditioned on (coamd_text_conditioning, ABI version 4).</summary>
+    public enum TextConditioning
+    {
+        /// <summary>Understood.</summary>
+        ServerDefault = 0,
+        /// <summary>The understood action and style in the training captions' phrasing, then the text's own words.</summary>
+        Understood = 1,
+        /// <summary>The text as given (research).</summary>
+        Raw = 2
+    }
+
+    /// <summary>What the frames are (coamd_skeleton_mode, ABI version 4).</summary>
+    public enum SkeletonMode
+    {
+        /// <summary>FK.</summary>
+        ServerDefault = 0,
+        /// <summary>Forward kinematics on the server skeleton: bone lengths exact.</summary>
+        Fk = 1,
+        /// <summary>The model's decoded coordinates (research).</summary>
+        Raw = 2
+    }
+
+    /// <summary>Where the character's travel goes (coamd_root_motion, ABI version 4).</summary>
+    public enum RootMotionMode
+    {
+        /// <summary>World.</summary>
+        ServerDefault = 0,
+        /// <summary>The hips travel in the positions.</summary>
+        World = 1,
+        /// <summary>Hips x/z removed from every frame; the travel comes as FrameInfo's root velocity and heading.</summary>
+        InPlace = 2
+    }
+
+    /// <summary>Kind of a session event (coamd_session_event_kind).</summary>
+    public enum SessionEventKind
+    {
+        Opened = 1, Instruction = 2, Closed = 3
+    }
+
     [StructLayout(LayoutKind.Sequential)]
     public struct ClientOptions
     {
@@ -74,6 +113,11 @@ namespace CoAMD.Native
         public uint CapacityFrames;
         public int Cleanup;
         public float Temperature;
+        // ---- ABI version 4 ----
+        public int TextConditioning;
+        public int Skeleton;
+        public int RootMotion;
+        public int Reserved;
     }
 
     [StructLayout(LayoutKind.Sequential)]
@@ -113,6 +157,12 @@ namespace CoAMD.Native
         public float GuidanceScale;
         public uint MaxBatch;
         public int Reserved;
+        // ---- ABI version 4 ----
+        public int SkeletonApplied;
+        /// <summary>RootMotionMode the server ran with (0 until the summary).</summary>
+        public int RootMotion;
+        public int OutOfVocabulary;
+        public float OutOfVocabularyScore;
     }
 
     /// <summary>Metadata of one sampled pose (coamd_frame_info, ABI version 3).</summary>
@@ -134,6 +184,92 @@ namespace CoAMD.Native
         public int NumJoints;
         public float Fps;
         public int Coords;
+        // ---- ABI version 4 ----
+        /// <summary>The hips' horizontal velocity (x, 0, z) in the stream's frame and units per second.</summary>
+        public float RootVelocityX;
+        public float RootVelocityY;
+        public float RootVelocityZ;
+        /// <summary>Facing angle (radians) about up; in Unity's frame the transform's yaw (+Z towards +X).</summary>
+        public float Heading;
+    }
+
+    /// <summary>What the server knows (coamd_capabilities, ABI version 4).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct CapabilitiesStruct
+    {
+        public int StructSize;
+        public int NumActions;
+        public int NumStyles;
+        public float MinDurationS;
+        public float MaxDurationS;
+        public float Fps;
+        public uint MaxTextChars;
+        public uint RareBelowClips;
+    }
+
+    /// <summary>One action or style (coamd_capability, ABI version 4): texts are NUL-terminated UTF-8.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct CapabilityStruct
+    {
+        public int StructSize;
+        public uint TrainingClips;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = 64)] public byte[] Label;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = 16)] public byte[] Side;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = 256)] public byte[] Description;
+    }
+
+    /// <summary>How the server understood a text (coamd_interpretation, ABI version 4).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct InterpretationStruct
+    {
+        public const int MaxLabels = 8, LabelChars = 64;
+        public int StructSize;
+        public int NumContent;
+        public int NumStyle;
+        public int OutOfVocabulary;
+        public float OutOfVocabularyScore;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = 16)] public byte[] Side;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = MaxLabels * LabelChars)] public byte[] ContentLabels;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = MaxLabels)] public float[] ContentScores;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = MaxLabels * LabelChars)] public byte[] StyleLabels;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = MaxLabels)] public float[] StyleScores;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = 512)] public byte[] Note;
+        [MarshalAs(UnmanagedType.ByValArray, SizeConst = 2048)] public byte[] ConditionedText;
+    }
+
+    /// <summary>Settings of a session (coamd_session_options, ABI version 4).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct SessionOptionsStruct
+    {
+        public int StructSize;
+        public int Coordinates;
+        public ulong Seed;
+        public int Guidance;
+        public float GuidanceScale;
+        public float CfgScale;
+        public uint Iterations;
+        public uint OdeSteps;
+        public int ServerRotations;
+        public int Cleanup;
+        public float Temperature;
+        public int TextConditioning;
+        public float LookaheadS;
+        public int RootMotion;
+        public float BufferingDelayS;
+        public uint HistoryFrames;
+        public int Reserved;
+    }
+
+    /// <summary>One session event (coamd_session_event, ABI version 4).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct SessionEventStruct
+    {
+        public int StructSize;
+        public int Kind;
+        public uint Instruction;
+        public uint FirstFrame;
+        public float LatencyMs;
+        public int HasInterpretation;
     }
 
     /// <summary>Receives the library's and gRPC's log messages (any thread, one call at a time).</summary>
@@ -143,7 +279,7 @@ namespace CoAMD.Native
     public static class CoamdNative
     {
         public const string Library = "coamd_client";
-        public const int AbiVersion = 3;
+        public const int AbiVersion = 4;
         public const int NumJoints = 21;
         public const int PositionFloats = 63;
         public const int RotationFloats = 84;
@@ -248,6 +384,39 @@ namespace CoAMD.Native
         public static extern int coamd_reader_restart(IntPtr reader);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_client_capabilities(IntPtr client, ref CapabilitiesStruct caps,
+                                                           [In, Out] CapabilityStruct[] actions, int actionsLen,
+                                                           [In, Out] CapabilityStruct[] styles, int stylesLen);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_stream_interpretation(IntPtr stream, ref InterpretationStruct interpretation);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_options_init(ref SessionOptionsStruct options, int structSize);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_open(IntPtr client, ref SessionOptionsStruct options, byte[] text,
+                                                    out IntPtr session);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_instruct(IntPtr session, byte[] text, out uint instruction);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_close(IntPtr session);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_cancel(IntPtr session);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern void coamd_session_destroy(IntPtr session);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_sample(IntPtr session, double engineTimeS, ref FrameInfo info,
+                                                      [Out] float[] positions, int positionsLen,
+                                                      [Out] float[] localRotations, int localRotationsLen,
+                                                      [Out] float[] worldRotations, int worldRotationsLen);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_next_event(IntPtr session, ref SessionEventStruct ev,
+                                                          ref InterpretationStruct interpretation);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_wait(IntPtr session, float timeoutS);
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_session_error_copy(IntPtr session, [Out] byte[] buf, int bufLen, out int length);
+
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int coamd_convert_positions(float[] input, int count, int fromCoords, int toCoords,
                                                          [Out] float[] output);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
@@ -283,6 +452,15 @@ namespace CoAMD.Native
             var bytes = new byte[n];
             Marshal.Copy(p, bytes, 0, n);
             return Encoding.UTF8.GetString(bytes);
+        }
+
+        /// <summary>The NUL-terminated UTF-8 text in bytes[offset, offset + count).</summary>
+        public static string FromUtf8(byte[] bytes, int offset, int count)
+        {
+            if (bytes == null) return "";
+            int n = 0;
+            while (n < count && offset + n < bytes.Length && bytes[offset + n] != 0) n++;
+            return Encoding.UTF8.GetString(bytes, offset, n);
         }
 
         public static string LastError()

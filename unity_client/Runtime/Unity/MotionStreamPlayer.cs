@@ -1,7 +1,8 @@
 // The Unity layer (the only part that needs UnityEngine): requests motions from text and drives a
 // Humanoid avatar with them. Everything it decides lives in Core/ (engine-independent, tested):
 // connection (AsyncConnection), playback, blending and root motion (MotionPlayerCore), direct
-// retargeting (HumanoidRetarget), the source skeleton (SourceSkeleton).
+// retargeting (HumanoidRetarget), the source skeleton (SourceSkeleton); driving the avatar is
+// HumanoidDriver's (shared with MotionSessionPlayer).
 //
 // Frame order: Update samples the motion (before the Animator), OnAnimatorMove moves the character
 // by the root motion (through a CharacterController or Rigidbody when there is one), LateUpdate
@@ -74,6 +75,8 @@ namespace CoAMD.Unity
         [Header("Root motion")]
         [Tooltip("Move the character with the motion's travel and turns; off plays it in place")]
         public bool rootMotion = true;
+        [Tooltip("Ask the server for in-place frames (ROOT_MOTION_IN_PLACE) and move the character by their root velocity and heading instead of following the hips")]
+        public bool serverRootMotion;
         [Tooltip("Time constant (s) of the character following the hips: removes the walk's sway")]
         [Range(0f, 1f)] public float positionSmoothing = 0.2f;
         [Tooltip("Time constant (s) of the heading following the pelvis's facing")]
@@ -90,16 +93,10 @@ namespace CoAMD.Unity
         AsyncConnection _connection;
         ConnectionStatus _reported = ConnectionStatus.Disposed;
         MotionPlayerCore _core;
-        SourceAvatar _source;
-        HumanPoseHandler _target;
-        HumanPose _sourcePose, _targetPose;
-        bool[] _muscleOn;
+        // The avatar's rest pose (captured in Awake, before the Animator moves it) and the retargeting.
+        HumanoidDriver _driver;
         string _queued;
         PlaybackState _lastState = PlaybackState.Finished;
-        // DirectBones: the avatar's rest pose, captured in Awake (before the Animator moves it).
-        readonly Transform[] _bones = new Transform[Skeleton.NumJoints];
-        readonly Quaternion[] _restRotations = new Quaternion[Skeleton.NumJoints];
-        float[] _restPositions;
 
         void Awake()
         {
@@ -110,22 +107,7 @@ namespace CoAMD.Unity
                 enabled = false;
                 return;
             }
-            _restPositions = new float[CoamdNative.PositionFloats];
-            for (int j = 0; j < Skeleton.NumJoints; j++)
-            {
-                var id = (HumanBodyBones)Enum.Parse(typeof(HumanBodyBones), Skeleton.HumanoidBones[j]);
-                _bones[j] = _animator.GetBoneTransform(id);
-                if (_bones[j] == null)
-                {
-                    _restPositions[3 * j] = float.NaN;
-                    continue;
-                }
-                Vector3 p = transform.InverseTransformPoint(_bones[j].position);
-                _restPositions[3 * j] = p.x;
-                _restPositions[3 * j + 1] = p.y;
-                _restPositions[3 * j + 2] = p.z;
-                _restRotations[j] = Quaternion.Inverse(transform.rotation) * _bones[j].rotation;
-            }
+            _driver = new HumanoidDriver(_animator);
         }
 
         void OnEnable()
@@ -173,6 +155,7 @@ namespace CoAMD.Unity
                 Coordinates = Coords.Unity,
                 // Muscle space needs real twists: the server's rotations (elbow and knee hinges).
                 ServerRotations = retargetMode == RetargetMode.MuscleSpace,
+                RootMotion = serverRootMotion ? RootMotionMode.InPlace : RootMotionMode.ServerDefault,
             };
             try
             {
@@ -215,10 +198,8 @@ namespace CoAMD.Unity
         {
             try
             {
-                _core = new MotionPlayerCore(_connection.Client, _restPositions);
-                _source = new SourceAvatar(new SourceSkeleton(_core.Reference));
-                _target = new HumanPoseHandler(_animator.avatar, transform);
-                _muscleOn = MuscleMask(bodyParts);
+                _core = new MotionPlayerCore(_connection.Client, _driver.RestPositions);
+                _driver.Attach(_core.Reference, bodyParts);
             }
             catch (Exception e)
             {
@@ -234,134 +215,16 @@ namespace CoAMD.Unity
         // Root motion: the Animator calls this instead of applying its own when it is present.
         void OnAnimatorMove()
         {
+            if (_driver == null) return;
             bool ours = _core != null && _core.HasPose && rootMotion && weight > 0f;
-            Vector3 delta;
-            Quaternion turn;
-            if (ours)
-            {
-                float s = _core.Retarget.HipsScale * transform.lossyScale.y;
-                delta = transform.rotation * new Vector3(_core.RootMotion.DeltaX * s, 0f, _core.RootMotion.DeltaZ * s);
-                turn = Quaternion.AngleAxis(_core.RootMotion.DeltaYaw * Mathf.Rad2Deg, Vector3.up);
-                delta *= weight;
-                turn = Quaternion.Slerp(Quaternion.identity, turn, weight);
-            }
-            else if (_animator.applyRootMotion)
-            {
-                delta = _animator.deltaPosition;
-                turn = _animator.deltaRotation;
-            }
-            else
-            {
-                return;
-            }
-            var controller = GetComponent<CharacterController>();
-            var body = GetComponent<Rigidbody>();
-            if (controller != null && controller.enabled)
-            {
-                controller.Move(delta);
-                transform.rotation = turn * transform.rotation;
-            }
-            else if (body != null && !body.isKinematic)
-            {
-                body.MovePosition(body.position + delta);
-                body.MoveRotation(turn * body.rotation);
-            }
-            else
-            {
-                transform.position += delta;
-                transform.rotation = turn * transform.rotation;
-            }
+            _driver.Move(ours, ours ? _core.RootMotion : null, ours ? _core.Retarget.HipsScale : 1f, weight);
         }
 
         void LateUpdate()
         {
             if (_core == null || !_core.HasPose || weight <= 0f) return;
-            if (retargetMode == RetargetMode.MuscleSpace) ApplyMuscles();
-            else ApplyBones();
-        }
-
-        void ApplyMuscles()
-        {
-            float[] p = _core.Positions;
-            _source.SetPose(p[0], p[1], p[2], _core.LocalRotations);
-            _source.Handler.GetHumanPose(ref _sourcePose);
-            _target.GetHumanPose(ref _targetPose);  // what the Animator produced this frame
-            bool body = (bodyParts & BodyParts.Body) != 0;
-            float wb = body ? weight : 0f;
-            _targetPose.bodyPosition = Vector3.Lerp(_targetPose.bodyPosition, _sourcePose.bodyPosition, wb);
-            _targetPose.bodyRotation = Quaternion.Slerp(_targetPose.bodyRotation, _sourcePose.bodyRotation, wb);
-            for (int i = 0; i < _targetPose.muscles.Length && i < _sourcePose.muscles.Length; i++)
-                if (_muscleOn[i])
-                    _targetPose.muscles[i] = Mathf.Lerp(_targetPose.muscles[i], _sourcePose.muscles[i], weight);
-            _target.SetHumanPose(ref _targetPose);
-        }
-
-        void ApplyBones()
-        {
-            float[] q = _core.AvatarRotations;
-            Quaternion root = transform.rotation;
-            for (int j = 0; j < Skeleton.NumJoints; j++)
-            {
-                if (_bones[j] == null || !PartOn(PartOfJoint(j))) continue;
-                var g = new Quaternion(q[4 * j], q[4 * j + 1], q[4 * j + 2], q[4 * j + 3]);
-                _bones[j].rotation = Quaternion.Slerp(_bones[j].rotation, root * (g * _restRotations[j]), weight);
-            }
-            if (PartOn(BodyParts.Body))
-            {
-                float[] p = _core.Positions;
-                float s = _core.Retarget.HipsScale;
-                Vector3 hips = transform.TransformPoint(new Vector3(p[0] * s, p[1] * s, p[2] * s));
-                _bones[0].position = Vector3.Lerp(_bones[0].position, hips, weight);
-            }
-        }
-
-        bool PartOn(BodyParts part) => (bodyParts & part) != 0;
-
-        static BodyParts PartOfJoint(int j)
-        {
-            if (j <= 2) return BodyParts.Body;
-            if (j <= 4) return BodyParts.Head;
-            if (j <= 8) return BodyParts.LeftArm;
-            if (j <= 12) return BodyParts.RightArm;
-            return j <= 16 ? BodyParts.LeftLeg : BodyParts.RightLeg;
-        }
-
-        static bool[] MuscleMask(BodyParts parts)
-        {
-            var on = new bool[HumanTrait.MuscleCount];
-            for (int i = 0; i < on.Length; i++)
-            {
-                var bone = (HumanBodyBones)HumanTrait.BoneFromMuscle(i);
-                on[i] = (parts & PartOfBone(bone)) != 0;
-            }
-            return on;
-        }
-
-        static BodyParts PartOfBone(HumanBodyBones b)
-        {
-            switch (b)
-            {
-                case HumanBodyBones.Neck: case HumanBodyBones.Head: case HumanBodyBones.LeftEye:
-                case HumanBodyBones.RightEye: case HumanBodyBones.Jaw:
-                    return BodyParts.Head;
-                case HumanBodyBones.LeftShoulder: case HumanBodyBones.LeftUpperArm: case HumanBodyBones.LeftLowerArm:
-                case HumanBodyBones.LeftHand:
-                    return BodyParts.LeftArm;
-                case HumanBodyBones.RightShoulder: case HumanBodyBones.RightUpperArm: case HumanBodyBones.RightLowerArm:
-                case HumanBodyBones.RightHand:
-                    return BodyParts.RightArm;
-                case HumanBodyBones.LeftUpperLeg: case HumanBodyBones.LeftLowerLeg: case HumanBodyBones.LeftFoot:
-                case HumanBodyBones.LeftToes:
-                    return BodyParts.LeftLeg;
-                case HumanBodyBones.RightUpperLeg: case HumanBodyBones.RightLowerLeg: case HumanBodyBones.RightFoot:
-                case HumanBodyBones.RightToes:
-                    return BodyParts.RightLeg;
-                case HumanBodyBones.Hips: case HumanBodyBones.Spine: case HumanBodyBones.Chest:
-                case HumanBodyBones.UpperChest:
-                    return BodyParts.Body;
-                default:
-                    return BodyParts.None;  // fingers: the stream has none, the Animator keeps them
-            }
+            _driver.Apply(retargetMode, _core.Positions, _core.LocalRotations, _core.AvatarRotations,
+                          _core.Retarget.HipsScale, weight, bodyParts);
         }
 
         void Fail(string message)
@@ -373,12 +236,9 @@ namespace CoAMD.Unity
         void Teardown()
         {
             if (_core != null) _core.Dispose();
-            if (_source != null) _source.Dispose();
-            if (_target != null) _target.Dispose();
+            if (_driver != null) _driver.Detach();
             if (_connection != null) _connection.Dispose();
             _core = null;
-            _source = null;
-            _target = null;
             _connection = null;
             _reported = ConnectionStatus.Disposed;
         }
