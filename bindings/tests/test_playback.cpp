@@ -186,3 +186,80 @@ TEST(Playback, EmptyCompleteStreamIsFinishedWithoutAPose) {
   EXPECT_EQ(info.frame, -1);
   EXPECT_EQ(pos[0], 42.f) << "outputs untouched without a frame";
 }
+
+TEST(Playback, RootVelocityAndHeadingAreInterpolatedOnTheShorterArc) {
+  FrameBuffer buf(8);
+  const float kPi = 3.14159265f;
+  const float headings[3] = {0.f, kPi - 0.1f, -kPi + 0.1f};  // frames 1 -> 2 cross +-pi
+  for (int t = 0; t < 3; ++t) {
+    coamd::FrameSlot* s = buf.next_slot();
+    ASSERT_NE(s, nullptr);
+    std::memcpy(s->positions, walk().frame(t), sizeof(s->positions));
+    coamd::solve_rotations(walk().frame(t), walk().rest.data(), s->local, s->world);
+    s->root_velocity[0] = static_cast<float>(t);
+    s->root_velocity[1] = 0.f;
+    s->root_velocity[2] = 2.f * t;
+    s->heading = headings[t];
+    buf.publish();
+  }
+  buf.complete(3);
+  float vel[3], heading, alpha;
+  ASSERT_EQ(coamd::interpolate(buf, 3, 0.5 / kFps, kFps, nullptr, nullptr, nullptr, &alpha, vel, &heading), 0);
+  EXPECT_NEAR(vel[0], 0.5f, 1e-6f);
+  EXPECT_NEAR(vel[2], 1.f, 1e-6f);
+  EXPECT_NEAR(heading, 0.5f * (kPi - 0.1f), 1e-5f);
+  coamd::interpolate(buf, 3, 1.5 / kFps, kFps, nullptr, nullptr, nullptr, &alpha, vel, &heading);
+  EXPECT_NEAR(std::fabs(heading), kPi, 1e-5f) << "through +-pi, not through 0";
+  coamd::interpolate(buf, 3, 2.0 / kFps, kFps, nullptr, nullptr, nullptr, &alpha, vel, &heading);
+  EXPECT_NEAR(heading, -kPi + 0.1f, 1e-6f);
+  EXPECT_NEAR(vel[2], 4.f, 1e-6f);
+  // The playhead reports them with the pose.
+  Playback pb(buf, kFps, 0.f);
+  pb.sample(10.0, nullptr, nullptr, nullptr);  // starts at motion time 0
+  const coamd::SampleInfo i = pb.sample(10.0 + 0.5 / kFps, nullptr, nullptr, nullptr);
+  EXPECT_EQ(i.frame, 0);
+  EXPECT_NEAR(i.root_velocity[2], 1.f, 1e-5f);
+}
+
+TEST(Playback, ARingKeepsPlayingForeverAndAPlayheadLeftBehindJumpsToTheOldestFrameHeld) {
+  const auto& clip = walk();
+  FrameBuffer ring(64, true);
+  Playback pb(ring, kFps, 0.f);
+  const uint32_t keep = 64 - 64 / 4;
+  float pos[coamd::kPosFloats];
+  double t = 100.0;
+  int last = -1;
+  for (int n = 0; n < 400; ++n) {  // 20 s through a 3.2 s ring, the playhead keeping up
+    coamd::FrameSlot* s = ring.next_slot();
+    ASSERT_NE(s, nullptr) << "a ring never runs full";
+    const int k = n % clip.num_frames();
+    std::memcpy(s->positions, clip.frame(k), sizeof(s->positions));
+    coamd::solve_rotations(clip.frame(k), clip.rest.data(), s->local, s->world);
+    ring.publish();
+    const coamd::SampleInfo i = pb.sample(t, pos, nullptr, nullptr);
+    if (n > 0) {
+      ASSERT_GE(i.frame, last);
+      ASSERT_GE(static_cast<uint32_t>(i.frame), ring.oldest(ring.count()));
+    }
+    if (i.frame >= 0 && i.alpha == 0.f) ASSERT_EQ(max_abs_diff(pos, clip.frame(i.frame % clip.num_frames()), 63), 0.f);
+    last = i.frame;
+    t += 1.0 / kFps;
+  }
+  EXPECT_EQ(ring.count(), 400u);
+  EXPECT_EQ(ring.oldest(400), 400u - keep);
+  EXPECT_GT(last, 390);
+  // A playhead that stalled (a paused game) at frame 0 jumps to the oldest frame still held.
+  Playback late(ring, kFps, 0.f);
+  late.sample(0.0, nullptr, nullptr, nullptr);  // starts playing at motion time 0 ...
+  FrameBuffer* writable = &ring;
+  for (int n = 400; n < 420; ++n) {  // ... while 20 more frames arrive
+    coamd::FrameSlot* s = writable->next_slot();
+    std::memcpy(s->positions, clip.frame(n % clip.num_frames()), sizeof(s->positions));
+    writable->publish();
+  }
+  const coamd::SampleInfo j = late.sample(0.5, pos, nullptr, nullptr);
+  EXPECT_EQ(static_cast<uint32_t>(j.frame), ring.oldest(420));
+  EXPECT_EQ(j.state, PlayState::Playing);
+  const coamd::SampleInfo k = late.sample(0.55, pos, nullptr, nullptr);
+  EXPECT_EQ(static_cast<uint32_t>(k.frame), ring.oldest(420) + 1) << "plays on from there at normal speed";
+}

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -75,6 +77,10 @@ class FakeMotionService final : public v1::MotionService::Service {
         f->set_index(index);
         f->set_time_s(index / 20.f);
         for (int k = 0; k < 63; ++k) f->add_positions(clip.frame(i)[k]);
+        f->add_root_velocity(0.1f * i);  // root motion: a known ramp per frame
+        f->add_root_velocity(0.f);
+        f->add_root_velocity(1.f);
+        f->set_heading(0.01f * i);
         if (req->include_rotations()) {
           float local[84];
           coamd::solve_rotations(clip.frame(i), clip.rest.data(), local, nullptr);
@@ -108,8 +114,139 @@ class FakeMotionService final : public v1::MotionService::Service {
     last.mutable_summary()->set_cfg_scale(3.f);
     last.mutable_summary()->set_guidance_scale(1.f);
     last.mutable_summary()->set_max_batch(1);
+    last.mutable_summary()->set_skeleton_applied(req->skeleton() != v1::SKELETON_MODE_RAW);
+    last.mutable_summary()->set_root_motion(req->root_motion() == v1::ROOT_MOTION_IN_PLACE ? "in_place" : "world");
+    *last.mutable_summary()->mutable_interpretation() = interpretation(mode);
     w->Write(last);
     return grpc::Status::OK;
+  }
+
+  // Canned understanding of a text; "oov" is flagged with a note longer than the C struct's field.
+  static v1::Interpretation interpretation(const std::string& text) {
+    v1::Interpretation it;
+    const char* content[] = {"walk", "run", "jog", "wave-left-hand", "wave-right-hand", "bow", "kick", "jump", "sit", "squat"};
+    for (int k = 0; k < 10; ++k) {
+      auto* l = it.add_content();
+      l->set_label(content[k]);
+      l->set_score(0.5f / (k + 1));
+    }
+    auto* st = it.add_style();
+    st->set_label("none");
+    st->set_score(0.75f);
+    it.set_side(text == "oov" ? "" : "left");
+    it.set_out_of_vocabulary(text == "oov");
+    it.set_out_of_vocabulary_score(text == "oov" ? 0.9f : 0.05f);
+    if (text == "oov") {
+      std::string note = "not in the vocabulary:";
+      while (note.size() < 700) note += " d\xc3\xa9j\xc3\xa0";
+      it.set_note(note);
+    }
+    it.set_conditioned_text("a person walks. " + text);
+    return it;
+  }
+
+  grpc::Status GetCapabilities(grpc::ServerContext*, const v1::GetCapabilitiesRequest*, v1::Capabilities* out) override {
+    capabilities_calls++;
+    const char* actions[] = {"walk", "wave-left-hand", "kick"};
+    const char* sides[] = {"", "left", "right"};
+    for (int k = 0; k < 3; ++k) {
+      auto* a = out->add_actions();
+      a->set_label(actions[k]);
+      a->set_description(std::string("a person does ") + actions[k] + (k == 2 ? std::string(400, 'x') : ""));
+      a->set_training_clips(100u * (k + 1));
+      a->set_side(sides[k]);
+    }
+    auto* s = out->add_styles();
+    s->set_label("elderly");
+    s->set_description("an old person");
+    s->set_training_clips(42);
+    out->set_min_duration_s(0.4f);
+    out->set_max_duration_s(12.f);
+    out->set_fps(20.f);
+    out->set_max_text_chars(512);
+    out->set_rare_below_clips(50);
+    return grpc::Status::OK;
+  }
+  std::atomic<int> capabilities_calls{0};
+
+  // Sessions: frames of the clip in a loop, 4 every 20 ms; instructions are acknowledged with an
+  // INSTRUCTION event at the next frame; "refuse" as the opening text is an INVALID_ARGUMENT.
+  grpc::Status Session(grpc::ServerContext* ctx,
+                       grpc::ServerReaderWriter<v1::SessionResponse, v1::SessionRequest>* rw) override {
+    v1::SessionRequest first;
+    if (!rw->Read(&first) || !first.has_open()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "open first");
+    if (first.open().text() == "refuse") return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "text: refused");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_open_ = first.open();
+    }
+    std::mutex qmu;
+    std::deque<std::string> texts;
+    std::atomic<bool> closing{false};
+    std::thread reader([&] {
+      v1::SessionRequest r;
+      while (rw->Read(&r)) {
+        if (r.has_close()) break;
+        if (r.has_instruction()) {
+          std::lock_guard<std::mutex> lock(qmu);
+          texts.push_back(r.instruction().text());
+        }
+      }
+      closing = true;
+    });
+    const auto& clip = coamd_test::real_clips().at(0);
+    uint32_t n = 0, next_instruction = 1;
+    v1::SessionResponse hello;
+    auto* opened = hello.add_events();
+    opened->set_kind(v1::SessionEvent::OPENED);
+    auto* zero = hello.add_events();
+    zero->set_kind(v1::SessionEvent::INSTRUCTION);
+    zero->set_instruction(0);
+    zero->set_text(first.open().text());
+    *zero->mutable_interpretation() = interpretation(first.open().text());
+    bool ok = rw->Write(hello);
+    while (ok && !ctx->IsCancelled()) {
+      const bool last = closing.load();
+      v1::SessionResponse r;
+      {
+        std::lock_guard<std::mutex> lock(qmu);
+        while (!texts.empty()) {
+          auto* e = r.add_events();
+          e->set_kind(v1::SessionEvent::INSTRUCTION);
+          e->set_instruction(next_instruction++);
+          e->set_text(texts.front());
+          e->set_first_frame(n);
+          e->set_latency_ms(12.f);
+          *e->mutable_interpretation() = interpretation(texts.front());
+          texts.pop_front();
+        }
+      }
+      for (int k = 0; k < 4; ++k, ++n) {
+        v1::Frame* f = r.add_frames();
+        f->set_index(n);
+        const float* p = clip.frame(static_cast<int>(n % clip.num_frames()));
+        for (int c = 0; c < 63; ++c) f->add_positions(p[c]);
+        f->add_root_velocity(0.f);
+        f->add_root_velocity(0.f);
+        f->add_root_velocity(1.f);
+      }
+      if (last) {
+        auto* e = r.add_events();
+        e->set_kind(v1::SessionEvent::CLOSED);
+        e->set_first_frame(n);
+      }
+      ok = rw->Write(r);
+      if (last) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!closing) ctx->TryCancel();
+    reader.join();
+    return ok ? grpc::Status::OK : grpc::Status::CANCELLED;
+  }
+
+  v1::SessionOpen last_open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_open_;
   }
 
  private:
@@ -121,6 +258,7 @@ class FakeMotionService final : public v1::MotionService::Service {
   std::string token_;
   std::mutex mu_;
   v1::GenerateRequest last_;
+  v1::SessionOpen last_open_;
 };
 
 struct TestServer {
@@ -645,4 +783,287 @@ TEST(StreamContract, AVersion2CallerWorksAndSizesDecideTheNewerFields) {
     // temperature lies past it: honoured when the caller declares its full size.
     EXPECT_FLOAT_EQ(got.temperature(), full ? 0.7f : 0.f) << "full size " << full;
   }
+}
+
+// ------------------------------------------------------------------------------- ABI version 4
+TEST(StreamContract, CapabilitiesFillCallerSizedArraysAndAreFetchedOnce) {
+  TestServer srv;
+  Handles h;
+  connect(h, srv);
+  coamd_capabilities caps;
+  caps.struct_size = sizeof(caps);
+  ASSERT_EQ(coamd_client_capabilities(h.client, &caps, nullptr, 0, nullptr, 0), COAMD_OK) << coamd_last_error();
+  EXPECT_EQ(caps.num_actions, 3);
+  EXPECT_EQ(caps.num_styles, 1);
+  EXPECT_FLOAT_EQ(caps.min_duration_s, 0.4f);
+  EXPECT_FLOAT_EQ(caps.max_duration_s, 12.f);
+  EXPECT_EQ(caps.max_text_chars, 512u);
+  EXPECT_EQ(caps.rare_below_clips, 50u);
+  struct {
+    coamd_capability a[2];
+    unsigned char tail[16];
+  } mem;
+  std::memset(&mem, 0x66, sizeof(mem));
+  for (auto& a : mem.a) a.struct_size = sizeof(a);
+  coamd_capability style;
+  style.struct_size = sizeof(style);
+  ASSERT_EQ(coamd_client_capabilities(h.client, &caps, mem.a, 2, &style, 1), COAMD_OK) << coamd_last_error();
+  for (unsigned char b : mem.tail) ASSERT_EQ(b, 0x66) << "the third action was written past the array";
+  EXPECT_STREQ(mem.a[0].label, "walk");
+  EXPECT_STREQ(mem.a[1].label, "wave-left-hand");
+  EXPECT_STREQ(mem.a[1].side, "left");
+  EXPECT_STREQ(mem.a[1].description, "a person does wave-left-hand");
+  EXPECT_EQ(mem.a[1].training_clips, 200u);
+  EXPECT_STREQ(style.label, "elderly");
+  EXPECT_EQ(style.training_clips, 42u);
+  coamd_capability all[3];
+  for (auto& a : all) a.struct_size = sizeof(a);
+  ASSERT_EQ(coamd_client_capabilities(h.client, &caps, all, 3, nullptr, 0), COAMD_OK);
+  EXPECT_EQ(std::strlen(all[2].description), sizeof(all[2].description) - 1) << "cut to the field";
+  EXPECT_EQ(srv.service.capabilities_calls.load(), 1) << "cached after the first call";
+  all[0].struct_size = 100;
+  EXPECT_EQ(coamd_client_capabilities(h.client, &caps, all, 3, nullptr, 0), COAMD_ERR_INVALID_ARGUMENT);
+  caps.struct_size = 16;
+  EXPECT_EQ(coamd_client_capabilities(h.client, &caps, nullptr, 0, nullptr, 0), COAMD_ERR_INVALID_ARGUMENT);
+  caps.struct_size = sizeof(caps);
+  EXPECT_EQ(coamd_client_capabilities(h.client, &caps, nullptr, 2, nullptr, 0), COAMD_ERR_INVALID_ARGUMENT);
+}
+
+TEST(StreamContract, InterpretationRequestFieldsAndRootMotionReachTheEngine) {
+  TestServer srv;
+  Handles h;
+  connect(h, srv);
+  coamd_request r;
+  coamd_request_defaults(&r);
+  r.duration_s = 1.f;
+  r.coordinates = COAMD_COORDS_UNITY;
+  r.text_conditioning = COAMD_TEXT_CONDITIONING_RAW;
+  r.skeleton = COAMD_SKELETON_RAW;
+  r.root_motion = COAMD_ROOT_MOTION_IN_PLACE;
+  ASSERT_EQ(coamd_stream_start(h.client, "ordered", &r, &h.stream), COAMD_OK) << coamd_last_error();
+  ASSERT_EQ(coamd_stream_wait(h.stream, 20.f), COAMD_OK);
+  const v1::GenerateRequest got = srv.service.last_request();
+  EXPECT_EQ(got.text_conditioning(), v1::TEXT_CONDITIONING_RAW);
+  EXPECT_EQ(got.skeleton(), v1::SKELETON_MODE_RAW);
+  EXPECT_EQ(got.root_motion(), v1::ROOT_MOTION_IN_PLACE);
+  coamd_stream_info info;
+  info.struct_size = sizeof(info);
+  ASSERT_EQ(coamd_stream_info_get(h.stream, &info), COAMD_OK);
+  EXPECT_EQ(info.skeleton_applied, 0);
+  EXPECT_EQ(info.root_motion, COAMD_ROOT_MOTION_IN_PLACE);
+  EXPECT_EQ(info.out_of_vocabulary, 0);
+  EXPECT_FLOAT_EQ(info.out_of_vocabulary_score, 0.05f);
+  auto it = std::make_unique<coamd_interpretation>();
+  it->struct_size = sizeof(coamd_interpretation);
+  ASSERT_EQ(coamd_stream_interpretation(h.stream, it.get()), COAMD_OK) << coamd_last_error();
+  EXPECT_EQ(it->num_content, COAMD_INTERPRETATION_MAX_LABELS) << "the server sent 10; the struct holds 8";
+  EXPECT_STREQ(it->content_labels, "walk");
+  EXPECT_STREQ(it->content_labels + 4 * COAMD_LABEL_CHARS, "wave-right-hand");
+  EXPECT_FLOAT_EQ(it->content_scores[1], 0.25f);
+  EXPECT_EQ(it->num_style, 1);
+  EXPECT_STREQ(it->style_labels, "none");
+  EXPECT_STREQ(it->side, "left");
+  EXPECT_STREQ(it->note, "");
+  EXPECT_STREQ(it->conditioned_text, "a person walks. ordered");
+  // Root motion per frame, in the stream's (Unity) frame: x negated, heading negated.
+  coamd_frame_info fi;
+  coamd_frame_info_init(&fi, sizeof(fi));
+  for (int k : {0, 3, 7}) {
+    ASSERT_EQ(coamd_stream_sample_at(h.stream, k / 20.0, &fi, nullptr, 0, nullptr, 0, nullptr, 0), COAMD_OK);
+    EXPECT_FLOAT_EQ(fi.root_velocity[0], -0.1f * k);
+    EXPECT_FLOAT_EQ(fi.root_velocity[1], 0.f);
+    EXPECT_FLOAT_EQ(fi.root_velocity[2], 1.f);
+    EXPECT_FLOAT_EQ(fi.heading, -0.01f * k);
+  }
+  ASSERT_EQ(coamd_stream_sample_at(h.stream, 3.5 / 20.0, &fi, nullptr, 0, nullptr, 0, nullptr, 0), COAMD_OK);
+  EXPECT_NEAR(fi.root_velocity[0], -0.35f, 1e-6f);
+  EXPECT_NEAR(fi.heading, -0.035f, 1e-6f);
+  // A version-3 caller's 56-byte coamd_frame_info gets nothing past its end.
+  struct {
+    coamd_frame_info i;
+  } mem;
+  std::memset(&mem, 0x55, sizeof(mem));
+  mem.i.struct_size = 56;
+  ASSERT_EQ(coamd_stream_sample_at(h.stream, 0.2, &mem.i, nullptr, 0, nullptr, 0, nullptr, 0), COAMD_OK);
+  EXPECT_EQ(mem.i.frame, 4);
+  const unsigned char* bytes = reinterpret_cast<const unsigned char*>(&mem);
+  for (size_t k = 56; k < sizeof(mem); ++k) ASSERT_EQ(bytes[k], 0x55) << "byte " << k;
+  // Unreal: centimetres per second.
+  coamd_stream* ue = nullptr;
+  r.coordinates = COAMD_COORDS_UNREAL;
+  ASSERT_EQ(coamd_stream_start(h.client, "oov", &r, &ue), COAMD_OK);
+  ASSERT_EQ(coamd_stream_wait(ue, 20.f), COAMD_OK);
+  ASSERT_EQ(coamd_stream_sample_at(ue, 5 / 20.0, &fi, nullptr, 0, nullptr, 0, nullptr, 0), COAMD_OK);
+  EXPECT_FLOAT_EQ(fi.root_velocity[0], 100.f);   // X = 100 z
+  EXPECT_FLOAT_EQ(fi.root_velocity[1], -50.f);   // Y = -100 x
+  EXPECT_FLOAT_EQ(fi.root_velocity[2], 0.f);
+  EXPECT_FLOAT_EQ(fi.heading, -0.05f);
+  ASSERT_EQ(coamd_stream_interpretation(ue, it.get()), COAMD_OK);
+  EXPECT_EQ(it->out_of_vocabulary, 1);
+  const size_t note_len = std::strlen(it->note);
+  EXPECT_GT(note_len, 500u);
+  EXPECT_LT(note_len, sizeof(it->note));
+  EXPECT_NE(static_cast<unsigned char>(it->note[note_len - 1]) & 0xC0u, 0xC0u) << "cut on a character boundary";
+  coamd_stream_destroy(ue);
+  // Before the summary: NOT_FOUND; bad sizes refused.
+  coamd_stream* slow = nullptr;
+  r.duration_s = 2.f;
+  ASSERT_EQ(coamd_stream_start(h.client, "slow", &r, &slow), COAMD_OK);
+  EXPECT_EQ(coamd_stream_interpretation(slow, it.get()), COAMD_ERR_NOT_FOUND);
+  it->struct_size = 100;
+  EXPECT_EQ(coamd_stream_interpretation(slow, it.get()), COAMD_ERR_INVALID_ARGUMENT);
+  coamd_stream_destroy(slow);
+  r.root_motion = 3;
+  coamd_stream* bad = nullptr;
+  EXPECT_EQ(coamd_stream_start(h.client, "ordered", &r, &bad), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(coamd_last_error()).find("root_motion"), std::string::npos);
+}
+
+namespace {
+struct SessionHandle {
+  coamd_session* s = nullptr;
+  ~SessionHandle() { coamd_session_destroy(s); }
+};
+
+std::vector<coamd_session_event> drain(coamd_session* s, std::vector<std::string>* first_labels = nullptr) {
+  std::vector<coamd_session_event> out;
+  auto it = std::make_unique<coamd_interpretation>();
+  for (;;) {
+    coamd_session_event e;
+    e.struct_size = sizeof(e);
+    it->struct_size = sizeof(coamd_interpretation);
+    const int rc = coamd_session_next_event(s, &e, it.get());
+    if (rc == COAMD_ERR_NOT_FOUND) break;
+    EXPECT_EQ(rc, COAMD_OK);
+    if (rc != COAMD_OK) break;
+    out.push_back(e);
+    if (first_labels) first_labels->push_back(e.has_interpretation ? it->conditioned_text : "");
+  }
+  return out;
+}
+}  // namespace
+
+TEST(StreamContract, ASessionPlaysOnFollowsInstructionsAndCloses) {
+  TestServer srv;
+  Handles h;
+  connect(h, srv);
+  coamd_session_options o;
+  ASSERT_EQ(coamd_session_options_init(&o, sizeof(o)), COAMD_OK);
+  EXPECT_EQ(o.history_frames, 1200u);
+  EXPECT_FLOAT_EQ(o.buffering_delay_s, 0.2f);
+  o.coordinates = COAMD_COORDS_UNITY;
+  o.history_frames = 64;  // a small ring: the session outruns it many times
+  o.buffering_delay_s = 0.1f;
+  o.lookahead_s = 0.5f;
+  o.root_motion = COAMD_ROOT_MOTION_IN_PLACE;
+  o.seed = 9;
+  SessionHandle sh;
+  ASSERT_EQ(coamd_session_open(h.client, &o, "a person walks", &sh.s), COAMD_OK) << coamd_last_error();
+  const auto& clip = coamd_test::real_clips().at(0);
+  float pos[63], expect[63];
+  coamd_frame_info fi;
+  coamd_frame_info_init(&fi, sizeof(fi));
+  const Clock::time_point t0 = Clock::now();
+  uint32_t instructed = 0;
+  int last = -1, playing = 0;
+  std::vector<coamd_session_event> events;
+  std::vector<std::string> texts;
+  while (Clock::now() - t0 < std::chrono::milliseconds(2500)) {
+    const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+    ASSERT_EQ(coamd_session_sample(sh.s, t, &fi, pos, 63, nullptr, 0, nullptr, 0), COAMD_OK);
+    if (fi.frame >= 0) {
+      ASSERT_GE(fi.frame, last) << "never backwards";
+      last = fi.frame;
+      if (fi.alpha == 0.f) {
+        coamd_convert_positions(clip.frame(fi.frame % clip.num_frames()), 21, COAMD_COORDS_RIGHT_HANDED_Y_UP,
+                                COAMD_COORDS_UNITY, expect);
+        for (int k = 0; k < 63; ++k) ASSERT_FLOAT_EQ(pos[k], expect[k]) << "frame " << fi.frame;
+      }
+      EXPECT_FLOAT_EQ(fi.root_velocity[2], 1.f);
+      EXPECT_EQ(fi.coords, COAMD_COORDS_UNITY);
+    }
+    if (fi.state == COAMD_STATE_PLAYING) ++playing;
+    if (!instructed && t > 1.0) ASSERT_EQ(coamd_session_instruct(sh.s, "a person waves", &instructed), COAMD_OK);
+    auto more = drain(sh.s, &texts);
+    events.insert(events.end(), more.begin(), more.end());
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(instructed, 1u);
+  EXPECT_GT(playing, 50);
+  EXPECT_GT(fi.frames_available, 64u * 2) << "the ring wrapped";
+  const v1::SessionOpen open = srv.service.last_open();
+  EXPECT_EQ(open.text(), "a person walks");
+  EXPECT_EQ(open.seed(), 9u);
+  EXPECT_FLOAT_EQ(open.lookahead_s(), 0.5f);
+  EXPECT_EQ(open.root_motion(), v1::ROOT_MOTION_IN_PLACE);
+  EXPECT_EQ(open.coordinates(), v1::RIGHT_HANDED_Y_UP);
+  ASSERT_EQ(coamd_session_close(sh.s), COAMD_OK);
+  ASSERT_EQ(coamd_session_close(sh.s), COAMD_OK) << "idempotent";
+  uint32_t n = 0;
+  EXPECT_EQ(coamd_session_instruct(sh.s, "a person sits", &n), COAMD_ERR_STATE);
+  ASSERT_EQ(coamd_session_wait(sh.s, 10.f), COAMD_OK);
+  auto more = drain(sh.s, &texts);
+  events.insert(events.end(), more.begin(), more.end());
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events[0].kind, COAMD_SESSION_OPENED);
+  EXPECT_EQ(events[1].kind, COAMD_SESSION_INSTRUCTION);
+  EXPECT_EQ(events[1].instruction, 0u);
+  EXPECT_EQ(texts[1], "a person walks. a person walks");
+  EXPECT_EQ(events[2].kind, COAMD_SESSION_INSTRUCTION);
+  EXPECT_EQ(events[2].instruction, 1u);
+  EXPECT_GT(events[2].first_frame, 0u);
+  EXPECT_FLOAT_EQ(events[2].latency_ms, 12.f);
+  EXPECT_EQ(texts[2], "a person walks. a person waves");
+  const coamd_session_event closed = events.back();
+  EXPECT_EQ(closed.kind, COAMD_SESSION_CLOSED);
+  ASSERT_EQ(coamd_session_sample(sh.s, 1e6, &fi, pos, 63, nullptr, 0, nullptr, 0), COAMD_OK);
+  EXPECT_EQ(fi.state, COAMD_STATE_FINISHED);
+  EXPECT_EQ(static_cast<uint32_t>(fi.frame), closed.first_frame - 1);
+  EXPECT_EQ(fi.total_frames, closed.first_frame);
+  int32_t len = -1;
+  EXPECT_EQ(coamd_session_error_copy(sh.s, nullptr, 0, &len), COAMD_ERR_BUFFER_TOO_SMALL);  // no room for the NUL
+  EXPECT_EQ(len, 0) << "no failure";
+}
+
+TEST(StreamContract, SessionFailuresAndArgumentsAreReported) {
+  TestServer srv;
+  Handles h;
+  connect(h, srv);
+  SessionHandle refused;
+  ASSERT_EQ(coamd_session_open(h.client, nullptr, "refuse", &refused.s), COAMD_OK) << coamd_last_error();
+  ASSERT_EQ(coamd_session_wait(refused.s, 10.f), COAMD_OK);
+  char buf[256];
+  int32_t len = 0;
+  ASSERT_EQ(coamd_session_error_copy(refused.s, buf, sizeof(buf), &len), COAMD_OK);
+  EXPECT_EQ(std::string(buf), "INVALID_ARGUMENT: text: refused");
+  coamd_frame_info fi;
+  coamd_frame_info_init(&fi, sizeof(fi));
+  ASSERT_EQ(coamd_session_sample(refused.s, 1.0, &fi, nullptr, 0, nullptr, 0, nullptr, 0), COAMD_OK);
+  EXPECT_EQ(fi.state, COAMD_STATE_ERROR);
+  uint32_t n = 0;
+  EXPECT_EQ(coamd_session_instruct(refused.s, "x", &n), COAMD_ERR_STATE);
+
+  SessionHandle cancelled;
+  ASSERT_EQ(coamd_session_open(h.client, nullptr, "a person runs", &cancelled.s), COAMD_OK);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  ASSERT_EQ(coamd_session_cancel(cancelled.s), COAMD_OK);
+  ASSERT_EQ(coamd_session_wait(cancelled.s, 10.f), COAMD_OK);
+  ASSERT_EQ(coamd_session_sample(cancelled.s, 1.0, &fi, nullptr, 0, nullptr, 0, nullptr, 0), COAMD_OK);
+  EXPECT_EQ(fi.state, COAMD_STATE_CANCELLED);
+
+  coamd_session_options o;
+  ASSERT_EQ(coamd_session_options_init(&o, sizeof(o)), COAMD_OK);
+  EXPECT_EQ(coamd_session_options_init(&o, 64), COAMD_ERR_INVALID_ARGUMENT);
+  coamd_session* s = nullptr;
+  o.history_frames = 10;
+  EXPECT_EQ(coamd_session_open(h.client, &o, "a person walks", &s), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(coamd_last_error()).find("history_frames"), std::string::npos);
+  o.history_frames = 0;
+  o.struct_size = 80;
+  EXPECT_EQ(coamd_session_open(h.client, &o, "a person walks", &s), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(coamd_last_error()).find("newer"), std::string::npos);
+  EXPECT_EQ(s, nullptr);
+  coamd_session_event e;
+  e.struct_size = sizeof(e);
+  EXPECT_EQ(coamd_session_next_event(nullptr, &e, nullptr), COAMD_ERR_INVALID_ARGUMENT);
 }
