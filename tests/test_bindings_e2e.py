@@ -452,8 +452,8 @@ def test_session_plays_endlessly_and_reports_each_instruction(native, nclient):
     assert s.wait(60.0) and s.error() == ""
     events += s.events()
     kinds = [e["kind"] for e in events]
-    assert kinds[0] == "opened" and kinds[-1] == "closed" and kinds.count("instruction") == 2, kinds
-    instr = [e for e in events if e["kind"] == "instruction"]
+    assert kinds[0] == "OPENED" and kinds[-1] == "CLOSED" and kinds.count("INSTRUCTION") == 2, kinds
+    instr = [e for e in events if e["kind"] == "INSTRUCTION"]
     assert [e["instruction"] for e in instr] == [0, 1]
     assert instr[1]["interpretation"]["content"][0][0] == "wave-right-hand"
     assert instr[1]["first_frame"] > 0 and instr[1]["latency_ms"] < 2000

@@ -241,7 +241,7 @@ class Session {
       return coamd_session_sample(s_, t, info, p, 63, l, 84, w, 84);
     });
   }
-  // Every event waiting: dicts with kind ("opened", "instruction", "closed"), instruction,
+  // Every event waiting: dicts with kind ("OPENED", "INSTRUCTION", "CLOSED", as the Python client), instruction,
   // first_frame, latency_ms and interpretation (a dict or None).
   py::list events() {
     py::list out;
@@ -254,8 +254,8 @@ class Session {
       if (rc == COAMD_ERR_NOT_FOUND) break;
       check(rc);
       py::dict d;
-      static const char* const kinds[] = {"unspecified", "opened", "instruction", "closed"};
-      d["kind"] = e.kind >= 0 && e.kind <= 3 ? kinds[e.kind] : "unknown";
+      static const char* const kinds[] = {"UNSPECIFIED", "OPENED", "INSTRUCTION", "CLOSED"};
+      d["kind"] = e.kind >= 0 && e.kind <= 3 ? kinds[e.kind] : "UNKNOWN";
       d["instruction"] = e.instruction;
       d["first_frame"] = e.first_frame;
       d["latency_ms"] = e.latency_ms;

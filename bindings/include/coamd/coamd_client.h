@@ -432,7 +432,8 @@ COAMD_API void coamd_stream_destroy(coamd_stream* stream);
  * non-decreasing); one thread at a time (other threads: readers).
  * Writes the interpolated pose (positions lerped, rotations slerped) into the non-NULL outputs:
  * positions63, local_rotations84 (relative to the parent joint), world_rotations84 (relative to
- * the rest pose, in the stream's frame). Outputs are left untouched while no frame has arrived. */
+ * the rest pose, in the stream's frame). Outputs are left untouched while no frame has arrived.
+ * (coamd_sample_info has no root motion: readers and coamd_stream_sample_at report it.) */
 COAMD_API int coamd_stream_sample(coamd_stream* stream, double engine_time_s, coamd_sample_info* info,
                                   float* positions63, float* local_rotations84, float* world_rotations84);
 /* The same interpolation at a time in the motion (seconds from frame 0), without the playback
