@@ -286,8 +286,8 @@ def _world(local, parents):
 
 
 def test_version_3_abi_and_readers_against_the_server(native, nclient):
-    assert native.ABI_VERSION == 4 and native.VERSION == "0.2.0"
-    assert native.BUILD_INFO.startswith("coamd_client 0.2.0 (ABI 4; gRPC ")
+    assert native.ABI_VERSION == 4 and native.VERSION == "0.3.0"
+    assert native.BUILD_INFO.startswith("coamd_client 0.3.0 (ABI 4; gRPC ")
     s = _native_motion(nclient, native, "a person walks forward", 6, 1.6)
     n = s.info()["total_frames"]
     a, b = s.reader("Hero", 0.0), s.reader()

@@ -124,8 +124,8 @@ namespace CoAMD.Tests
         public void VersionsOfTheLoadedLibrary()
         {
             Assert.AreEqual(4, CoamdLibrary.AbiVersion);
-            Assert.AreEqual("0.2.0", CoamdLibrary.Version);
-            StringAssert.StartsWith("coamd_client 0.2.0 (ABI 4; gRPC ", CoamdLibrary.BuildInfo);
+            Assert.AreEqual("0.3.0", CoamdLibrary.Version);
+            StringAssert.StartsWith("coamd_client 0.3.0 (ABI 4; gRPC ", CoamdLibrary.BuildInfo);
         }
 
         [Test]

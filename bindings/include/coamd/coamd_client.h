@@ -64,9 +64,9 @@ extern "C" {
  *    sessions (coamd_session_*: an endless motion steered by new instructions). */
 #define COAMD_ABI_VERSION 4
 #define COAMD_VERSION_MAJOR 0
-#define COAMD_VERSION_MINOR 2
+#define COAMD_VERSION_MINOR 3
 #define COAMD_VERSION_PATCH 0
-#define COAMD_VERSION_STRING "0.2.0"
+#define COAMD_VERSION_STRING "0.3.0"
 #define COAMD_NUM_JOINTS 21
 #define COAMD_FPS 20.0f
 
