@@ -30,7 +30,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "ray" / "serve
 
 
 def _cli():
-    import coamd.cli as cli   # the shared argument checks and CLIError
+    import coamd.cli_checks as cli   # the shared argument checks and CLIError
 
     return cli
 
