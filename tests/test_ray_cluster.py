@@ -150,6 +150,27 @@ def collect(stream):
         return indices, asm, exc
 
 
+# ------------------------------------------------------------------ units (no cluster)
+def test_ready_messages_travel_together_and_parse_as_one():
+    import asyncio
+
+    from coamd.serving.replica import MotionReplica
+
+    async def responses():
+        yield pb.GenerateResponse(frames=[pb.Frame(index=0), pb.Frame(index=1)])
+        await asyncio.sleep(0.02)                      # the next one is not ready yet: no waiting for it
+        yield pb.GenerateResponse(frames=[pb.Frame(index=2)])
+        yield pb.GenerateResponse(summary=pb.GenerateSummary(total_frames=3))   # ready at once: same item
+
+    async def collect_batches():
+        return [b async for b in MotionReplica._ready_together(responses())]
+
+    batches = asyncio.run(collect_batches())
+    assert [len(b) for b in batches] == [1, 2]
+    merged = pb.GenerateResponse.FromString(b"".join(m.SerializeToString() for m in batches[1]))
+    assert [f.index for f in merged.frames] == [2] and merged.summary.total_frames == 3
+
+
 # ------------------------------------------------------------------ phase 1: two replicas
 def test_requests_spread_over_both_replicas(deployed, tls):
     rows = running(n=2)

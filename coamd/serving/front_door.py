@@ -139,6 +139,7 @@ class ReplicaHealth:
     def __init__(self, servicer, app_name: str, deployment: str, interval_s: float = 1.0):
         self.servicer, self.app_name, self.deployment, self.interval_s = servicer, app_name, deployment, interval_s
         self.states: dict[str, str] = {}          # replica id -> Serve state ("RUNNING", ...)
+        self.actors: dict[str, str] = {}          # Ray actor id -> replica id
         self.failed: set[str] = set()
         self._reported: dict[str, int] = {}
         self._task: asyncio.Task | None = None
@@ -156,6 +157,11 @@ class ReplicaHealth:
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
 
+    def replica_of(self, exc: BaseException) -> str | None:
+        """The replica a Ray failure names (by its actor id), if the table knows it."""
+        actor_id = getattr(exc, "actor_id", None)
+        return self.actors.get(actor_id) if actor_id else None
+
     def running(self) -> list[str]:
         return sorted(r for r, s in self.states.items() if s == "RUNNING" and r not in self.failed)
 
@@ -169,6 +175,7 @@ class ReplicaHealth:
 
         rows = await asyncio.to_thread(replica_table, self.app_name, self.deployment)
         self.states = {r["replica_id"]: r["state"] for r in rows}
+        self.actors.update({r["actor_id"]: r["replica_id"] for r in rows if r.get("actor_id")})
         await self._publish()
 
     async def _publish(self) -> None:
@@ -297,11 +304,11 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
             try:
                 async for item in stream:
                     kind = item[0]
-                    if kind == REPLICA:
-                        replica_id = item[1]
+                    if replica_id is None:
+                        replica_id = item[-1]
                         self._streaming(replica_id, +1)
                         context.set_trailing_metadata(((REPLICA_METADATA_KEY, replica_id),))
-                    elif kind == MESSAGE:
+                    if kind == MESSAGE:
                         resp = pb.GenerateResponse.FromString(item[1])
                         for fr in resp.frames:
                             if fr.index != next_index:
@@ -317,6 +324,7 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
                 return
             except self.failures as exc:
                 finished = True
+                replica_id = replica_id or (self.health.replica_of(exc) if self.health else None)
                 await self._lost(replica_id, exc)
                 if next_index == 0 and attempt < self.retries:
                     attempt += 1
@@ -364,7 +372,7 @@ class RayMotionService(pb_grpc.MotionServiceServicer):
 
         from ray.serve.exceptions import BackPressureError
 
-        from coamd.server.service import MalformedRequest
+        from coamd.server.messages import MalformedRequest
 
         if self._mailbox is None:
             self._mailbox = session_mailbox_class().remote()

@@ -10,12 +10,13 @@ into :class:`Aborted`, which the replica sends back to the front door as a statu
 status code crosses the Ray boundary as data (``("status", "INVALID_ARGUMENT", "duration_s: ...")``)
 instead of as a pickled exception.
 
-Items of :meth:`MotionReplica.generate` (the front door reads them in this order):
+Items of :meth:`MotionReplica.generate`, each naming the replica (``replica_id``):
 
-- ``("replica", replica_id)``: first, before any model work; names the replica serving the stream;
-- ``("message", bytes)``: a serialized ``GenerateResponse`` (frames, or the summary last, whose
-  ``replica`` field names this replica);
-- ``("status", code_name, details)``: the stream ends with that gRPC status instead.
+- ``("message", bytes, replica_id)``: serialized ``GenerateResponse`` messages -- several when
+  more than one was ready at once (typically the last frames and the summary), concatenated, which
+  protobuf parses as one message holding all their frames and the summary (fewer items through Ray:
+  each costs CPU on both sides; no message ever waits for another);
+- ``("status", code_name, details, replica_id)``: the stream ends with that gRPC status instead.
 
 :meth:`MotionReplica.session` runs one bidirectional ``Session`` for its whole life on the replica
 (sessions stay on one replica by construction: one deployment-handle call per session). Serve
@@ -166,7 +167,7 @@ class MailboxRequests:
         return self
 
     async def __anext__(self):
-        from coamd.server.service import MalformedRequest
+        from coamd.server.messages import MalformedRequest
 
         while True:
             item = await self.mailbox.get.remote(self.session_id, self.poll_s)
@@ -240,19 +241,45 @@ class MotionReplica:
                  self.engine.backend_name, self.load_s)
 
     # ------------------------------------------------------------------ front door calls
+    def _message(self, resp) -> bytes:
+        if resp.HasField("summary"):
+            resp.summary.replica = self.replica_id
+        return resp.SerializeToString()
+
+    @staticmethod
+    async def _ready_together(agen):
+        """The responses of ``agen`` in lists: each list holds one response and whatever followed
+        it without waiting (a message is never held back for a later one)."""
+        it = agen.__aiter__()
+        nxt = asyncio.ensure_future(it.__anext__())
+        try:
+            while True:
+                try:
+                    batch = [await nxt]
+                except StopAsyncIteration:
+                    return
+                while True:
+                    nxt = asyncio.ensure_future(it.__anext__())
+                    await asyncio.sleep(0)          # one loop turn: enough for a message already queued
+                    if not nxt.done() or nxt.cancelled() or nxt.exception() is not None:
+                        break
+                    batch.append(nxt.result())
+                yield batch
+        finally:
+            if not nxt.done():
+                nxt.cancel()
+
     async def generate(self, payload: bytes, timeout_s: float | None = None):
         """Stream one ``GenerateRequest`` (serialized): yields the items described in the module
         docstring. Cancelling the stream (client gone) cancels the request's job."""
-        yield (REPLICA, self.replica_id)
+        rid = self.replica_id
         ctx = ReplicaCallContext(timeout_s)
         try:
             request = pb.GenerateRequest.FromString(payload)
-            async for resp in self.service.Generate(request, ctx):
-                if resp.HasField("summary"):
-                    resp.summary.replica = self.replica_id
-                yield (MESSAGE, resp.SerializeToString())
+            async for batch in self._ready_together(self.service.Generate(request, ctx)):
+                yield (MESSAGE, b"".join(self._message(r) for r in batch), rid)
         except Aborted as exc:
-            yield (STATUS, exc.code.name, exc.details)
+            yield (STATUS, exc.code.name, exc.details, rid)
 
     async def call(self, method: str, payload: bytes, timeout_s: float | None = None) -> tuple:
         """One unary method of the service (``Recognize``, ``Retrieve``, ``GetSkeleton``, ...) on a
@@ -273,15 +300,16 @@ class MotionReplica:
         """One bidirectional ``Session`` for its whole life on this replica: the client's messages
         come from ``mailbox`` (the front door's :class:`~coamd.serving.front_door.SessionMailbox`,
         key ``session_id``), the responses go back as the items of :meth:`generate`."""
-        yield (REPLICA, self.replica_id)
+        rid = self.replica_id
+        yield (REPLICA, rid)
         if not hasattr(self.service, "Session"):
-            yield (STATUS, "UNIMPLEMENTED", "this server has no sessions")
+            yield (STATUS, "UNIMPLEMENTED", "this server has no sessions", rid)
             return
         m = pb.DESCRIPTOR.services_by_name["MotionService"].methods_by_name["Session"]
         out: asyncio.Queue = asyncio.Queue()
 
         async def writer(message):
-            out.put_nowait((MESSAGE, message.SerializeToString()))
+            out.put_nowait((MESSAGE, message.SerializeToString(), rid))
 
         ctx = ReplicaCallContext(None, writer=writer)
         requests = MailboxRequests(mailbox, session_id, getattr(pb, m.input_type.name))
@@ -299,10 +327,10 @@ class MotionReplica:
                     yield item
             exc = None if task.cancelled() else task.exception()
             if isinstance(exc, Aborted):
-                yield (STATUS, exc.code.name, exc.details)
+                yield (STATUS, exc.code.name, exc.details, rid)
             elif exc is not None:
                 log.error("session failed: %s: %s", type(exc).__name__, exc)
-                yield (STATUS, "INTERNAL", f"session error: {type(exc).__name__}: {exc}")
+                yield (STATUS, "INTERNAL", f"session error: {type(exc).__name__}: {exc}", rid)
         finally:
             task.cancel()
 
@@ -319,7 +347,10 @@ class MotionReplica:
         status is set on Serve's ``grpc_context``."""
         ctx = ReplicaCallContext(None)
         try:
-            async for resp in self.service.Generate(request, ctx):
+            async for batch in self._ready_together(self.service.Generate(request, ctx)):
+                resp = batch[0]
+                for more in batch[1:]:
+                    resp.MergeFrom(more)        # the same merging as the items of `generate`
                 if resp.HasField("summary"):
                     resp.summary.replica = self.replica_id
                 yield resp

@@ -32,8 +32,8 @@ def serve_details() -> dict:
 
 def replica_table(app_name: str = "coamd", deployment: str = "MotionReplica") -> list[dict]:
     """Replicas of ``deployment`` in application ``app_name``: dicts with ``replica_id``, ``state``
-    (``STARTING``, ``RUNNING``, ``STOPPING``, ...), ``pid``, ``node_id``, ``node_ip`` and
-    ``actor_name``; an empty list when the application or deployment does not exist."""
+    (``STARTING``, ``RUNNING``, ``STOPPING``, ...), ``pid``, ``node_id``, ``node_ip``,
+    ``actor_name`` and ``actor_id``; an empty list when the application or deployment does not exist."""
     details = serve_details()
     app = (details.get("applications") or {}).get(app_name)
     if not app:
@@ -46,7 +46,7 @@ def replica_table(app_name: str = "coamd", deployment: str = "MotionReplica") ->
         state = r.get("state")
         rows.append({"replica_id": r.get("replica_id"), "state": getattr(state, "value", state),
                      "pid": r.get("pid"), "node_id": r.get("node_id"), "node_ip": r.get("node_ip"),
-                     "actor_name": r.get("actor_name")})
+                     "actor_name": r.get("actor_name"), "actor_id": r.get("actor_id")})
     return rows
 
 
