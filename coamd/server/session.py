@@ -7,9 +7,9 @@ continuous-batching :class:`~coamd.server.scheduler.Scheduler`, so sessions and 
 requests share the worker and its batches.
 
 Pacing: the client is assumed to play frames at 20 fps from the moment the first one is sent.
-The runner keeps the stream between ``lookahead - window`` and about ``lookahead`` frames ahead of
+The runner keeps the stream between ``lookahead - commit`` and about ``lookahead`` frames ahead of
 that playhead: it starts the next window once the buffer has drained to
-``lookahead_frames - window_frames`` frames and otherwise sleeps, so compute and memory per session
+``max(lookahead - commit, lookahead / 2)`` frames and otherwise sleeps, so compute and memory per session
 stay constant however long it runs. A client that disconnects cancels the handler at once and
 frees everything. A client that stays connected but stops reading fills gRPC's flow-control
 window (transport buffers, at most a few MB: minutes of frames); once a write has then waited
@@ -74,7 +74,7 @@ class Instruction:
 @dataclass
 class SessionStats:
     windows: int = 0
-    underruns: int = 0                     # times the buffer was empty when a window was due
+    underruns: int = 0                     # messages whose first frame was due before it was sent
     refused_windows: int = 0               # QueueFull answers (retried)
     latencies_ms: list = field(default_factory=list)
 
@@ -107,7 +107,10 @@ class SessionRunner:
         self.current = Instruction(0, params.text, time.monotonic())
         self.t_play0: float | None = None
         self.stats = SessionStats()
-        self.lookahead = max(self.config.window_frames, int(round(params.lookahead_s * FPS)))
+        self.lookahead = max(self.config.commit, int(round(params.lookahead_s * FPS)))
+        # refill when the buffer has drained to this many frames (at least half the lookahead, so a
+        # small lookahead still leaves time to generate the next window)
+        self.refill_at = max(self.lookahead - self.config.commit, self.lookahead // 2)
         from coamd.server.messages import RootMotion
 
         self.root = RootMotion(in_place=params.root_motion == "in_place")
@@ -180,13 +183,11 @@ class SessionRunner:
             fresh = True
             while True:
                 fresh = self._take_inbox() or fresh
-                due = self.buffered() <= self.lookahead - self.config.window_frames
+                due = self.buffered() <= self.refill_at
                 if fresh or due or self.session.emitted == 0:
-                    if self.t_play0 is not None and self.buffered() <= 0 and self.session.emitted:
-                        self.stats.underruns += 1
                     fresh = await self._run_window()
                     continue
-                wait = (self.buffered() - (self.lookahead - self.config.window_frames)) / FPS
+                wait = (self.buffered() - self.refill_at) / FPS
                 try:
                     item = await asyncio.wait_for(self.inbox.get(), max(wait, 0.005))
                 except asyncio.TimeoutError:
@@ -236,9 +237,13 @@ class SessionRunner:
                                                   job.state, lat))
                     if self.t_play0 is None:
                         self.t_play0 = time.monotonic()
+                    elif out.start < self.played():
+                        self.stats.underruns += 1      # a client playing at 20 fps would be waiting for it
                     await self._send(self.service.session_frames(out, self.params, self.root), events)
                     if not self.inbox.empty():
                         return True
+                    if window.complete:                # the rest of the window is horizon
+                        return False
                 elif item[0] == "done":
                     return False
                 else:
