@@ -117,6 +117,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         raise CLIError(f"--max-wait must be > 0 seconds (0 turns the bound off), got {a.max_wait:g}")
     if a.max_sessions < 0 or not a.session_idle > 0:
         raise CLIError("--max-sessions must be >= 0 and --session-idle > 0")
+    if not 0.6 <= a.session_horizon <= 6.0:
+        raise CLIError(f"--session-horizon must be between 0.6 and 6 seconds, got {a.session_horizon:g}")
     if a.max_request_evals < 1:
         raise CLIError(f"--max-request-evals must be >= 1, got {a.max_request_evals}")
     _check_host(a.host)
@@ -137,7 +139,7 @@ def _cmd_serve(a: argparse.Namespace) -> None:
                            ready_file=a.ready_file, fault_injection=a.fault_injection, threads=a.threads,
                            guidance=not a.no_guidance, max_wait_s=a.max_wait,
                            max_request_evals=a.max_request_evals, max_sessions=a.max_sessions,
-                           session_idle_s=a.session_idle))
+                           session_idle_s=a.session_idle, session_horizon_s=a.session_horizon))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -197,6 +199,9 @@ def _add_server(sub) -> None:
                         "step, from measured step times, exceeds this many seconds; 0 = no bound (default: %(default)s)")
     p.add_argument("--max-sessions", type=int, default=64,
                    help="most open Session streams (endless motions); beyond it RESOURCE_EXHAUSTED (default: %(default)s)")
+    p.add_argument("--session-horizon", type=float, default=1.4,
+                   help="seconds each session window plans before committing 0.6 s of them: longer follows new "
+                        "instructions more faithfully, 0.6 holds about twice the sessions (default: %(default)s)")
     p.add_argument("--session-idle", type=float, default=60.0,
                    help="close a session whose frames could not be written for this many seconds (its client stopped reading and the transport buffers are full; default: %(default)s)")
     p.add_argument("--max-request-evals", type=int, default=1024,

@@ -73,13 +73,14 @@ class MotionService(pb_grpc.MotionServiceServicer):
     """Serves an ``Engine`` (see ``coamd.server.engine``) through a ``Scheduler``."""
 
     def __init__(self, engine, scheduler: Scheduler, defaults: Defaults | None = None, max_sessions: int = 64,
-                 session_idle_s: float = 60.0):
+                 session_idle_s: float = 60.0, session_config=None):
         self.engine = engine
         self.scheduler = scheduler
         self.defaults = defaults or Defaults()
         self.max_sessions = max_sessions
         self.session_idle_s = session_idle_s
         self.sessions_open = 0
+        self.session_config = session_config       # coamd.sampling.session.SessionConfig or None (default)
         self._aux = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="coamd-aux")
 
     async def _abort_invalid(self, context, exc: ValidationError):
@@ -167,7 +168,10 @@ class MotionService(pb_grpc.MotionServiceServicer):
         """Endless, steerable motion (``coamd.server.session``); writes with ``context.write``."""
         from coamd.server.session import serve_session
 
-        await serve_session(self, request_iterator, context, idle_s=self.session_idle_s)
+        import dataclasses
+
+        config = dataclasses.replace(self.session_config) if self.session_config is not None else None
+        await serve_session(self, request_iterator, context, config=config, idle_s=self.session_idle_s)
 
     def session_frames(self, out, params, root: RootMotion | None = None) -> list:
         """Session frames (``coamd.sampling.session.SessionFrames``) -> proto ``Frame``s in the
