@@ -13,8 +13,8 @@ a lighter load back to 1 while streams run on the replica being removed, which f
 Finally the cluster is stopped and none of its processes may be left.
 
 The replicas run with ``step_delay_s`` (a test option: every scheduler step sleeps first) so that
-long streams stay open for a few seconds on this fast small model. The module takes about 1.5
-minutes on a 2-core machine (budget: 3).
+long streams stay open for a few seconds on this fast small model. The module took 45-65 s on the
+2-core development machine, other jobs running (budget: 3 minutes).
 """
 from __future__ import annotations
 
@@ -115,6 +115,7 @@ def deployed(cluster, tls, tmp_path_factory):
     extra = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
     d = Deploy(tmp, cluster.address, "--config", str(config), "--replicas", "2", "--replica-cpus", "1",
                "--token", TOKEN, *extra, name="phase1")
+    print(f"\ncluster of 2 nodes up in {cluster.start_s:.1f} s; coamd deploy (2 replicas) ready in {d.startup_s:.1f} s")
     yield d
     d.stop()
 
@@ -385,14 +386,15 @@ def test_autoscale_one_two_one_with_graceful_drain(cluster, tmp_path):
         burst = [threading.Thread(target=loop, args=(i, 12)) for i in range(7)]   # 7 streams > 3 per replica
         [t.start() for t in burst]
         two = running(n=2, timeout=60)
-        t_up = time.monotonic()
         stop.set()
         [t.join(60) for t in burst]
         stop.clear()
+        t_up = time.monotonic()
         # a lighter load (3 streams = the target of ONE replica) keeps both busy while Serve scales down
         probes = [threading.Thread(target=loop, args=(100 + i, 24)) for i in range(3)]
         [t.start() for t in probes]
         one = running(n=1, timeout=60)
+        t_one = time.monotonic()
         stop.set()
         [t.join(60) for t in probes]
         watching.set()
@@ -410,8 +412,11 @@ def test_autoscale_one_two_one_with_graceful_drain(cluster, tmp_path):
     assert drained, "no stream finished on the replica being removed (graceful drain not observed)"
     counts = [sum(s == "RUNNING" for s in states.values()) for _, states in seen]
     assert max(counts) == 2 and counts[-1] == 1
-    print(f"scaled up after the burst began, down {one and time.monotonic() - t_up:.1f} s later; "
-          f"{len(done)} streams, {len(drained)} finished on {removed} while it drained")
+    up_s = min(t for t, states in seen if sum(x == "RUNNING" for x in states.values()) == 2) - seen[0][0]
+    print(f"autoscaling: coamd deploy --config ready in {d.startup_s:.1f} s; "
+          f"2 replicas running {up_s:.1f} s after the load began; back to 1 "
+          f"{t_one - t_up:.1f} s after the lighter load began; {len(done)} streams, {len(drained)} finished "
+          f"on the replica being removed while it drained")
 
 
 def test_no_processes_left_behind(cluster):

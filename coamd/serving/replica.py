@@ -7,7 +7,7 @@ validates the request, submits it to the :class:`~coamd.server.scheduler.Schedul
 and turns its chunks into ``GenerateResponse`` messages. Only the gRPC servicer context is
 replaced: :class:`ReplicaCallContext` carries the caller's deadline and turns ``context.abort``
 into :class:`Aborted`, which the replica sends back to the front door as a status item, so a
-status code crosses the Ray boundary as data (``("status", "INVALID_ARGUMENT", "duration_s: ...")``)
+status code crosses the Ray boundary as data (``("status", "INVALID_ARGUMENT", "duration_s: ...", replica_id)``)
 instead of as a pickled exception.
 
 Items of :meth:`MotionReplica.generate`, each naming the replica (``replica_id``):
