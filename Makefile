@@ -31,11 +31,11 @@ $(VENV)/.stamp: pyproject.toml
 setup: $(VENV)/.stamp
 
 # Optional extra `ray` (Ray Serve, for `coamd deploy` and tests/test_ray_cluster.py); checks that it
-# left the pinned torch alone.
+# left the pinned torch alone. Where Ray cannot be installed the cluster tests skip, saying so.
 $(VENV)/.ray-stamp: $(VENV)/.stamp pyproject.toml
-	$(PY) -m pip install -q -e '.[test,ray]'
+	@if $(PY) -m pip install -q -e '.[test,ray]'; then touch $@; else \
+	  echo "warning: the ray extra could not be installed; tests/test_ray_cluster.py will be skipped"; fi
 	$(PY) -c "import importlib.metadata as m; v = m.version('torch'); assert v.startswith('2.13.0'), 'torch changed to ' + v"
-	touch $@
 
 setup-ray: $(VENV)/.ray-stamp
 
