@@ -169,10 +169,31 @@ def build_arguments(a: argparse.Namespace) -> dict:
     return args
 
 
+def _reachable(address: str, timeout_s: float = 5.0) -> str | None:
+    """For a ``HOST:PORT`` address: None when a TCP connection opens, else the reason (Ray itself
+    keeps retrying an unreachable GCS for minutes). Other forms (``auto``, ``ray://``) are not checked."""
+    import socket
+
+    if address == "auto" or "://" in address or ":" not in address:
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return None
+    except ValueError:
+        return f"port {port!r} is not a number"
+    except OSError as exc:
+        return exc.strerror or str(exc) or type(exc).__name__
+
+
 def _connect(address: str):
     import ray
 
     cli = _cli()
+    why = _reachable(address)
+    if why is not None:
+        raise cli.CLIError(f"cannot connect to the Ray cluster at {address}: {why} "
+                           "(start one with `ray start --head`, or give --address HEAD_IP:PORT)", status=1)
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
                  configure_logging=True)
