@@ -324,4 +324,6 @@ def _cmd_deploy(a: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_cli().main(["deploy", *sys.argv[1:]]))
+    from coamd.cli import main
+
+    sys.exit(main(["deploy", *sys.argv[1:]]))
