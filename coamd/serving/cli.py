@@ -21,7 +21,6 @@ import argparse
 import copy
 import logging
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -321,9 +320,3 @@ def _cmd_deploy(a: argparse.Namespace) -> None:
         raise cli.CLIError("coamd deploy needs Ray Serve: pip install 'coamd[ray]' (or make setup-ray)",
                            status=1) from exc
     run_deploy(a)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from coamd.cli import main
-
-    sys.exit(main(["deploy", *sys.argv[1:]]))
