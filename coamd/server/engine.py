@@ -8,7 +8,8 @@
   ``MaskedARSampler.start/step`` (``coamd/sampling/sampler.py``).
 - the recognizer guidance sidecar is wrapped so that any exception it raises surfaces as
   ``GuidanceFailed`` (the scheduler then completes that request unguided).
-- ``rotations(joints)``: per-joint local rotations via ``coamd.io.bvh_export``.
+- ``rotation_stream()``: a causal per-stream rotation solver for raw-mode frames (FK-mode frames carry
+  the skeleton projection's rotations).
 
 Torch: a server on ONNX Runtime without the guidance sidecar (``coamd serve --no-guidance``, graphs
 already exported) generates without importing torch. Recognize and Retrieve use the PyTorch action
@@ -245,13 +246,6 @@ class ServerEngine:
         from coamd.io.bvh_export import RotationStream
 
         return RotationStream()
-
-    def rotations(self, joints: np.ndarray) -> np.ndarray:
-        """joints (n, 21, 3) metres -> local rotations (n, 21, 4) unit quaternions (x, y, z, w),
-        relative to the rest offsets of ``rest_offsets`` (one fixed skeleton for every chunk)."""
-        from coamd.io.bvh_export import DATASET_SKELETON, joints_to_local_rotations
-
-        return np.asarray(joints_to_local_rotations(joints, DATASET_SKELETON), dtype=np.float32)
 
 
 def load_server_engine(backend: str = "onnxruntime", checkpoint: str | None = None,

@@ -21,8 +21,8 @@ RESOURCE_EXHAUSTED at once) when either bound would be passed:
 - the **expected wait** of the new request before its first step, estimated from measured step
   times, must not exceed ``max_wait_s`` (default 2 s). The estimate replays the current jobs:
   every active job needs its remaining steps, every waiting job its whole request, slots free up
-  as jobs finish (an event simulation over step counts), and one step costs the moving average of
-  the last measured batch steps. So under overload the requests that are accepted start promptly
+  as jobs finish (an event simulation), and one step costs the measured wall time between a job's
+  consecutive steps (a moving average, so batch interleaving is included). So under overload the requests that are accepted start promptly
   and the rest are told to retry, instead of all waiting tens of seconds for their first frame.
 
 Failure isolation: if a batched step raises, each request of the batch is retried alone so one bad

@@ -175,11 +175,10 @@ class MotionService(pb_grpc.MotionServiceServicer):
 
     def session_frames(self, out, params, root: RootMotion | None = None) -> list:
         """Session frames (``coamd.sampling.session.SessionFrames``) -> proto ``Frame``s in the
-        session's coordinate system, with rotations when asked for and root motion from the
+        session's coordinate system, with the skeleton projection's rotations when asked for
+        (sessions always project: ``coamd.server.session.base_request``) and root motion from the
         session's ``root`` (:class:`RootMotion`)."""
         rot = out.rotations if params.include_rotations else None
-        if params.include_rotations and rot is None:
-            rot = self.engine.rotations(out.joints)
         return frames_message(out.start, out.joints, params.coordinates, rot, root)
 
     # ------------------------------------------------------------------ Recognize / Retrieve

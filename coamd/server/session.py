@@ -306,8 +306,9 @@ async def serve_session(service, request_iterator, context, config: SessionConfi
         stats = await runner.run()
         if failure:
             raise failure[0]
-        log.info("session closed: %d frames, %d windows, %d underruns, instruction latency p50 %s ms",
-                 runner.session.emitted, stats.windows, stats.underruns,
+        log.info("session closed: %d frames, %d windows (%d refused and retried), %d underruns, "
+                 "instruction latency p50 %s ms", runner.session.emitted, stats.windows, stats.refused_windows,
+                 stats.underruns,
                  f"{np.median(stats.latencies_ms):.0f}" if stats.latencies_ms else "-")
     except SessionError as exc:
         if not (context.done() if hasattr(context, "done") else False):

@@ -213,44 +213,57 @@ def _edit(req, system: str, num_frames: int, min_frames: int) -> EditParams | No
     return EditParams("inbetween", prefix=joints[:k], suffix=joints[k:])
 
 
+def _common(req, d: Defaults, prefix: str = "") -> dict:
+    """The fields ``GenerateRequest`` and ``SessionOpen`` share, checked and resolved; field names
+    in errors are ``prefix + name`` (``open.`` for a session)."""
+    guidance = _enum(req.guidance, "Guidance", prefix + "guidance")
+    solver = _enum(req.solver, "Solver", prefix + "solver")
+    cleanup = _enum(req.cleanup, "Cleanup", prefix + "cleanup")
+    conditioning = _enum(req.text_conditioning, "TextConditioning", prefix + "text_conditioning")
+    root_motion = _enum(req.root_motion, "RootMotion", prefix + "root_motion")
+    return dict(
+        text=check_text(req.text, prefix + "text"), seed=int(req.seed),
+        guidance={pb.GUIDANCE_ON: True, pb.GUIDANCE_OFF: False}.get(guidance, d.guidance),
+        guidance_scale=_scale(req.guidance_scale, prefix + "guidance_scale", MAX_GUIDANCE_SCALE, d.guidance_scale),
+        cfg_scale=_scale(req.cfg_scale, prefix + "cfg_scale", MAX_CFG_SCALE, d.cfg_scale),
+        iterations=_count(req.iterations, prefix + "iterations", MAX_ITERATIONS, d.iterations),
+        ode_steps=_count(req.ode_steps, prefix + "ode_steps", MAX_ODE_STEPS, d.ode_steps),
+        solver=_SOLVERS.get(solver, d.solver),
+        coordinates=_COORDS[_enum(req.coordinates, "CoordinateSystem", prefix + "coordinates")],
+        include_rotations=bool(req.include_rotations),
+        cleanup={pb.CLEANUP_ON: True, pb.CLEANUP_OFF: False}.get(cleanup, d.cleanup),
+        temperature=_scale(req.temperature, prefix + "temperature", MAX_TEMPERATURE, d.temperature),
+        text_conditioning={pb.TEXT_CONDITIONING_UNDERSTOOD: "understood",
+                           pb.TEXT_CONDITIONING_RAW: "raw"}.get(conditioning, d.text_conditioning),
+        root_motion={pb.ROOT_MOTION_IN_PLACE: "in_place"}.get(root_motion, "world"))
+
+
+def _check_budget(p, d: Defaults, field_name: str) -> None:
+    """Per-request compute budget: ``p.iterations x p.ode_steps x solver stages`` at most
+    ``d.max_request_evals``; raises ValidationError naming ``field_name``."""
+    stages = SOLVER_STAGES.get(p.solver, 1)
+    evals = p.iterations * p.ode_steps * stages
+    if evals > d.max_request_evals:
+        raise ValidationError(field_name, f"iterations x ode_steps x solver stages = {p.iterations} x "
+                              f"{p.ode_steps} x {stages} = {evals} velocity evaluations per token exceed this "
+                              f"server's per-request budget of {d.max_request_evals}; lower iterations or "
+                              "ode_steps, or use the Euler solver")
+
+
 def validate_generate(req, defaults: Defaults | None = None) -> GenerateParams:
     """Check a ``GenerateRequest``; return resolved ``GenerateParams``. Raises ValidationError."""
     d = defaults or Defaults()
-    text = check_text(req.text)
+    common = _common(req, d)
     dur = req.duration_s
     max_dur = min(MAX_DURATION_S, d.max_duration_s)
     if not math.isfinite(dur) or not MIN_DURATION_S <= dur <= max_dur:
         raise ValidationError("duration_s", f"must be between {MIN_DURATION_S:g} and {max_dur:g} s, got {dur:g}")
-    guidance = _enum(req.guidance, "Guidance", "guidance")
     order = _enum(req.order, "TokenOrder", "order")
-    solver = _enum(req.solver, "Solver", "solver")
-    cleanup = _enum(req.cleanup, "Cleanup", "cleanup")
-    conditioning = _enum(req.text_conditioning, "TextConditioning", "text_conditioning")
     skeleton = _enum(req.skeleton, "SkeletonMode", "skeleton")
-    root_motion = _enum(req.root_motion, "RootMotion", "root_motion")
-    system = _COORDS[_enum(req.coordinates, "CoordinateSystem", "coordinates")]
-    params = GenerateParams(
-        text=text, duration_s=float(dur), seed=int(req.seed),
-        guidance={pb.GUIDANCE_ON: True, pb.GUIDANCE_OFF: False}.get(guidance, d.guidance),
-        guidance_scale=_scale(req.guidance_scale, "guidance_scale", MAX_GUIDANCE_SCALE, d.guidance_scale),
-        cfg_scale=_scale(req.cfg_scale, "cfg_scale", MAX_CFG_SCALE, d.cfg_scale),
-        iterations=_count(req.iterations, "iterations", MAX_ITERATIONS, d.iterations),
-        ode_steps=_count(req.ode_steps, "ode_steps", MAX_ODE_STEPS, d.ode_steps),
-        order=_ORDERS.get(order, d.order), solver=_SOLVERS.get(solver, d.solver),
-        coordinates=system, include_rotations=bool(req.include_rotations),
-        cleanup={pb.CLEANUP_ON: True, pb.CLEANUP_OFF: False}.get(cleanup, d.cleanup),
-        temperature=_scale(req.temperature, "temperature", MAX_TEMPERATURE, d.temperature),
-        text_conditioning={pb.TEXT_CONDITIONING_UNDERSTOOD: "understood",
-                           pb.TEXT_CONDITIONING_RAW: "raw"}.get(conditioning, d.text_conditioning),
-        skeleton={pb.SKELETON_MODE_RAW: "raw"}.get(skeleton, "fk"),
-        root_motion={pb.ROOT_MOTION_IN_PLACE: "in_place"}.get(root_motion, "world"))
-    evals = params.iterations * params.ode_steps * SOLVER_STAGES.get(params.solver, 1)
-    if evals > d.max_request_evals:
-        raise ValidationError("iterations", f"iterations x ode_steps x solver stages = {params.iterations} x "
-                              f"{params.ode_steps} x {SOLVER_STAGES.get(params.solver, 1)} = {evals} velocity "
-                              f"evaluations per token exceed this server's per-request budget of "
-                              f"{d.max_request_evals}; lower iterations or ode_steps, or use the Euler solver")
-    params.edit = _edit(req, system, params.num_frames, d.min_edit_frames)
+    params = GenerateParams(duration_s=float(dur), order=_ORDERS.get(order, d.order),
+                            skeleton={pb.SKELETON_MODE_RAW: "raw"}.get(skeleton, "fk"), **common)
+    _check_budget(params, d, "iterations")
+    params.edit = _edit(req, params.coordinates, params.num_frames, d.min_edit_frames)
     return params
 
 
@@ -296,41 +309,11 @@ def validate_session_open(req, defaults: Defaults | None = None) -> SessionParam
     """Check a ``SessionOpen``; return resolved ``SessionParams``. Raises ValidationError naming
     the field as ``open.<field>``."""
     d = defaults or Defaults()
-
-    def named(fn, *args):
-        try:
-            return fn(*args)
-        except ValidationError as exc:
-            raise ValidationError(f"open.{exc.field}", str(exc).split(": ", 1)[1]) from None
-
-    text = named(check_text, req.text)
-    guidance = named(_enum, req.guidance, "Guidance", "guidance")
-    solver = named(_enum, req.solver, "Solver", "solver")
-    cleanup = named(_enum, req.cleanup, "Cleanup", "cleanup")
-    conditioning = named(_enum, req.text_conditioning, "TextConditioning", "text_conditioning")
-    root_motion = named(_enum, req.root_motion, "RootMotion", "root_motion")
-    system = _COORDS[named(_enum, req.coordinates, "CoordinateSystem", "coordinates")]
+    common = _common(req, d, "open.")
     look = req.lookahead_s
     if not math.isfinite(look) or look < 0 or look > MAX_LOOKAHEAD_S:
         raise ValidationError("open.lookahead_s", f"must be between 0 and {MAX_LOOKAHEAD_S:g} s (0 = server "
                               f"default {DEFAULT_LOOKAHEAD_S:g} s), got {look:g}")
-    p = SessionParams(
-        text=text, seed=int(req.seed),
-        guidance={pb.GUIDANCE_ON: True, pb.GUIDANCE_OFF: False}.get(guidance, d.guidance),
-        guidance_scale=named(_scale, req.guidance_scale, "guidance_scale", MAX_GUIDANCE_SCALE, d.guidance_scale),
-        cfg_scale=named(_scale, req.cfg_scale, "cfg_scale", MAX_CFG_SCALE, d.cfg_scale),
-        iterations=named(_count, req.iterations, "iterations", MAX_ITERATIONS, d.iterations),
-        ode_steps=named(_count, req.ode_steps, "ode_steps", MAX_ODE_STEPS, d.ode_steps),
-        solver=_SOLVERS.get(solver, d.solver), coordinates=system, include_rotations=bool(req.include_rotations),
-        cleanup={pb.CLEANUP_ON: True, pb.CLEANUP_OFF: False}.get(cleanup, d.cleanup),
-        temperature=named(_scale, req.temperature, "temperature", MAX_TEMPERATURE, d.temperature),
-        text_conditioning={pb.TEXT_CONDITIONING_UNDERSTOOD: "understood",
-                           pb.TEXT_CONDITIONING_RAW: "raw"}.get(conditioning, d.text_conditioning),
-        lookahead_s=float(look) if look > 0 else DEFAULT_LOOKAHEAD_S,
-        root_motion={pb.ROOT_MOTION_IN_PLACE: "in_place"}.get(root_motion, "world"))
-    evals = p.iterations * p.ode_steps * SOLVER_STAGES.get(p.solver, 1)
-    if evals > d.max_request_evals:
-        raise ValidationError("open.iterations", f"iterations x ode_steps x solver stages = {evals} velocity "
-                              f"evaluations per token exceed this server's per-request budget of "
-                              f"{d.max_request_evals}")
+    p = SessionParams(lookahead_s=float(look) if look > 0 else DEFAULT_LOOKAHEAD_S, **common)
+    _check_budget(p, d, "open.iterations")
     return p
