@@ -168,13 +168,11 @@ class Engine:
         model = self.text_understanding()
         if model is None:
             return None, text
-        from coamd.models.understanding import rewrite_for_generator
-
         emb = np.asarray(self.sampler.encode_text([text]), np.float32)[0]
         it = model.interpret(emb, [text])[0]
         if text_conditioning == "raw":
             return it, text
-        return it, rewrite_for_generator(text, embedding=emb, model=model)
+        return it, model.canonical_text(it)   # = rewrite_for_generator(text), without interpreting twice
 
     # ------------------------------------------------------------------ understanding (PyTorch recognizer)
     def _label_embeddings(self) -> dict:
