@@ -418,8 +418,22 @@ def main(argv=None) -> int:
     p.add_argument("--understanding", action="store_true",
                    help="only the text-understanding report (no generation), dev and test: "
                         "benchmarks/results/text_following_understanding.{json,md}")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="a GenerationRequest setting for every motion, e.g. --set cfg_scale=5 "
+                        "(repeatable; values are parsed as int, else float, else text)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
+    settings = {}
+    for item in a.settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            p.error(f"--set expects KEY=VALUE, got {item!r}")
+        for cast in (int, float, str):
+            try:
+                settings[key] = cast(value)
+                break
+            except ValueError:
+                continue
     if a.understanding:
         t0 = time.perf_counter()
         r = understanding_report(dataset=a.dataset)
@@ -441,10 +455,10 @@ def main(argv=None) -> int:
     engine = load_engine(backend=a.backend, checkpoint=a.checkpoint, dataset=a.dataset)
     seeds = list(range(a.seeds))
     res = run(engine, rows, seeds, a.duration, modes, a.condition, a.dataset, a.batch_size,
-              progress=not a.quiet, reference_clips=a.reference_clips)
+              progress=not a.quiet, reference_clips=a.reference_clips, **settings)
     res.update({"args": {"split": a.split, "seeds": seeds, "duration": a.duration, "limit": a.limit,
                          "condition": a.condition, "sentences": str(a.sentences)},
-                "backend": engine.backend_name, "settings": {}, "n_sentences": len(rows),
+                "backend": engine.backend_name, "settings": settings, "n_sentences": len(rows),
                 "machine": {**machine(), "platform": platform.platform()},
                 "wall_seconds": time.perf_counter() - t0})
     suffix = "" if a.condition == "raw" else "_" + a.condition.replace("+", "_")

@@ -236,3 +236,29 @@ def test_schedule_is_the_trainers_earlier_schedules():
         assert g.lr(8e-4, step, 6000, 0.0, 28 * 60.0) == _generator_lr(8e-4, 100, 6000, 28.0, step, 0.0)
         assert math.isclose(g.lr(8e-4, step, 6000, 600.0, 28 * 60.0),
                             _generator_lr(8e-4, 100, 6000, 28.0, step, 10.0), rel_tol=1e-12)
+
+
+def test_class_balanced_draws_lift_rare_actions_on_the_real_training_split(dataset):
+    """``balance`` 0.5 draws each action in proportion to the square root of its clips: on the
+    real training split the rare actions (punch, kick: 1-2 clips) come up many times more often
+    than in the data, and ``balance`` 0 keeps the data's frequencies."""
+    from coamd.train.generator import balance_weights
+
+    names = sorted({c.content for c in dataset.clips})
+    labels = np.array([names.index(c.content) for c in dataset.split("train")])
+    counts = np.bincount(labels, minlength=len(names))
+    assert balance_weights(labels, 0.0) is None
+    p = balance_weights(labels, 0.5)
+    mass = np.bincount(labels, weights=p, minlength=len(names))
+    present = counts > 0
+    expected = np.sqrt(counts[present]) / np.sqrt(counts[present]).sum()
+    np.testing.assert_allclose(mass[present], expected, rtol=1e-9)
+    rare = present & (counts <= 2)
+    assert rare.any()
+    lift = mass[rare] / (counts[rare] / counts.sum())
+    assert lift.min() > 5                                  # rare actions drawn far more often
+    draws = np.random.default_rng(0).choice(len(labels), size=200_000, p=p)
+    freq = np.bincount(labels[draws], minlength=len(names)) / len(draws)
+    np.testing.assert_allclose(freq[present], expected, atol=0.005)
+    with pytest.raises(ValueError, match="balance"):
+        balance_weights(labels, 1.5)

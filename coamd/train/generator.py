@@ -24,7 +24,7 @@ import dataclasses
 import hashlib
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,7 @@ class GeneratorTrainConfig(loop.TrainConfig):
     cond_drop: float = 0.1           # probability of the null text (classifier-free guidance)
     diff_samples: int = 4            # (t, eps) draws per masked token
     mask_patterns: tuple = (0.7, 0.15, 0.15)  # random / known prefix / masked span
+    balance: float = 0.0             # class balance: draw a window with weight n_action^-balance
     max_tokens: int = 60
     seed: int = 0
     threads: int = 0                 # 0 = coamd.train.common.default_threads()
@@ -153,7 +154,7 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
     ae_path = Path(cfg.autoencoder) if cfg.autoencoder else _default_ae_path()
     if not ae_path.exists():
         raise FileNotFoundError(f"autoencoder checkpoint {ae_path} not found; train it with `coamd train ae`")
-    key = f"{_file_digest(ae_path)}_{cfg.max_tokens}"
+    key = f"{_file_digest(ae_path)}_{cfg.max_tokens}_v2"  # v2: with the action of every window
     path = Path(cfg.work_dir) / f"latents_{key}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as f:
@@ -163,6 +164,7 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
     out: dict[str, np.ndarray] = {}
     texts: list[str] = []
     text_index: dict[str, int] = {}
+    contents = sorted({c.content for c in ds.clips})
     for split in ("train", "val"):
         clips = ds.split(split)
         lat, owner = encode_split(ae, clips, cfg.max_tokens, progress)
@@ -178,6 +180,7 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
                     texts.append(t)
                 cap_ids.append(text_index[t])
             cap_off.append(len(cap_ids))
+        out[f"{split}_content"] = np.array([contents.index(clips[o].content) for o in owner], np.int64)
         out[f"{split}_cap_ids"] = np.array(cap_ids, dtype=np.int64)
         out[f"{split}_cap_offsets"] = np.array(cap_off, dtype=np.int64)
     out["text_feats"] = caption_features(texts, Path(cfg.work_dir), progress)
@@ -210,16 +213,36 @@ def caption_features(texts: list[str], work_dir: Path, progress: bool = True) ->
     return out
 
 
-class LatentBatches:
-    """Length-bucketed random batches of padded latent sequences with one caption each."""
+def balance_weights(labels: np.ndarray, balance: float) -> np.ndarray | None:
+    """Sampling probabilities (N,) of N windows with class ``labels`` (N,) int: each window's
+    weight is ``n_c ** -balance`` where ``n_c`` is the number of windows of its class, so a class
+    is drawn in proportion to ``n_c ** (1 - balance)`` (0: uniform over windows, the data's own
+    frequencies; 0.5: square-root balance, as in class-balanced sampling of long-tailed data;
+    1: every class equally often). None for ``balance`` 0. Raises ValueError for ``balance``
+    outside [0, 1]."""
+    if not 0.0 <= balance <= 1.0:
+        raise ValueError(f"balance must be in [0, 1], got {balance}")
+    if balance == 0.0:
+        return None
+    counts = np.bincount(labels)
+    w = counts[labels].astype(np.float64) ** -balance
+    return w / w.sum()
 
-    def __init__(self, cache: dict, split: str, rng: np.random.Generator):
+
+class LatentBatches:
+    """Length-bucketed random batches of padded latent sequences with one caption each.
+
+    ``balance``: class balance of the draws over the windows' actions (:func:`balance_weights`;
+    0 = uniform over windows)."""
+
+    def __init__(self, cache: dict, split: str, rng: np.random.Generator, balance: float = 0.0):
         self.z = cache[f"{split}_z"]
         self.off = cache[f"{split}_offsets"]
         self.cap = cache[f"{split}_cap_ids"]
         self.cap_off = cache[f"{split}_cap_offsets"]
         self.feats = cache["text_feats"]
         self.lens = np.diff(self.off)
+        self.p = balance_weights(cache[f"{split}_content"], balance)
         self.rng = rng
         self._queue: list[np.ndarray] = []
 
@@ -227,7 +250,8 @@ class LatentBatches:
         return len(self.lens)
 
     def _refill(self, batch_size: int, pool: int = 8) -> None:
-        idx = self.rng.choice(len(self.lens), size=batch_size * pool, replace=len(self.lens) < batch_size * pool)
+        idx = self.rng.choice(len(self.lens), size=batch_size * pool, p=self.p,
+                              replace=self.p is not None or len(self.lens) < batch_size * pool)
         idx = idx[np.argsort(self.lens[idx], kind="stable")]
         batches = [idx[i * batch_size:(i + 1) * batch_size] for i in range(pool)]
         self.rng.shuffle(batches)
@@ -339,7 +363,7 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
     ema_t.load_state_dict(transformer.state_dict())
     ema_d.load_state_dict(diffusion.state_dict())
     ema_params = list(ema_t.parameters()) + list(ema_d.parameters())
-    train = LatentBatches({**cache, "train_z": cache["train_zn"]}, "train", rng.np)
+    train = LatentBatches({**cache, "train_z": cache["train_zn"]}, "train", rng.np, cfg.balance)
     val = LatentBatches({**cache, "val_z": cache["val_zn"]}, "val", np.random.default_rng(cfg.seed + 1))
     transformer.train()
     diffusion.train()
@@ -377,7 +401,8 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
         ck["train"] = {"preset": cfg.preset, "steps": summary["step"],
                        "train_minutes": round(summary["train_seconds"] / 60, 1),
                        "cache_minutes": round(t_cache / 60, 1), "val_loss": summary["val"]["val_loss"],
-                       "seed": cfg.seed, "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop}
+                       "seed": cfg.seed, "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop,
+                       "balance": cfg.balance}
         return ck
 
     def state() -> dict:
