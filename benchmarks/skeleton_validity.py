@@ -34,7 +34,8 @@ steps), and projected. Measured per row:
   kinematics of its nodes;
 * foot skating and jitter (:mod:`coamd.evaluation.metrics`), the action recognizer's top-1
   content and style (``Engine.recognize``) against the clip's labels;
-* the projection's time per frame in the sampler's 4-frame chunks and on whole motions.
+* the projection's time per call in chunks of 1, 4 and 20 frames (the sampler releases 1-8 per
+  call) and per frame on whole motions (``--timing-only``: just that, on real test clips).
 
 Run: ``python -m benchmarks.skeleton_validity`` (writes ``benchmarks/results/skeleton_validity.json``
 and ``.md``; ``--help`` for options).
@@ -198,20 +199,33 @@ def rotations_are_exact(m: np.ndarray, q: np.ndarray) -> bool:
     return bool(np.abs(forward_kinematics(q, m[:, 0], DATASET_SKELETON)[1] - m).max() < 1e-4)
 
 
-def time_projection(motions: list[np.ndarray], chunk: int) -> float:
-    """ms per frame of SkeletonProjection.apply in chunks of ``chunk`` frames (best of 3)."""
-    from coamd.sampling.skeleton_projection import SkeletonProjection
+CALL_CHUNKS = (1, 4, 20)
+"""Chunk sizes (frames per call) the projection is timed at: the server releases 1-8 per call."""
 
+
+def time_projection(motions: list[np.ndarray], chunk: int, per: str = "call") -> float:
+    """ms per call (``per="call"``) or per frame (``per="frame"``) of SkeletonProjection.apply in
+    chunks of ``chunk`` frames, one projection per motion (best of 3; the solver compiled first)."""
+    from coamd.sampling.skeleton_projection import SkeletonProjection, warm_up
+
+    warm_up()
     best = float("inf")
-    frames = sum(len(m) for m in motions)
+    count = sum(len(m) for m in motions) if per == "frame" else sum(-(-len(m) // chunk) for m in motions)
     for _ in range(3):
         t = time.perf_counter()
         for m in motions:
             proj = SkeletonProjection()
             for s in range(0, len(m), chunk):
                 proj.apply(m[s:s + chunk])
-        best = min(best, (time.perf_counter() - t) / frames * 1000)
+        best = min(best, (time.perf_counter() - t) / count * 1000)
     return best
+
+
+def projection_timing(motions: list[np.ndarray]) -> dict:
+    """{"projection_ms_per_call": {chunk: ms} for :data:`CALL_CHUNKS`,
+    "projection_ms_per_frame_whole_motions": ms}."""
+    return {"projection_ms_per_call": {str(c): time_projection(motions, c) for c in CALL_CHUNKS},
+            "projection_ms_per_frame_whole_motions": time_projection(motions, 10_000, per="frame")}
 
 
 def measure(engine, dataset: str = "data/processed", clips: int = 120, seed: int = 0, batch_size: int = 16,
@@ -264,8 +278,7 @@ def measure(engine, dataset: str = "data/processed", clips: int = 120, seed: int
     # the projection's displacement of the cleaned frames (what it changes in the stream)
     disp = np.concatenate([np.linalg.norm(p - m, axis=-1) for p, m in zip(sets["cleaned + projected (skeleton=fk, default)"][0], cleaned)])
     from coamd.skeleton import JOINT_NAMES, TOE_JOINTS
-    timing = {"projection_ms_per_frame_4_frame_chunks": time_projection(cleaned, 4),
-              "projection_ms_per_frame_whole_motions": time_projection(cleaned, 10_000),
+    timing = {**projection_timing(cleaned),
               "cleanup_ms_per_frame_whole_motions": cleanup_ms,
               "generation_seconds_per_motion": gen_seconds / len(model)}
     return {"rows": rows, "timing": timing,
@@ -276,6 +289,16 @@ def measure(engine, dataset: str = "data/processed", clips: int = 120, seed: int
 
 
 # ----------------------------------------------------------------------------- report
+def projection_time_text(t: dict) -> str:
+    """The projection's timing of a result (older results: ms per frame in 4-frame chunks)."""
+    whole = f"{t['projection_ms_per_frame_whole_motions']:.4f} ms per frame on whole motions"
+    if "projection_ms_per_call" not in t:
+        return f"{t['projection_ms_per_frame_4_frame_chunks']:.3f} ms per frame in 4-frame chunks, {whole}"
+    calls = ", ".join(f"{v:.4f} ms per call of {c} frame{'s' * (c != '1')}"
+                      for c, v in t["projection_ms_per_call"].items())
+    return f"{calls}; {whole}"
+
+
 def markdown(res: dict, header: str) -> str:
     rows = res["rows"]
     real = rows["real test clips"]
@@ -339,9 +362,8 @@ def markdown(res: dict, header: str) -> str:
             f"- content top-1 {100 * raw['content_acc']:.1f} -> {100 * fk['content_acc']:.1f} %, style "
             f"{100 * raw['style_acc']:.1f} -> {100 * fk['style_acc']:.1f} % (target: content not lower; without the "
             f"low-pass {100 * nolp['content_acc']:.1f} / {100 * nolp['style_acc']:.1f} %)",
-            f"- projection time: {t['projection_ms_per_frame_4_frame_chunks']:.3f} ms per frame in 4-frame chunks, "
-            f"{t['projection_ms_per_frame_whole_motions']:.3f} ms on whole motions (cleanup "
-            f"{t['cleanup_ms_per_frame_whole_motions']:.3f} ms; a frame lasts 50 ms)",
+            f"- projection time: {projection_time_text(t)} (cleanup "
+            f"{t['cleanup_ms_per_frame_whole_motions']:.3f} ms per frame; a frame lasts 50 ms)",
             f"- the projection moves the cleaned joints by {d['mean'] * 1000:.1f} mm on average (p99 "
             f"{d['p99'] * 1000:.1f} mm; toes median {d['toes_median'] * 1e6:.2f} um); knee bend median "
             f"{raw['knee_bend_median_deg']:.1f} -> {fk['knee_bend_median_deg']:.1f} deg (real clips "
@@ -363,8 +385,20 @@ def main(argv=None) -> int:
     p.add_argument("--markdown-only", action="store_true",
                    help="rebuild the .md from the .json at --out without measuring again")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--timing-only", action="store_true",
+                   help="only time the projection, on --clips real test clips (no generation, nothing written)")
     a = p.parse_args(argv)
     out = Path(a.out)
+    if a.timing_only:
+        from benchmarks.hardware import machine
+        from coamd.data.dataset import MotionDataset
+
+        test = MotionDataset(a.dataset).split("test")
+        pick = np.random.default_rng(a.seed).choice(len(test), size=min(a.clips, len(test)), replace=False)
+        motions = [test[i].joints[:200].astype(np.float64) for i in pick]
+        print(f"{machine()['cpu']}, {len(motions)} real test clips ({sum(map(len, motions))} frames): "
+              f"projection {projection_time_text(projection_timing(motions))}")
+        return 0
     if a.markdown_only:
         res = json.loads(out.with_suffix(".json").read_text())
         out.with_suffix(".md").write_text(markdown(res, res["header"]))

@@ -57,7 +57,10 @@ For rigs and the streaming server, :func:`joints_to_local_rotations` gives the s
 quaternions, and :class:`RotationStream` converts a motion chunk by chunk (causal, so the result
 does not depend on the chunk size and nothing jumps at chunk edges). The runtime's skeleton
 projection (:mod:`coamd.sampling.skeleton_projection`) is that causal solver followed by forward
-kinematics (:func:`forward_kinematics`) on :func:`rest_offsets`.
+kinematics (:func:`forward_kinematics`) on :func:`rest_offsets`. Both run the causal solver as a
+compiled per-frame kernel (:mod:`coamd.io.causal_solver`, numba; streams release a few frames per
+call, where numpy's per-call overhead would dominate); the causal form of :func:`solve_rotations`
+(``twist_state``) is its numpy reference, which the tests compare it with.
 
 Measured in ``tests/test_bvh_export.py``: on the dataset's own clips the solved global rotations
 of the fully determined joints (hips, chest, upper arms, thighs, shins) equal the source file's
@@ -316,7 +319,8 @@ def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.nda
     that limit); an observed pole more than a quarter turn from the held one is taken as the limb
     bent backwards (its opposite counts). Shapes: (T, 3) unit ``d`` (the limb axis), (T,) ``sine``;
     returns unit poles (T, 3) perpendicular to ``d`` and the state for the next chunk. (Scalar
-    arithmetic: a stream sends a few frames at a time, where array calls would cost more.)"""
+    arithmetic, frame by frame, as in the compiled kernel :func:`coamd.io.causal_solver._hold_pole`
+    that streams run; this is its numpy reference.)"""
     w = np.clip((sine - _TWIST_UNSURE) / (_TWIST_SURE - _TWIST_UNSURE), 0.0, 1.0).tolist()
     out = np.empty_like(k_ref)
     prev = None if held is None else (held[0].tolist(), held[1].tolist())
@@ -442,7 +446,9 @@ def solve_rotations(joints: np.ndarray, skeleton: BVHSkeleton | None = None,
             interpolated from frames before and after. A dict switches to causal streaming: each
             frame's rotations depend only on it and earlier frames, starting from the state in
             the dict (empty: the start of a motion), and the dict is updated for the next chunk
-            (see :class:`RotationStream`; its contents are private to this module).
+            (its contents are private to this module). This numpy form is the reference of the
+            compiled kernel streams run (:mod:`coamd.io.causal_solver`, behind
+            :class:`RotationStream` and the skeleton projection); the tests compare the two.
     Returns:
         ``(global_rot, local_rot, skeleton)``: (T, 21, 3, 3) float64 rotation matrices mapping each
         joint's local frame to the world (global) or to its parent's frame (local; for ``Hips``
@@ -532,7 +538,9 @@ class RotationStream:
     Every frame's rotations depend only on that frame and earlier ones (the twist of straight
     elbows and knees is held from earlier frames), so pushing a motion in chunks of any size gives
     exactly the rotations of pushing it at once, with no jumps at chunk edges. Use one stream
-    per motion.
+    per motion. The frames are solved by the compiled causal kernel
+    (:class:`coamd.io.causal_solver.CausalSolver`, numba, imported on the first push): the
+    rotations of ``solve_rotations(..., twist_state=...)`` at a few microseconds per frame.
 
     Args:
         skeleton: the fixed rest skeleton every chunk refers to (default: the dataset's).
@@ -540,13 +548,34 @@ class RotationStream:
 
     def __init__(self, skeleton: BVHSkeleton = DATASET_SKELETON):
         self.skeleton = skeleton
-        self._twist: dict[str, float] = {}
+        self._causal = None  # the compiled solver and its causal state (first push)
 
     def push(self, joints: np.ndarray) -> np.ndarray:
-        """joints (n, 21, 3) metres, the next frames -> (n, 21, 4) float32 quaternions (x, y, z, w),
-        the same convention as :func:`joints_to_local_rotations`. Raises BVHExportError."""
-        _, local, _ = solve_rotations(joints, self.skeleton, twist_state=self._twist)
-        return matrix_to_quat(local).astype(np.float32)
+        """joints (n, 21, 3) metres, n >= 1, the next frames -> (n, 21, 4) float32 quaternions
+        (x, y, z, w), w >= 0, the same convention as :func:`joints_to_local_rotations`.
+        Raises BVHExportError (bad shape, no frames, non-finite values; the stream is unchanged)."""
+        p = _check_joints(joints)
+        if self._causal is None:
+            self._causal = stream_solver(self.skeleton)
+        return self._causal.step(p)[1]
+
+
+_SOLVER_TABLES = None  # this module's rules as the compiled solver's arrays (built on first use)
+
+
+def stream_solver(skeleton: BVHSkeleton = DATASET_SKELETON, **options):
+    """A compiled causal solver (:class:`coamd.io.causal_solver.CausalSolver`; imports numba) with
+    this module's rules on ``skeleton``: per frame the rotations of :func:`solve_rotations` in its
+    causal form. ``options``: ``fk``, ``lift``, ``smoothed``, ``smoothing`` (see the class; the
+    skeleton projection uses them). Raises ValueError for bad options."""
+    global _SOLVER_TABLES
+    from coamd.io import causal_solver
+
+    if _SOLVER_TABLES is None:
+        _SOLVER_TABLES = causal_solver.solver_tables(
+            JOINT_NAMES, PARENTS, FOLLOW_BONE, LIMBS, TWIST_HINTS, POLE_RATE_DEG, _TYPICAL_MATRICES,
+            REST_DIRECTIONS, _TWIST_UNSURE, _TWIST_SURE, _REACH)
+    return causal_solver.CausalSolver(_SOLVER_TABLES, skeleton.lengths, **options)
 
 
 def forward_kinematics(local: np.ndarray, root: np.ndarray,

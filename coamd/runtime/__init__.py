@@ -69,6 +69,9 @@ def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *,
     With ``backend="onnxruntime"`` (or ``tensorrt``), ``guidance=False`` and the checkpoint's graphs
     already in the export cache, no torch is imported: the backend is built from the export folder
     (manifest + graphs); the models load on the first recognition/retrieval call.
+    Loading also compiles the streams' causal solver (:func:`coamd.sampling.skeleton_projection.warm_up`:
+    numba, a few seconds on a cold cache, then loaded from numba's disk cache), so that no request
+    pays it.
     Raises ValueError for an unknown backend, FileNotFoundError for a missing checkpoint.
     """
     if backend not in _BACKENDS and backend in _LAZY:
@@ -82,7 +85,11 @@ def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *,
         from coamd.sampling.guidance import TorchGuide
 
         guide = TorchGuide(bundle.autoencoder, bundle.recognizer, bundle.transformer, device)
-    return Engine(bundle, be, guide, dataset)
+    engine = Engine(bundle, be, guide, dataset)
+    from coamd.sampling.skeleton_projection import warm_up
+
+    warm_up()
+    return engine
 
 
 __all__ = ["load_engine", "register_backend", "backend_names", "default_torch_threads", "Engine", "Match",

@@ -39,6 +39,13 @@ observed bend as the limb bends; the spine's twist is held the same way. Everyth
 the current and earlier frames only, so a stream's frames are final when released and projecting
 chunk by chunk gives the frames of projecting the whole motion at once.
 
+Steps 1-4 run frame by frame in one compiled kernel (:mod:`coamd.io.causal_solver`, numba,
+imported on the first :meth:`SkeletonProjection.apply`; :func:`coamd.runtime.load_engine` compiles
+it ahead of the first request): the server releases a few frames per call, where numpy's per-call
+overhead cost about 1.5 ms per chunk; the kernel takes tens of microseconds. Its results equal the
+numpy formulation of these steps (kept in ``tests/test_causal_solver.py`` as the reference) to
+float rounding.
+
 Edits: frames an edit keeps (``keep``) are returned exactly as given, with the rotations solved
 from them (not raised or low-passed; the low-pass restarts from them). Given frames that are a
 pose of the skeleton (real data is) are reproduced by those rotations within float rounding, so
@@ -50,12 +57,12 @@ Measured effect on the shipped model (raw vs projected motions, real clips as re
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from coamd.io.bvh_export import (DATASET_SKELETON, BVHSkeleton, forward_kinematics, rest_offsets,
-                                 solve_rotations)
-from coamd.io.rotations import matrix_to_quat
-from coamd.skeleton import JOINT_INDEX, NUM_JOINTS
+from coamd.io.bvh_export import DATASET_SKELETON, BVHSkeleton, RotationStream, rest_offsets, stream_solver
+from coamd.skeleton import JOINT_INDEX, NUM_JOINTS, PARENTS
 
 SMOOTHED_JOINTS = ("Neck", "UpperArm_L", "LowerArm_L", "UpperArm_R", "LowerArm_R")
 """Joints whose local rotations the projection low-passes (no contacts to keep there)."""
@@ -102,9 +109,7 @@ class SkeletonProjection:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.smoothing = float(smoothing)
         self.frames = 0                 # frames projected so far
-        self._state: dict = {}          # the solver's causal state (held twists and bend directions)
-        self._smoothed: np.ndarray | None = None  # last output rotations of SMOOTHED_JOINTS (k, 4)
-        self._lift: float | None = None  # running lift of the body above the legs (m)
+        self._causal = None             # the compiled solver and its causal state (first apply)
 
     def apply(self, joints: np.ndarray, start: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Project the next frames.
@@ -134,55 +139,16 @@ class SkeletonProjection:
         kept = np.zeros(n, bool)
         if self.keep is not None:
             kept[: max(0, min(n, len(self.keep) - self.frames))] = self.keep[self.frames: self.frames + n]
-        if self.lift:
-            j = self._lifted(j, kept)
-        _, local, _ = solve_rotations(j, self.skeleton, twist_state=self._state)
-        q = matrix_to_quat(local)
-        if self.smoothing > 0:
-            q = self._low_pass(q, kept)
-        rot = q.astype(np.float32)
-        _, pos = forward_kinematics(rot, j[:, 0], self.skeleton)
-        pos = pos.astype(np.float32)
-        pos[kept] = np.asarray(joints, dtype=np.float32)[kept]
+        pos, rot = self._solver().step(j, kept)
         self.frames += n
         return pos, rot
 
-    def _lifted(self, j: np.ndarray, kept: np.ndarray) -> np.ndarray:
-        """Copy of j (n, 21, 3) with every joint but the knees, ankles and toes raised by the
-        running lift (kept frames unchanged); updates the lift's state."""
-        lengths = self.skeleton.lengths
-        deficit = np.zeros(len(j))
-        for hip, knee, ankle in _LEGS:
-            thigh = np.linalg.norm(j[:, knee] - j[:, hip], axis=-1)
-            shin = np.linalg.norm(j[:, ankle] - j[:, knee], axis=-1)
-            leg = j[:, ankle] - j[:, hip]
-            down = np.maximum(-leg[:, 1] / np.maximum(np.linalg.norm(leg, axis=-1), 1e-9), 0.0)
-            deficit += 0.5 * (lengths[knee] + lengths[ankle] - thigh - shin) * down
-        out = j.copy()
-        lift = self._lift
-        for t in range(len(j)):
-            lift = deficit[t] if lift is None else lift + (deficit[t] - lift) / LIFT_FRAMES
-            lift = min(max(lift, -LIFT_LIMIT_M), LIFT_LIMIT_M)
-            if not kept[t]:
-                out[t, _ABOVE_LEGS, 1] += lift
-        self._lift = lift
-        return out
-
-    def _low_pass(self, q: np.ndarray, kept: np.ndarray) -> np.ndarray:
-        """One-pole low-pass of the :data:`SMOOTHED_JOINTS` quaternions of q (n, 21, 4), in
-        place, continuing from the previous chunk; kept frames pass unchanged and restart it."""
-        s = self.smoothing
-        prev = self._smoothed
-        for t in range(len(q)):
-            cur = q[t, _SMOOTHED]
-            if prev is not None and not kept[t]:
-                cur = np.where(np.sum(prev * cur, -1, keepdims=True) < 0, -cur, cur)
-                cur = s * prev + (1.0 - s) * cur
-                cur = cur / np.linalg.norm(cur, axis=-1, keepdims=True)
-            prev = cur
-            q[t, _SMOOTHED] = np.where(cur[:, 3:] < 0, -cur, cur)  # w >= 0, as matrix_to_quat
-        self._smoothed = prev
-        return q
+    def _solver(self):
+        """The compiled causal solver holding this motion's state (numba is imported on first use)."""
+        if self._causal is None:
+            self._causal = stream_solver(self.skeleton, fk=True, smoothed=_SMOOTHED, smoothing=self.smoothing,
+                                         lift=(_LEGS, _ABOVE_LEGS, LIFT_FRAMES, LIFT_LIMIT_M) if self.lift else None)
+        return self._causal
 
 
 def project_motion(joints: np.ndarray, skeleton: BVHSkeleton = DATASET_SKELETON,
@@ -193,5 +159,23 @@ def project_motion(joints: np.ndarray, skeleton: BVHSkeleton = DATASET_SKELETON,
     return SkeletonProjection(skeleton, smoothing=smoothing).apply(joints)
 
 
+def warm_up() -> float:
+    """Compile the streams' causal solver (:mod:`coamd.io.causal_solver`; imports numba), or load
+    it from numba's disk cache, by projecting two frames of the rest pose (one of them kept) and
+    converting them with a :class:`~coamd.io.bvh_export.RotationStream`; returns the seconds it took
+    (about 5 s on a cold cache, well under one from the cache, microseconds once loaded).
+    :func:`coamd.runtime.load_engine` calls it so that the first request does not pay it."""
+    t = time.perf_counter()
+    offs = DATASET_SKELETON.offsets
+    pose = np.zeros((2, NUM_JOINTS, 3))
+    pose[:, 0, 1] = DATASET_SKELETON.lengths[0]
+    for j in range(1, NUM_JOINTS):
+        pose[:, j] = pose[:, PARENTS[j]] + offs[j]
+    pose[1] += 0.01
+    SkeletonProjection(keep=np.array([False, True])).apply(pose)
+    RotationStream().push(pose)
+    return time.perf_counter() - t
+
+
 __all__ = ["SKELETON_MODES", "SMOOTHED_JOINTS", "SMOOTHING", "SkeletonProjection", "project_motion",
-           "rest_offsets"]
+           "rest_offsets", "warm_up"]
