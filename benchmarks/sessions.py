@@ -508,6 +508,8 @@ def main(argv=None) -> int:
                    help="foot-contact cleanup of the phase-1 sessions (default: the server's, on)")
     p.add_argument("--max-batch", type=int, default=0, help="the server's --max-batch (default: the server's, 8)")
     p.add_argument("--max-sessions", type=int, default=128, help="the server's --max-sessions (default %(default)s)")
+    p.add_argument("--server-arg", dest="server_args", action="append", default=[], metavar="ARG",
+                   help="extra argument for `coamd serve` (repeatable), e.g. --server-arg=--session-history=2")
     p.add_argument("--backend", default="onnxruntime", help="server backend (default %(default)s)")
     p.add_argument("--checkpoint", default=None, help="model folder (default: the shipped weights)")
     p.add_argument("--dataset", default="data/processed", help="processed dataset (test split: real steps)")
@@ -534,6 +536,7 @@ def main(argv=None) -> int:
         args += ["--checkpoint", a.checkpoint]
     if a.max_batch:
         args += ["--max-batch", str(a.max_batch)]
+    args += a.server_args
     t_start = time.monotonic()
     every = tuple(a.instruct_every)
     result: dict = {"machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),

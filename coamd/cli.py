@@ -119,6 +119,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         raise CLIError("--max-sessions must be >= 0 and --session-idle > 0")
     if not 0.6 <= a.session_horizon <= 6.0:
         raise CLIError(f"--session-horizon must be between 0.6 and 6 seconds, got {a.session_horizon:g}")
+    if not 0.6 <= a.session_history <= 3.0:
+        raise CLIError(f"--session-history must be between 0.6 and 3 seconds, got {a.session_history:g}")
     if a.max_request_evals < 1:
         raise CLIError(f"--max-request-evals must be >= 1, got {a.max_request_evals}")
     _check_host(a.host)
@@ -139,7 +141,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
                            ready_file=a.ready_file, fault_injection=a.fault_injection, threads=a.threads,
                            guidance=not a.no_guidance, max_wait_s=a.max_wait,
                            max_request_evals=a.max_request_evals, max_sessions=a.max_sessions,
-                           session_idle_s=a.session_idle, session_horizon_s=a.session_horizon))
+                           session_idle_s=a.session_idle, session_horizon_s=a.session_horizon,
+                           session_history_s=a.session_history))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -202,6 +205,9 @@ def _add_server(sub) -> None:
     p.add_argument("--session-horizon", type=float, default=1.4,
                    help="seconds each session window plans before committing 0.6 s of them: longer follows new "
                         "instructions more faithfully, 0.6 holds about twice the sessions (default: %(default)s)")
+    p.add_argument("--session-history", type=float, default=2.0,
+                   help="longest motion history (seconds) a session window continues from while the text is "
+                        "unchanged: the frames since the instruction began, and 0.6 s before it (default: %(default)s)")
     p.add_argument("--session-idle", type=float, default=60.0,
                    help="close a session whose frames could not be written for this many seconds (its client stopped reading and the transport buffers are full; default: %(default)s)")
     p.add_argument("--max-request-evals", type=int, default=1024,

@@ -99,6 +99,32 @@ def test_session_rejects_out_of_order_chunks(engine):
         SessionConfig(window_frames=12, commit_frames=16).validate()
 
 
+def test_history_grows_with_an_unchanged_text_and_restarts_at_a_switch(engine):
+    cfg = SessionConfig(history_frames=40)
+    session = MotionSession(GenerationRequest(text="x", seed=2, guidance=False), cfg)
+    texts = ["a person walks forward"] * 5 + ["a person bows"] * 3
+    skips = []
+    joints = []
+    for text in texts:
+        w = session.window_request(text)
+        skips.append(w.skip)
+        assert w.request.edit is None or len(w.request.edit.prefix) == w.skip
+        state = engine.sampler.start(w.request)
+        while not state.done and not w.complete:
+            for chunk in engine.sampler.step([state]):
+                for c in chunk if isinstance(chunk, list) else [chunk]:
+                    if c is not None:
+                        f = session.accept(w, c.start, c.joints)
+                        if f is not None:
+                            joints.append(f.joints)
+    # first window: no prefix; then all frames of the walk so far, capped at 40; a switch keeps
+    # only prefix_frames of the walk, then the bow's own frames accumulate again
+    assert skips == [0, 40, 40, 40, 40, 12, 24, 36]
+    joints = np.concatenate(joints)
+    assert len(joints) == cfg.first_frames + 7 * cfg.commit
+    assert _max_step(joints) < 0.6 and np.isfinite(joints).all()
+
+
 # ------------------------------------------------------------------ the Session RPC
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

@@ -42,6 +42,7 @@ class ServerConfig:
     max_sessions: int = 64              # open Session streams; beyond it RESOURCE_EXHAUSTED
     session_idle_s: float = 60.0        # a session whose client reads nothing this long is closed
     session_horizon_s: float | None = None  # frames a session window plans (None: SessionConfig's 1.4 s)
+    session_history_s: float | None = None  # longest prefix of an unchanged text (None: SessionConfig's)
     max_request_evals: int | None = None  # per-request compute budget (None: validation's default)
     token: str | None = None
     tls_cert: str | None = None
@@ -88,12 +89,17 @@ async def start_server(cfg: ServerConfig, engine):
     if cfg.max_request_evals is not None:
         defaults = dataclasses.replace(defaults, max_request_evals=cfg.max_request_evals)
     session_config = None
-    if cfg.session_horizon_s is not None:
+    if cfg.session_horizon_s is not None or cfg.session_history_s is not None:
         from coamd.sampling.session import SessionConfig
 
         base = SessionConfig()
-        frames = 4 * max(1, int(round(cfg.session_horizon_s * 5)))
-        session_config = SessionConfig(window_frames=max(frames, base.commit), commit_frames=base.commit)
+        kw = {}
+        if cfg.session_horizon_s is not None:
+            frames = 4 * max(1, int(round(cfg.session_horizon_s * 5)))
+            kw.update(window_frames=max(frames, base.commit), commit_frames=base.commit)
+        if cfg.session_history_s is not None:
+            kw["history_frames"] = max(base.prefix_frames, 4 * int(round(cfg.session_history_s * 5)))
+        session_config = dataclasses.replace(base, **kw)
         session_config.validate()
     add_to_server(MotionService(engine, scheduler, defaults, max_sessions=cfg.max_sessions,
                                 session_idle_s=cfg.session_idle_s, session_config=session_config), server)
