@@ -286,3 +286,22 @@ def test_bad_input_raises():
         SkeletonProjection(keep=np.zeros((4, 2), bool))
     with pytest.raises(ValueError, match="smoothing"):
         SkeletonProjection(smoothing=1.0)
+
+
+def test_copies_continue_like_the_original_and_leave_it_alone(real):
+    """The sampler steps on copies of the causal post-processing (cleanup and projection) and
+    keeps them only when the step succeeds: a copy continues exactly as the original would, and
+    running it does not change the original."""
+    from coamd.sampling.cleanup import MotionCleanup
+
+    x = real[0][:60]
+    for make, run in ((SkeletonProjection, lambda p, f: p.apply(f)[1]), (MotionCleanup, lambda c, f: c.apply(f))):
+        orig = make()
+        run(orig, x[:20])
+        twin = orig.copy()
+        a = run(twin, x[20:40])
+        run(twin, x[40:60] + 0.3)                # the copy moves on with other frames
+        b = run(orig, x[20:40])                  # the original is where the copy started
+        np.testing.assert_array_equal(a, b)
+        whole = run(make(), x[:40])
+        np.testing.assert_allclose(b, whole[20:40], atol=1e-6)

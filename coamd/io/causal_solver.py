@@ -37,6 +37,7 @@ numba is imported with this module; import it only where it is used (lazily).
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import NamedTuple
 
@@ -630,6 +631,12 @@ class CausalSolver:
         self.state = np.zeros(smooth0 + 1 + 4 * len(self._smoothed))
         """The causal state, a float64 vector (zeros: the start of a motion): held twists,
         per limb (held, pole (3), axis (3)), (lift set, lift), (low-pass set, quaternions (k, 4))."""
+
+    def copy(self) -> "CausalSolver":
+        """An independent copy: the same tables (read only), its own state."""
+        new = copy.copy(self)
+        new.state = self.state.copy()
+        return new
 
     def step(self, joints: np.ndarray, kept: np.ndarray | None = None) -> tuple[np.ndarray | None, np.ndarray]:
         """Solve the next frames and keep the new state.

@@ -116,6 +116,15 @@ class MotionCleanup:
         self._root_lp = np.zeros(2)                # its low-passed value, applied to the body
         self._feet = [_Foot(), _Foot()]
 
+    def copy(self) -> "MotionCleanup":
+        """An independent copy of the causal state (the config is shared: it is not changed)."""
+        new = object.__new__(MotionCleanup)
+        new.config = self.config
+        new._smooth = None if self._smooth is None else self._smooth.copy()
+        new._root, new._root_lp = self._root.copy(), self._root_lp.copy()
+        new._feet = [_Foot(f.locked, f.anchor.copy(), f.offset.copy()) for f in self._feet]
+        return new
+
     def apply(self, joints: np.ndarray) -> np.ndarray:
         j = np.asarray(joints, dtype=np.float64)
         if j.ndim != 3 or j.shape[1:] != (NUM_JOINTS, 3):

@@ -29,7 +29,6 @@ same noise and gives the same motion as a run that never failed.
 """
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from dataclasses import dataclass, field, fields, replace
 from typing import Iterator
@@ -286,8 +285,8 @@ def _draft(s: GenerationState) -> GenerationState:
     rng_bg = type(bg)(0)
     rng_bg.state = bg.state
     return replace(s, z=s.z.copy(), known=s.known.copy(), rng=np.random.Generator(rng_bg),
-                   scores=list(s.scores), cleaner=copy.deepcopy(s.cleaner),
-                   projector=copy.deepcopy(s.projector))
+                   scores=list(s.scores), cleaner=None if s.cleaner is None else s.cleaner.copy(),
+                   projector=None if s.projector is None else s.projector.copy())
 
 
 def _commit(s: GenerationState, draft: GenerationState) -> None:

@@ -57,6 +57,8 @@ Measured effect on the shipped model (raw vs projected motions, real clips as re
 """
 from __future__ import annotations
 
+import copy as _copy
+
 import time
 
 import numpy as np
@@ -142,6 +144,13 @@ class SkeletonProjection:
         pos, rot = self._solver().step(j, kept)
         self.frames += n
         return pos, rot
+
+    def copy(self) -> "SkeletonProjection":
+        """An independent copy of the projection's causal state (settings and tables shared:
+        they are not changed), for a step that may fail (:mod:`coamd.sampling.sampler`)."""
+        new = _copy.copy(self)
+        new._causal = None if self._causal is None else self._causal.copy()
+        return new
 
     def _solver(self):
         """The compiled causal solver holding this motion's state (numba is imported on first use)."""
