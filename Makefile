@@ -64,8 +64,9 @@ native: setup setup-native
 # by ctest's unity_package_check).
 unity-package: native
 	nice -n 10 cmake --build build --target unity_package -j $(JOBS)
-	mkdir -p dist && cp build/dist/com.coamd.motionstream-*.tgz dist/ && echo '*' > dist/.gitignore
-	@ls -l dist/*.tgz
+	@v=$$($(PY) -c "import json; print(json.load(open('unity_client/package.json'))['version'])"); \
+	  mkdir -p dist && cp build/dist/com.coamd.motionstream-$$v.tgz dist/ && echo '*' > dist/.gitignore && \
+	  ls -l dist/com.coamd.motionstream-$$v.tgz
 
 $(DATASET)/dataset_card.json: | $(VENV)/.stamp
 	$(VENV)/bin/coamd data build --source $(DATA) --out $(DATASET)
