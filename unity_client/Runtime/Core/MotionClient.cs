@@ -18,6 +18,15 @@ namespace CoAMD
         {
             if (rc != 0) throw new CoamdException((Status)rc, CoamdNative.LastError());
         }
+
+        /// <summary>Check, except for one status a call may answer (NotFound: not there yet, State: a
+        /// wait timed out): true for Ok, false for that one.</summary>
+        internal static bool CheckOr(int rc, Status expected)
+        {
+            if (rc == (int)expected) return false;
+            Check(rc);
+            return true;
+        }
     }
 
     /// <summary>Settings of one generation request and its playback.</summary>
@@ -85,7 +94,7 @@ namespace CoAMD
     /// <summary>A connection to `coamd serve` ("host:port"); fetches the skeleton on connect.</summary>
     public sealed class MotionClient : IDisposable
     {
-        IntPtr _handle;
+        readonly NativeHandle _handle;
 
         /// <exception cref="CoamdException">Connect when the server does not answer in time,
         /// Rpc for an error status (e.g. UNAUTHENTICATED), InvalidArgument for a bad address.</exception>
@@ -96,8 +105,10 @@ namespace CoAMD
             CoamdNative.coamd_client_options_defaults(ref o);
             o.UseTls = useTls ? 1 : 0;
             o.ConnectTimeoutS = connectTimeoutSeconds;
+            IntPtr client;
             CoamdException.Check(CoamdNative.coamd_client_create(CoamdNative.Utf8z(address), ref o,
-                CoamdNative.Utf8z(rootCertsPem), CoamdNative.Utf8z(bearerToken), out _handle));
+                CoamdNative.Utf8z(rootCertsPem), CoamdNative.Utf8z(bearerToken), out client));
+            _handle = new NativeHandle(client, h => CoamdNative.coamd_client_destroy(h), nameof(MotionClient));
         }
 
         /// <summary>Rest offsets (21 x 3 floats, parent-relative) in the given frame.</summary>
@@ -154,32 +165,18 @@ namespace CoAMD
             return new MotionSession(s, options.Coordinates, options.RootMotion);
         }
 
-        IntPtr Handle
-        {
-            get
-            {
-                if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionClient));
-                return _handle;
-            }
-        }
+        IntPtr Handle => _handle.Get();
 
         public void Dispose()
         {
-            if (_handle != IntPtr.Zero) CoamdNative.coamd_client_destroy(_handle);
-            _handle = IntPtr.Zero;
-            GC.SuppressFinalize(this);
-        }
-
-        ~MotionClient()
-        {
-            if (_handle != IntPtr.Zero) CoamdNative.coamd_client_destroy(_handle);
+            _handle.Release();
         }
     }
 
     /// <summary>A Generate stream with its jitter buffer and a playback clock (its own reader).</summary>
-    public sealed class MotionStream : IDisposable
+    public sealed class MotionStream : IDisposable, IMotionSource
     {
-        IntPtr _handle;
+        readonly NativeHandle _handle;
         MotionReader _reader;
         public Coords Coordinates { get; }
         /// <summary>The request's root motion: InPlace frames carry the travel in Pose.Info's root velocity and heading.</summary>
@@ -187,7 +184,7 @@ namespace CoAMD
 
         internal MotionStream(IntPtr handle, Coords coords, RootMotionMode rootMotion = RootMotionMode.ServerDefault)
         {
-            _handle = handle;
+            _handle = new NativeHandle(handle, h => CoamdNative.coamd_stream_destroy(h), nameof(MotionStream));
             Coordinates = coords;
             RootMotion = rootMotion;
             try
@@ -196,8 +193,7 @@ namespace CoAMD
             }
             catch
             {
-                CoamdNative.coamd_stream_destroy(handle);
-                _handle = IntPtr.Zero;
+                _handle.Release();
                 throw;
             }
         }
@@ -206,7 +202,7 @@ namespace CoAMD
         /// nothing. Call from one thread at a time; other threads use their own CreateReader().</summary>
         public PlaybackState Sample(double engineTimeSeconds, Pose pose)
         {
-            if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionStream));
+            _handle.Get();  // throws once disposed
             return _reader.Sample(engineTimeSeconds, pose);
         }
 
@@ -225,24 +221,18 @@ namespace CoAMD
         /// <summary>The pose at a motion time (seconds from frame 0); false if not received yet.</summary>
         public bool SampleMotionTime(double motionTimeSeconds, Pose pose)
         {
-            int rc = CoamdNative.coamd_stream_sample_at(Handle, motionTimeSeconds, ref pose.Info, pose.Positions,
-                pose.Positions.Length, pose.LocalRotations, pose.LocalRotations.Length, pose.WorldRotations,
-                pose.WorldRotations.Length);
-            if (rc == (int)Status.NotFound) return false;
-            CoamdException.Check(rc);
-            return true;
+            return CoamdException.CheckOr(CoamdNative.coamd_stream_sample_at(Handle, motionTimeSeconds, ref pose.Info,
+                pose.Positions, pose.Positions.Length, pose.LocalRotations, pose.LocalRotations.Length,
+                pose.WorldRotations, pose.WorldRotations.Length), Status.NotFound);
         }
 
         /// <summary>Frame index exactly as received; false if not received yet.</summary>
         public bool Frame(int index, float[] positions63, float[] localRotations84)
         {
             if (index < 0) throw new ArgumentOutOfRangeException(nameof(index));
-            int rc = CoamdNative.coamd_stream_frame_copy(Handle, (uint)index, positions63,
+            return CoamdException.CheckOr(CoamdNative.coamd_stream_frame_copy(Handle, (uint)index, positions63,
                 positions63 == null ? 0 : positions63.Length, localRotations84,
-                localRotations84 == null ? 0 : localRotations84.Length);
-            if (rc == (int)Status.NotFound) return false;
-            CoamdException.Check(rc);
-            return true;
+                localRotations84 == null ? 0 : localRotations84.Length), Status.NotFound);
         }
 
         static readonly int StreamInfoSize = System.Runtime.InteropServices.Marshal.SizeOf(typeof(StreamInfo));
@@ -264,33 +254,19 @@ namespace CoAMD
             get
             {
                 var i = Interpretation.NewStruct();
-                int rc = CoamdNative.coamd_stream_interpretation(Handle, ref i);
-                if (rc == (int)Status.NotFound) return null;
-                CoamdException.Check(rc);
+                if (!CoamdException.CheckOr(CoamdNative.coamd_stream_interpretation(Handle, ref i), Status.NotFound))
+                    return null;
                 return new Interpretation(i);
             }
         }
 
         /// <summary>Why the stream failed ("" when it did not), in full.</summary>
-        public string Error
-        {
-            get
-            {
-                IntPtr h = Handle;
-                string text = CoamdNative.CopyText((byte[] buf, int len, out int n) =>
-                    CoamdNative.coamd_stream_error_copy(h, buf, len, out n));
-                if (text == null) throw new CoamdException(Status.Internal, CoamdNative.LastError());
-                return text;
-            }
-        }
+        public string Error => _handle.CopyText(CoamdNative.coamd_stream_error_copy);
 
         /// <summary>Blocks until the stream ended (not for the engine thread); false on time-out.</summary>
         public bool Wait(float timeoutSeconds)
         {
-            int rc = CoamdNative.coamd_stream_wait(Handle, timeoutSeconds);
-            if (rc == (int)Status.State) return false;
-            CoamdException.Check(rc);
-            return true;
+            return CoamdException.CheckOr(CoamdNative.coamd_stream_wait(Handle, timeoutSeconds), Status.State);
         }
 
         public void Cancel()
@@ -301,18 +277,11 @@ namespace CoAMD
         /// <summary>Replays the stream's own playhead from the start.</summary>
         public void RestartPlayback()
         {
-            if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionStream));
+            _handle.Get();  // throws once disposed
             _reader.Restart();
         }
 
-        IntPtr Handle
-        {
-            get
-            {
-                if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionStream));
-                return _handle;
-            }
-        }
+        IntPtr Handle => _handle.Get();
 
         /// <summary>Cancels the stream if it still runs and releases it; readers created from it
         /// keep what arrived.</summary>
@@ -320,14 +289,7 @@ namespace CoAMD
         {
             if (_reader != null) _reader.Dispose();
             _reader = null;
-            if (_handle != IntPtr.Zero) CoamdNative.coamd_stream_destroy(_handle);
-            _handle = IntPtr.Zero;
-            GC.SuppressFinalize(this);
-        }
-
-        ~MotionStream()
-        {
-            if (_handle != IntPtr.Zero) CoamdNative.coamd_stream_destroy(_handle);
+            _handle.Release();
         }
     }
 
@@ -335,11 +297,11 @@ namespace CoAMD
     /// rebuffering. One thread at a time; different readers need no coordination.</summary>
     public sealed class MotionReader : IDisposable
     {
-        IntPtr _handle;
+        readonly NativeHandle _handle;
 
         internal MotionReader(IntPtr handle)
         {
-            _handle = handle;
+            _handle = new NativeHandle(handle, h => CoamdNative.coamd_reader_destroy(h), nameof(MotionReader));
         }
 
         public string SubjectName => CoamdNative.FromUtf8(CoamdNative.coamd_reader_subject_name(Handle));
@@ -360,25 +322,11 @@ namespace CoAMD
             CoamdException.Check(CoamdNative.coamd_reader_restart(Handle));
         }
 
-        IntPtr Handle
-        {
-            get
-            {
-                if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionReader));
-                return _handle;
-            }
-        }
+        IntPtr Handle => _handle.Get();
 
         public void Dispose()
         {
-            if (_handle != IntPtr.Zero) CoamdNative.coamd_reader_destroy(_handle);
-            _handle = IntPtr.Zero;
-            GC.SuppressFinalize(this);
-        }
-
-        ~MotionReader()
-        {
-            if (_handle != IntPtr.Zero) CoamdNative.coamd_reader_destroy(_handle);
+            _handle.Release();
         }
     }
 

@@ -219,16 +219,16 @@ namespace CoAMD
     /// <summary>A session (MotionClient.OpenSession): an endless motion, played back like a stream,
     /// whose instruction changes with Instruct(). Frames arrive on a native thread into a ring jitter
     /// buffer; Sample() allocates nothing and takes no lock.</summary>
-    public sealed class MotionSession : IDisposable
+    public sealed class MotionSession : IDisposable, IMotionSource
     {
-        IntPtr _handle;
+        readonly NativeHandle _handle;
         public Coords Coordinates { get; }
         public RootMotionMode RootMotion { get; }
         static readonly int EventSize = Marshal.SizeOf(typeof(SessionEventStruct));
 
         internal MotionSession(IntPtr handle, Coords coords, RootMotionMode rootMotion)
         {
-            _handle = handle;
+            _handle = new NativeHandle(handle, h => CoamdNative.coamd_session_destroy(h), nameof(MotionSession));
             Coordinates = coords;
             RootMotion = rootMotion;
         }
@@ -258,13 +258,11 @@ namespace CoAMD
         {
             var e = new SessionEventStruct { StructSize = EventSize };
             var i = Interpretation.NewStruct();
-            int rc = CoamdNative.coamd_session_next_event(Handle, ref e, ref i);
-            if (rc == (int)Status.NotFound)
+            if (!CoamdException.CheckOr(CoamdNative.coamd_session_next_event(Handle, ref e, ref i), Status.NotFound))
             {
                 ev = null;
                 return false;
             }
-            CoamdException.Check(rc);
             ev = new SessionEvent(e, e.HasInterpretation != 0 ? new Interpretation(i) : null);
             return true;
         }
@@ -284,45 +282,18 @@ namespace CoAMD
         /// <summary>Blocks until the session ended (not for the engine thread); false on time-out.</summary>
         public bool Wait(float timeoutSeconds)
         {
-            int rc = CoamdNative.coamd_session_wait(Handle, timeoutSeconds);
-            if (rc == (int)Status.State) return false;
-            CoamdException.Check(rc);
-            return true;
+            return CoamdException.CheckOr(CoamdNative.coamd_session_wait(Handle, timeoutSeconds), Status.State);
         }
 
         /// <summary>Why the session failed ("" when it did not), in full.</summary>
-        public string Error
-        {
-            get
-            {
-                IntPtr h = Handle;
-                string text = CoamdNative.CopyText((byte[] buf, int len, out int n) =>
-                    CoamdNative.coamd_session_error_copy(h, buf, len, out n));
-                if (text == null) throw new CoamdException(Status.Internal, CoamdNative.LastError());
-                return text;
-            }
-        }
+        public string Error => _handle.CopyText(CoamdNative.coamd_session_error_copy);
 
-        IntPtr Handle
-        {
-            get
-            {
-                if (_handle == IntPtr.Zero) throw new ObjectDisposedException(nameof(MotionSession));
-                return _handle;
-            }
-        }
+        IntPtr Handle => _handle.Get();
 
         /// <summary>Cancels the session if it still runs and releases it.</summary>
         public void Dispose()
         {
-            if (_handle != IntPtr.Zero) CoamdNative.coamd_session_destroy(_handle);
-            _handle = IntPtr.Zero;
-            GC.SuppressFinalize(this);
-        }
-
-        ~MotionSession()
-        {
-            if (_handle != IntPtr.Zero) CoamdNative.coamd_session_destroy(_handle);
+            _handle.Release();
         }
     }
 }

@@ -8,39 +8,22 @@ namespace CoAMD
     /// that keeps playing while its instruction changes. SetInstruction() opens the session with its
     /// first text, later ones steer it; Tick() samples the session's playhead every engine frame,
     /// splits root motion off (from the server's root velocity and heading when the session runs
-    /// RootMotionMode.InPlace), solves the avatar's bone rotations and reports the session's events:
-    /// EventReceived as they arrive, InstructionStarted when playback reaches the first frame that
-    /// follows an instruction. A session that ended (closed, failed, cancelled) is replaced by a new
-    /// one on the next SetInstruction(), blending from the pose on screen. Everything is in Unity's
-    /// frame (options.Coordinates = Unity). Tick() allocates only when events arrive.</summary>
-    public sealed class MotionSessionCore : IDisposable
+    /// RootMotionMode.InPlace), solves the avatar's bone rotations (as MotionCoreBase does) and
+    /// reports the session's events: EventReceived as they arrive, InstructionStarted when playback
+    /// reaches the first frame that follows an instruction. A session that ended (closed, failed,
+    /// cancelled) is replaced by a new one on the next SetInstruction(), blending from the pose on
+    /// screen. Everything is in Unity's frame (options.Coordinates = Unity). Tick() allocates only
+    /// when events arrive.</summary>
+    public sealed class MotionSessionCore : MotionCoreBase
     {
-        const int Pos = CoamdNative.PositionFloats, Rot = CoamdNative.RotationFloats;
-        readonly MotionClient _client;
-        readonly Pose _pose = new Pose();
-        readonly float[] _hips = new float[3];
         readonly List<SessionEvent> _waiting = new List<SessionEvent>();  // Instruction events not yet reached
         MotionSession _session;
-        double _lastTick;
-        bool _ticked;
 
-        public ReferencePose Reference { get; }
-        public HumanoidRetarget Retarget { get; }
-        public readonly RootMotion RootMotion = new RootMotion();
-        public readonly PoseBlender Blender = new PoseBlender();
         /// <summary>Settings of the next session opened (Coordinates must stay Unity).</summary>
         public readonly SessionOptions Options;
 
-        /// <summary>The pose to show relative to the root, as MotionPlayerCore's outputs.</summary>
-        public readonly float[] LocalRotations = new float[Rot];
-        public readonly float[] Positions = new float[Pos];
-        public readonly float[] AvatarRotations = new float[Rot];
-        public bool HasPose { get; private set; }
         /// <summary>The session playing (null before the first SetInstruction or after Stop).</summary>
         public MotionSession Session => _session;
-        public PlaybackState State { get; private set; } = PlaybackState.Finished;
-        public string LastError { get; private set; } = "";
-        public bool SolveAvatarRotations = true;
         /// <summary>The number of the instruction playing (0 = the session's opening text, then the
         /// numbers SetInstruction returned), -1 before the first frame.</summary>
         public int CurrentInstruction { get; private set; } = -1;
@@ -60,11 +43,9 @@ namespace CoAMD
         /// drives the motion skeleton's own reference pose.</param>
         /// <param name="options">session settings (null: defaults in Unity's frame).</param>
         public MotionSessionCore(MotionClient client, float[] avatarRestPositions63, SessionOptions options)
+            : base(client, avatarRestPositions63)
         {
-            _client = client ?? throw new ArgumentNullException(nameof(client));
             Options = options ?? new SessionOptions();
-            Reference = client.ReferencePose(Coords.Unity);
-            Retarget = new HumanoidRetarget(avatarRestPositions63 ?? Reference.Positions, Reference.Positions);
         }
 
         /// <summary>Whether a session is open and still receiving or playing (a new instruction steers it).</summary>
@@ -97,7 +78,7 @@ namespace CoAMD
 
         void Open(string text)
         {
-            MotionSession next = _client.OpenSession(text, Options);
+            MotionSession next = Client.OpenSession(text, Options);
             if (_session != null) _session.Dispose();
             _session = next;
             _waiting.Clear();
@@ -107,8 +88,7 @@ namespace CoAMD
             CurrentText = "";
             LastError = "";
             State = PlaybackState.Buffering;
-            if (HasPose) Blender.Capture(LocalRotations, _hips);
-            RootMotion.Reset();
+            TakeOver();
         }
 
         /// <summary>Asks the server to end the session; it plays to its last frame, then Finished.</summary>
@@ -118,7 +98,7 @@ namespace CoAMD
         }
 
         /// <summary>Cancels and releases the session; the last pose stays.</summary>
-        public void Stop()
+        public override void Stop()
         {
             if (_session != null) _session.Dispose();
             _session = null;
@@ -126,13 +106,10 @@ namespace CoAMD
             State = PlaybackState.Finished;
         }
 
-        /// <summary>Samples at engine time t (seconds); see MotionPlayerCore.Tick.</summary>
-        public PlaybackState Tick(double engineTimeSeconds)
+        // Before sampling: the events that arrived.
+        internal override IMotionSource Advance(double engineTimeSeconds)
         {
-            double dt = _ticked ? Math.Max(0.0, engineTimeSeconds - _lastTick) : 0.0;
-            _ticked = true;
-            _lastTick = engineTimeSeconds;
-            if (_session == null) return State;
+            if (_session == null) return null;
             SessionEvent ev;
             while (_session.TryGetEvent(out ev))
             {
@@ -143,10 +120,13 @@ namespace CoAMD
                 }
                 EventReceived?.Invoke(ev);
             }
-            State = _session.Sample(engineTimeSeconds, _pose);
-            if (State == PlaybackState.Error && LastError.Length == 0) LastError = _session.Error;
-            if (!_pose.HasFrame) return State;
-            while (_waiting.Count > 0 && _pose.Info.Frame >= _waiting[0].FirstFrame)
+            return _session;
+        }
+
+        // A frame on screen: the instructions it has reached.
+        internal override void Reached(Pose pose)
+        {
+            while (_waiting.Count > 0 && pose.Info.Frame >= _waiting[0].FirstFrame)
             {
                 SessionEvent started = _waiting[0];
                 _waiting.RemoveAt(0);
@@ -155,35 +135,6 @@ namespace CoAMD
                 CurrentText = _texts.TryGetValue(started.Instruction, out text) ? text : "";
                 InstructionStarted?.Invoke(started);
             }
-            Output(engineTimeSeconds, dt);
-            return State;
-        }
-
-        void Output(double t, double dt)
-        {
-            Array.Copy(_pose.Positions, Positions, Pos);
-            Array.Copy(_pose.LocalRotations, LocalRotations, Rot);
-            if (_session.RootMotion == RootMotionMode.InPlace)
-                RootMotion.ProcessInPlace(t, _pose.Info.MotionTimeS, _pose.Info.RootVelocityX, _pose.Info.RootVelocityZ,
-                                          _pose.Info.Heading, Positions, LocalRotations, null);
-            else
-                RootMotion.Process(t, Positions, LocalRotations, null);
-            _hips[0] = Positions[0];
-            _hips[1] = Positions[1];
-            _hips[2] = Positions[2];
-            if (Blender.Active)
-            {
-                Blender.Apply(LocalRotations, _hips, dt);
-                CoamdException.Check(CoamdNative.coamd_forward_kinematics(_hips, LocalRotations, Reference.RestOffsets,
-                                                                          Positions));
-            }
-            if (SolveAvatarRotations) Retarget.Solve(Positions, AvatarRotations);
-            HasPose = true;
-        }
-
-        public void Dispose()
-        {
-            Stop();
         }
     }
 }
