@@ -119,8 +119,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         raise CLIError("--max-sessions must be >= 0 and --session-idle > 0")
     if not 0.6 <= a.session_horizon <= 6.0:
         raise CLIError(f"--session-horizon must be between 0.6 and 6 seconds, got {a.session_horizon:g}")
-    if not 0.6 <= a.session_history <= 3.0:
-        raise CLIError(f"--session-history must be between 0.6 and 3 seconds, got {a.session_history:g}")
+    if not 0.6 <= a.session_history <= 6.0:
+        raise CLIError(f"--session-history must be between 0.6 and 6 seconds, got {a.session_history:g}")
     if a.max_request_evals < 1:
         raise CLIError(f"--max-request-evals must be >= 1, got {a.max_request_evals}")
     _check_host(a.host)
@@ -205,7 +205,7 @@ def _add_server(sub) -> None:
     p.add_argument("--session-horizon", type=float, default=1.4,
                    help="seconds each session window plans before committing 0.6 s of them: longer follows new "
                         "instructions more faithfully, 0.6 holds about twice the sessions (default: %(default)s)")
-    p.add_argument("--session-history", type=float, default=2.0,
+    p.add_argument("--session-history", type=float, default=3.0,
                    help="longest motion history (seconds) a session window continues from while the text is "
                         "unchanged: the frames since the instruction began, and 0.6 s before it (default: %(default)s)")
     p.add_argument("--session-idle", type=float, default=60.0,

@@ -176,6 +176,14 @@ def test_serve_port_out_of_range(capsys, no_models):
         assert rc == 2 and "--port" in line and "65535" in line, line
 
 
+def test_serve_session_window_options_are_checked(capsys, no_models):
+    for argv, name in ((["--session-history", "0.2"], "--session-history"),
+                       (["--session-history", "9"], "--session-history"),
+                       (["--session-horizon", "0.1"], "--session-horizon")):
+        rc, line = _run_main(["serve", *argv], capsys)
+        assert rc == 2 and name in line and "seconds" in line, line
+
+
 def test_serve_bad_host(capsys, no_models):
     for host, why in (("256.1.1.1", "not a valid IP address"),
                       ("1.2.3", "not a valid IP address"),
