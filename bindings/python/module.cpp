@@ -80,15 +80,69 @@ py::dict interpretation_dict(const coamd_interpretation& i) {
   return d;
 }
 
+// Zeroed pose outputs: positions (21, 3), local and world rotations (21, 4).
+struct PoseArrays {
+  F32 pos, loc, wor;
+  PoseArrays() : pos({21, 3}), loc({21, 4}), wor({21, 4}) {
+    for (F32* a : {&pos, &loc, &wor}) std::fill(a->mutable_data(), a->mutable_data() + a->size(), 0.f);
+  }
+};
+
 py::tuple sample_tuple(const std::function<int(coamd_frame_info*, float*, float*, float*)>& f) {
   coamd_frame_info info;
   coamd_frame_info_init(&info, sizeof(info));
-  F32 pos({21, 3}), loc({21, 4}), wor({21, 4});
-  std::fill(pos.mutable_data(), pos.mutable_data() + 63, 0.f);
-  std::fill(loc.mutable_data(), loc.mutable_data() + 84, 0.f);
-  std::fill(wor.mutable_data(), wor.mutable_data() + 84, 0.f);
-  check(f(&info, pos.mutable_data(), loc.mutable_data(), wor.mutable_data()));
-  return py::make_tuple(frame_info_dict(info), pos, loc, wor);
+  PoseArrays a;
+  check(f(&info, a.pos.mutable_data(), a.loc.mutable_data(), a.wor.mutable_data()));
+  return py::make_tuple(frame_info_dict(info), a.pos, a.loc, a.wor);
+}
+
+// f() with the GIL released (a call that may block on the network); its status comes back with the
+// GIL held again.
+template <class F>
+int without_gil(F&& f) {
+  py::gil_scoped_release release;
+  return f();
+}
+
+// check() for a wait (coamd_stream_wait, coamd_session_wait): false when it timed out.
+bool waited(int rc) {
+  if (rc == COAMD_ERR_STATE) return false;
+  check(rc);
+  return true;
+}
+
+// The whole text of a (buf, buf_len, &len) copy function (coamd_stream_error_copy,
+// coamd_session_error_copy), however long.
+template <class Copy>
+std::string copy_text(Copy&& copy) {
+  int32_t len = 0;
+  const int rc = copy(nullptr, 0, &len);
+  if (rc != COAMD_OK && rc != COAMD_ERR_BUFFER_TOO_SMALL) check(rc);
+  std::string buf(static_cast<size_t>(len) + 1, '\0');
+  check(copy(&buf[0], len + 1, &len));
+  buf.resize(static_cast<size_t>(len));
+  return buf;
+}
+
+// The settings a Generate request and a session share: fields of the same name in coamd_request and
+// coamd_session_options, from the keyword arguments of that name.
+template <class Settings>
+void set_shared(Settings& s, uint64_t seed, int guidance, float guidance_scale, float cfg_scale, uint32_t iterations,
+                uint32_t ode_steps, int coordinates, bool server_rotations, int cleanup, float temperature,
+                int text_conditioning, int root_motion, float buffering_delay_s) {
+  s.seed = seed;
+  s.guidance = guidance;
+  s.guidance_scale = guidance_scale;
+  s.cfg_scale = cfg_scale;
+  s.iterations = iterations;
+  s.ode_steps = ode_steps;
+  s.coordinates = coordinates;
+  s.server_rotations = server_rotations ? 1 : 0;
+  s.cleanup = cleanup;
+  s.temperature = temperature;
+  s.text_conditioning = text_conditioning;
+  s.root_motion = root_motion;
+  s.buffering_delay_s = buffering_delay_s;
 }
 
 // An independent playhead over a stream's frames (coamd_reader); keeps the frames alive.
@@ -100,14 +154,9 @@ class Reader {
   std::string subject_name() const { return coamd_reader_subject_name(r_); }
   // (info dict, positions (21,3), local rotations (21,4), world rotations (21,4))
   py::tuple sample(double t) {
-    coamd_frame_info info;
-    coamd_frame_info_init(&info, sizeof(info));
-    F32 pos({21, 3}), loc({21, 4}), wor({21, 4});
-    std::fill(pos.mutable_data(), pos.mutable_data() + 63, 0.f);
-    std::fill(loc.mutable_data(), loc.mutable_data() + 84, 0.f);
-    std::fill(wor.mutable_data(), wor.mutable_data() + 84, 0.f);
-    check(coamd_reader_sample(r_, t, &info, pos.mutable_data(), 63, loc.mutable_data(), 84, wor.mutable_data(), 84));
-    return py::make_tuple(frame_info_dict(info), pos, loc, wor);
+    return sample_tuple([&](coamd_frame_info* info, float* p, float* l, float* w) {
+      return coamd_reader_sample(r_, t, info, p, 63, l, 84, w, 84);
+    });
   }
   void restart() { check(coamd_reader_restart(r_)); }
 
@@ -124,12 +173,9 @@ class Stream {
   // (info dict, positions (21,3), local rotations (21,4), world rotations (21,4))
   py::tuple sample(double t) {
     coamd_sample_info info{};
-    F32 pos({21, 3}), loc({21, 4}), wor({21, 4});
-    std::fill(pos.mutable_data(), pos.mutable_data() + 63, 0.f);
-    std::fill(loc.mutable_data(), loc.mutable_data() + 84, 0.f);
-    std::fill(wor.mutable_data(), wor.mutable_data() + 84, 0.f);
-    check(coamd_stream_sample(s_, t, &info, pos.mutable_data(), loc.mutable_data(), wor.mutable_data()));
-    return py::make_tuple(info_dict(info), pos, loc, wor);
+    PoseArrays a;
+    check(coamd_stream_sample(s_, t, &info, a.pos.mutable_data(), a.loc.mutable_data(), a.wor.mutable_data()));
+    return py::make_tuple(info_dict(info), a.pos, a.loc, a.wor);
   }
   // Only the info (no pose copies): for timing the engine-side cost.
   py::dict sample_info(double t) {
@@ -193,13 +239,9 @@ class Stream {
   }
   // The whole failure message, however long.
   std::string error() {
-    int32_t len = 0;
-    const int rc = coamd_stream_error_copy(s_, nullptr, 0, &len);
-    if (rc != COAMD_OK && rc != COAMD_ERR_BUFFER_TOO_SMALL) check(rc);
-    std::string buf(static_cast<size_t>(len) + 1, '\0');
-    check(coamd_stream_error_copy(s_, &buf[0], len + 1, &len));
-    buf.resize(static_cast<size_t>(len));
-    return buf;
+    return copy_text([&](char* buf, int32_t buf_len, int32_t* len) {
+      return coamd_stream_error_copy(s_, buf, buf_len, len);
+    });
   }
   std::unique_ptr<Reader> reader(const std::string& subject, float buffering_delay_s) {
     coamd_reader* r = nullptr;
@@ -207,14 +249,7 @@ class Stream {
     return std::make_unique<Reader>(r);
   }
   bool wait(float timeout_s) {
-    int rc;
-    {
-      py::gil_scoped_release release;
-      rc = coamd_stream_wait(s_, timeout_s);
-    }
-    if (rc == COAMD_ERR_STATE) return false;
-    check(rc);
-    return true;
+    return waited(without_gil([&] { return coamd_stream_wait(s_, timeout_s); }));
   }
   void cancel() { check(coamd_stream_cancel(s_)); }
   void restart_playback() { check(coamd_stream_restart_playback(s_)); }
@@ -265,23 +300,12 @@ class Session {
     return out;
   }
   bool wait(float timeout_s) {
-    int rc;
-    {
-      py::gil_scoped_release release;
-      rc = coamd_session_wait(s_, timeout_s);
-    }
-    if (rc == COAMD_ERR_STATE) return false;
-    check(rc);
-    return true;
+    return waited(without_gil([&] { return coamd_session_wait(s_, timeout_s); }));
   }
   std::string error() {
-    int32_t len = 0;
-    const int rc = coamd_session_error_copy(s_, nullptr, 0, &len);
-    if (rc != COAMD_OK && rc != COAMD_ERR_BUFFER_TOO_SMALL) check(rc);
-    std::string buf(static_cast<size_t>(len) + 1, '\0');
-    check(coamd_session_error_copy(s_, &buf[0], len + 1, &len));
-    buf.resize(static_cast<size_t>(len));
-    return buf;
+    return copy_text([&](char* buf, int32_t buf_len, int32_t* len) {
+      return coamd_session_error_copy(s_, buf, buf_len, len);
+    });
   }
 
  private:
@@ -296,13 +320,10 @@ class Client {
     coamd_client_options_defaults(&o);
     o.use_tls = tls ? 1 : 0;
     o.connect_timeout_s = connect_timeout_s;
-    int rc;
-    {
-      py::gil_scoped_release release;
-      rc = coamd_client_create(target.c_str(), &o, root_certs.empty() ? nullptr : root_certs.c_str(),
-                               token.empty() ? nullptr : token.c_str(), &c_);
-    }
-    check(rc);
+    check(without_gil([&] {
+      return coamd_client_create(target.c_str(), &o, root_certs.empty() ? nullptr : root_certs.c_str(),
+                                 token.empty() ? nullptr : token.c_str(), &c_);
+    }));
   }
   ~Client() { coamd_client_destroy(c_); }
   Client(const Client&) = delete;
@@ -327,24 +348,13 @@ class Client {
                                    int text_conditioning, int skeleton, int root_motion) {
     coamd_request r;
     coamd_request_defaults(&r);
+    set_shared(r, seed, guidance, guidance_scale, cfg_scale, iterations, ode_steps, coordinates, server_rotations,
+               cleanup, temperature, text_conditioning, root_motion, buffering_delay_s);
     r.duration_s = duration_s;
-    r.seed = seed;
-    r.guidance = guidance;
-    r.guidance_scale = guidance_scale;
-    r.cfg_scale = cfg_scale;
-    r.iterations = iterations;
-    r.ode_steps = ode_steps;
     r.order = order;
-    r.coordinates = coordinates;
-    r.server_rotations = server_rotations ? 1 : 0;
-    r.buffering_delay_s = buffering_delay_s;
     r.deadline_s = deadline_s;
     r.capacity_frames = capacity_frames;
-    r.cleanup = cleanup;
-    r.temperature = temperature;
-    r.text_conditioning = text_conditioning;
     r.skeleton = skeleton;
-    r.root_motion = root_motion;
     coamd_stream* s = nullptr;
     check(coamd_stream_start(c_, text.c_str(), &r, &s));
     return std::make_unique<Stream>(s);
@@ -357,20 +367,9 @@ class Client {
                                    uint32_t history_frames) {
     coamd_session_options o;
     check(coamd_session_options_init(&o, sizeof(o)));
-    o.seed = seed;
-    o.guidance = guidance;
-    o.guidance_scale = guidance_scale;
-    o.cfg_scale = cfg_scale;
-    o.iterations = iterations;
-    o.ode_steps = ode_steps;
-    o.coordinates = coordinates;
-    o.server_rotations = server_rotations ? 1 : 0;
-    o.cleanup = cleanup;
-    o.temperature = temperature;
-    o.text_conditioning = text_conditioning;
+    set_shared(o, seed, guidance, guidance_scale, cfg_scale, iterations, ode_steps, coordinates, server_rotations,
+               cleanup, temperature, text_conditioning, root_motion, buffering_delay_s);
     o.lookahead_s = lookahead_s;
-    o.root_motion = root_motion;
-    o.buffering_delay_s = buffering_delay_s;
     o.history_frames = history_frames;
     coamd_session* s = nullptr;
     check(coamd_session_open(c_, &o, text.c_str(), &s));
@@ -382,12 +381,8 @@ class Client {
   py::dict capabilities() {
     coamd_capabilities caps;
     caps.struct_size = sizeof(caps);
-    int rc;
-    {
-      py::gil_scoped_release release;  // the first call fetches over the network
-      rc = coamd_client_capabilities(c_, &caps, nullptr, 0, nullptr, 0);
-    }
-    check(rc);
+    // the first call fetches over the network
+    check(without_gil([&] { return coamd_client_capabilities(c_, &caps, nullptr, 0, nullptr, 0); }));
     std::vector<coamd_capability> actions(static_cast<size_t>(caps.num_actions)), styles(static_cast<size_t>(caps.num_styles));
     for (auto& a : actions) a.struct_size = sizeof(a);
     for (auto& a : styles) a.struct_size = sizeof(a);

@@ -25,7 +25,7 @@ struct ClientCore {
   }
 };
 
-struct Stream::Rpc {
+struct Receiver::Context {
   grpc::ClientContext ctx;
 };
 
@@ -108,6 +108,43 @@ std::string ingest_frame(FrameBuffer& buf, const v1::Frame& f, bool server_rotat
   convert_positions(vel, 1, Coords::RightHandedYUp, coords, slot->root_velocity);
   slot->heading = std::isfinite(f.heading()) ? heading_to(f.heading(), coords) : 0.f;
   return std::string();
+}
+
+// One response's frames into the buffer, each published once it checks out (`first` runs right
+// before frame 0 is published). Returns "" or what is wrong with the first bad frame.
+template <class First>
+std::string ingest_frames(FrameBuffer& buf, const google::protobuf::RepeatedPtrField<v1::Frame>& frames,
+                          bool server_rotations, const float* rest, Coords coords, First&& first) {
+  for (const v1::Frame& f : frames) {
+    const uint32_t expected = buf.count();
+    std::string problem = ingest_frame(buf, f, server_rotations, rest, coords);
+    if (!problem.empty()) return problem;
+    if (expected == 0) first();
+    buf.publish();
+  }
+  return std::string();
+}
+
+// How a receiver thread's RPC ended, into the buffer: a malformed frame (`problem`), a cancel, the
+// RPC's error status, no end marker (`ended` false), a frame count other than the end marker's
+// `total`, or complete. `what` names the RPC ("stream"), `marker` its end marker ("summary").
+void end_buffer(FrameBuffer& buf, const std::string& problem, bool cancelled, const grpc::Status& st, bool ended,
+                uint32_t total, const char* what, const char* marker) {
+  if (!problem.empty()) {
+    buf.fail(problem);
+  } else if (cancelled) {
+    buf.cancel();
+  } else if (!st.ok()) {
+    buf.fail(status_text(st));
+  } else if (!ended) {
+    buf.fail(std::string("the ") + what + " ended without a " + marker + " after " + std::to_string(buf.count()) +
+             " frames");
+  } else if (total != buf.count()) {
+    buf.fail(std::string("the ") + marker + " says " + std::to_string(total) + " frames but " +
+             std::to_string(buf.count()) + " arrived");
+  } else {
+    buf.complete(total);
+  }
 }
 
 }  // namespace
@@ -238,41 +275,34 @@ std::unique_ptr<Session> Client::open_session(const std::string& text, const coa
   return s;
 }
 
-// ---------------------------------------------------------------------------------------- Stream
-static uint32_t capacity_for(const coamd_request& req) {
-  if (req.capacity_frames > 0) return req.capacity_frames;
-  return static_cast<uint32_t>(std::ceil(req.duration_s * kFps)) + 16u;
-}
-
-Stream::Stream(std::shared_ptr<ClientCore> core, std::string text, const coamd_request& req, const float* rest)
+// -------------------------------------------------------------------------------------- Receiver
+Receiver::Receiver(std::shared_ptr<ClientCore> core, std::string text, Coords coords, const float* rest,
+                   uint32_t capacity_frames, bool ring, float buffering_delay_s)
     : core_(std::move(core)),
       text_(std::move(text)),
-      req_(req),
-      coords_(static_cast<Coords>(req.coordinates)),
-      buf_(new FrameBuffer(capacity_for(req))),
-      playback_(*buf_, kFps, req.buffering_delay_s),
-      rpc_(new Rpc) {
+      coords_(coords),
+      buf_(new FrameBuffer(capacity_frames, ring)),
+      playback_(*buf_, kFps, buffering_delay_s),
+      ctx_(new Context) {
   std::memcpy(rest_, rest, sizeof(rest_));
-  core_->prepare(rpc_->ctx);
-  if (req.deadline_s > 0.f) {
-    rpc_->ctx.set_deadline(std::chrono::system_clock::now() +
-                           std::chrono::milliseconds(static_cast<int64_t>(req.deadline_s * 1000.f)));
-  }
+  core_->prepare(ctx_->ctx);
 }
 
-Stream::~Stream() {
+Receiver::~Receiver() = default;
+
+void Receiver::stop() {
   cancel();
   if (thread_.joinable()) thread_.join();
 }
 
-void Stream::cancel() {
+void Receiver::cancel() {
   if (!receiving()) return;
   cancel_requested_.store(true, std::memory_order_release);
   buf_->cancel();
-  rpc_->ctx.TryCancel();
+  ctx_->ctx.TryCancel();
 }
 
-bool Stream::wait(float timeout_s) {
+bool Receiver::wait(float timeout_s) {
   std::unique_lock<std::mutex> lock(mu_);
   auto ended = [this] { return done_.load(std::memory_order_acquire); };
   if (timeout_s <= 0.f) {
@@ -281,6 +311,24 @@ bool Stream::wait(float timeout_s) {
   }
   return cv_.wait_for(lock, std::chrono::duration<float>(timeout_s), ended);
 }
+
+// ---------------------------------------------------------------------------------------- Stream
+static uint32_t capacity_for(const coamd_request& req) {
+  if (req.capacity_frames > 0) return req.capacity_frames;
+  return static_cast<uint32_t>(std::ceil(req.duration_s * kFps)) + 16u;
+}
+
+Stream::Stream(std::shared_ptr<ClientCore> core, std::string text, const coamd_request& req, const float* rest)
+    : Receiver(std::move(core), std::move(text), static_cast<Coords>(req.coordinates), rest, capacity_for(req),
+               false, req.buffering_delay_s),
+      req_(req) {
+  if (req.deadline_s > 0.f) {
+    ctx_->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(static_cast<int64_t>(req.deadline_s * 1000.f)));
+  }
+}
+
+Stream::~Stream() { stop(); }
 
 StreamStats Stream::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -311,22 +359,16 @@ void Stream::run() {
   bool summary = false;
   uint32_t summary_total = 0;
   {
-    std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = core_->stub->Generate(&rpc_->ctx, r);
+    std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = core_->stub->Generate(&ctx_->ctx, r);
     v1::GenerateResponse resp;
     while (reader->Read(&resp)) {
       if (!problem.empty()) continue;  // drain after a cancel
-      for (const v1::Frame& f : resp.frames()) {
-        const uint32_t expected = buf_->count();
-        problem = ingest_frame(*buf_, f, req_.server_rotations != 0, rest_, coords_);
-        if (!problem.empty()) break;
-        if (expected == 0) {
-          std::lock_guard<std::mutex> lock(mu_);
-          stats_.client_ttff_ms = ms_since(t0);
-        }
-        buf_->publish();
-      }
+      problem = ingest_frames(*buf_, resp.frames(), req_.server_rotations != 0, rest_, coords_, [&] {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.client_ttff_ms = ms_since(t0);
+      });
       if (!problem.empty()) {
-        rpc_->ctx.TryCancel();
+        ctx_->ctx.TryCancel();
         continue;
       }
       if (resp.has_summary()) {
@@ -356,20 +398,8 @@ void Stream::run() {
       }
     }
     const grpc::Status st = reader->Finish();
-    if (!problem.empty()) {
-      buf_->fail(problem);
-    } else if (cancel_requested_.load(std::memory_order_acquire)) {
-      buf_->cancel();
-    } else if (!st.ok()) {
-      buf_->fail(status_text(st));
-    } else if (!summary) {
-      buf_->fail("the stream ended without a summary after " + std::to_string(buf_->count()) + " frames");
-    } else if (summary_total != buf_->count()) {
-      buf_->fail("the summary says " + std::to_string(summary_total) + " frames but " +
-                 std::to_string(buf_->count()) + " arrived");
-    } else {
-      buf_->complete(summary_total);
-    }
+    end_buffer(*buf_, problem, cancel_requested_.load(std::memory_order_acquire), st, summary, summary_total,
+               "stream", "summary");
   }
   const std::string quoted = "'" + (text_.size() > 60 ? text_.substr(0, 57) + "..." : text_) + "'";
   if (buf_->status() == StreamStatus::Failed) {
@@ -379,32 +409,21 @@ void Stream::run() {
     log_message(COAMD_LOG_DEBUG, "stream " + quoted + (buf_->status() == StreamStatus::Cancelled ? " cancelled" : " complete") +
                              " after " + std::to_string(buf_->count()) + " frames");
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.client_total_ms = ms_since(t0);
-    done_.store(true, std::memory_order_release);
-  }
-  cv_.notify_all();
+  finish([&] { stats_.client_total_ms = ms_since(t0); });
 }
 
 // --------------------------------------------------------------------------------------- Session
 struct Session::Rpc {
-  grpc::ClientContext ctx;
   std::unique_ptr<grpc::ClientReaderWriter<v1::SessionRequest, v1::SessionResponse>> stream;
 };
 
 Session::Session(std::shared_ptr<ClientCore> core, std::string text, const coamd_session_options& opts,
                  const float* rest)
-    : core_(std::move(core)),
-      text_(std::move(text)),
+    : Receiver(std::move(core), std::move(text), static_cast<Coords>(opts.coordinates), rest,
+               opts.history_frames ? opts.history_frames : 1200u, true, opts.buffering_delay_s),
       opts_(opts),
-      coords_(static_cast<Coords>(opts.coordinates)),
-      buf_(new FrameBuffer(opts.history_frames ? opts.history_frames : 1200u, true)),
-      playback_(*buf_, kFps, opts.buffering_delay_s),
       rpc_(new Rpc) {
-  std::memcpy(rest_, rest, sizeof(rest_));
-  core_->prepare(rpc_->ctx);
-  rpc_->stream = core_->stub->Session(&rpc_->ctx);
+  rpc_->stream = core_->stub->Session(&ctx_->ctx);
   v1::SessionRequest first;
   v1::SessionOpen* o = first.mutable_open();
   o->set_text(text_);
@@ -424,10 +443,7 @@ Session::Session(std::shared_ptr<ClientCore> core, std::string text, const coamd
   rpc_->stream->Write(first);  // a failure shows in Read / Finish on the receiver thread
 }
 
-Session::~Session() {
-  cancel();
-  if (thread_.joinable()) thread_.join();
-}
+Session::~Session() { stop(); }
 
 uint32_t Session::instruct(const std::string& text) {
   std::lock_guard<std::mutex> lock(write_mu_);
@@ -451,23 +467,6 @@ void Session::close() {
   if (rpc_->stream->Write(r)) rpc_->stream->WritesDone();
 }
 
-void Session::cancel() {
-  if (!receiving()) return;
-  cancel_requested_.store(true, std::memory_order_release);
-  buf_->cancel();
-  rpc_->ctx.TryCancel();
-}
-
-bool Session::wait(float timeout_s) {
-  std::unique_lock<std::mutex> lock(mu_);
-  auto ended = [this] { return done_.load(std::memory_order_acquire); };
-  if (timeout_s <= 0.f) {
-    cv_.wait(lock, ended);
-    return true;
-  }
-  return cv_.wait_for(lock, std::chrono::duration<float>(timeout_s), ended);
-}
-
 bool Session::next_event(SessionEvent* out) {
   std::lock_guard<std::mutex> lock(mu_);
   if (events_.empty()) return false;
@@ -483,13 +482,9 @@ void Session::run() {
   v1::SessionResponse resp;
   while (rpc_->stream->Read(&resp)) {
     if (!problem.empty()) continue;
-    for (const v1::Frame& f : resp.frames()) {
-      problem = ingest_frame(*buf_, f, opts_.server_rotations != 0, rest_, coords_);
-      if (!problem.empty()) break;
-      buf_->publish();
-    }
+    problem = ingest_frames(*buf_, resp.frames(), opts_.server_rotations != 0, rest_, coords_, [] {});
     if (!problem.empty()) {
-      rpc_->ctx.TryCancel();
+      ctx_->ctx.TryCancel();
       continue;
     }
     for (const v1::SessionEvent& e : resp.events()) {
@@ -513,28 +508,12 @@ void Session::run() {
     closed_ = true;
   }
   const grpc::Status st = rpc_->stream->Finish();
-  if (!problem.empty()) {
-    buf_->fail(problem);
-  } else if (cancel_requested_.load(std::memory_order_acquire)) {
-    buf_->cancel();
-  } else if (!st.ok()) {
-    buf_->fail(status_text(st));
-  } else if (!closed_event) {
-    buf_->fail("the session ended without a CLOSED event after " + std::to_string(buf_->count()) + " frames");
-  } else if (total != buf_->count()) {
-    buf_->fail("the CLOSED event says " + std::to_string(total) + " frames but " + std::to_string(buf_->count()) +
-               " arrived");
-  } else {
-    buf_->complete(total);
-  }
+  end_buffer(*buf_, problem, cancel_requested_.load(std::memory_order_acquire), st, closed_event, total, "session",
+             "CLOSED event");
   if (buf_->status() == StreamStatus::Failed) {
     log_message(COAMD_LOG_WARNING, "session failed after " + std::to_string(buf_->count()) + " frames: " + buf_->error());
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    done_.store(true, std::memory_order_release);
-  }
-  cv_.notify_all();
+  finish([] {});
 }
 
 }  // namespace coamd

@@ -1,6 +1,6 @@
-// gRPC side of the native client: a connection (TLS and bearer token optional) and Generate
-// streams received on a background thread into a FrameBuffer. The C ABI (coamd_client.h) and the
-// pybind11 module sit on top of these classes.
+// gRPC side of the native client: a connection (TLS and bearer token optional), Generate streams
+// and sessions, each received on a background thread into a FrameBuffer (their common part is
+// Receiver). The C ABI (coamd_client.h) and the pybind11 module sit on top of these classes.
 #pragma once
 
 #include <atomic>
@@ -74,18 +74,61 @@ struct StreamStats {
   Interpretation interpretation;
 };
 
-// Owned through std::shared_ptr: the C handle and every reader hold one, so the frames outlive
-// whichever is released first. The destructor cancels a running stream and joins its thread.
-class Stream {
+// What a Stream and a Session share: frames received on a background thread (the derived class's
+// run()) into a FrameBuffer, played back by a Playback. cancel() stops the RPC; wait() and receiving()
+// follow the receiver thread's end.
+class Receiver {
  public:
-  ~Stream();
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
   const FrameBuffer& buffer() const { return *buf_; }
   Playback& playback() { return playback_; }
   Coords coords() const { return coords_; }
-  float buffering_delay_s() const { return req_.buffering_delay_s; }
   void cancel();
-  bool wait(float timeout_s);  // true once the receiver thread has finished
+  bool wait(float timeout_s);  // true once the receiver thread has finished; timeout_s <= 0: no limit
   bool receiving() const { return !done_.load(std::memory_order_acquire); }
+
+ protected:
+  Receiver(std::shared_ptr<ClientCore> core, std::string text, Coords coords, const float* rest_offsets,
+           uint32_t capacity_frames, bool ring, float buffering_delay_s);
+  ~Receiver();
+  // Cancels a running RPC and joins the receiver thread: a derived destructor's first step (the
+  // thread uses the derived class's members).
+  void stop();
+  // The receiver thread's last step: under mu_, `last` (e.g. final statistics) and done; then wait()
+  // returns.
+  template <class Last>
+  void finish(Last&& last) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last();
+      done_.store(true, std::memory_order_release);
+    }
+    cv_.notify_all();
+  }
+
+  std::shared_ptr<ClientCore> core_;
+  std::string text_;
+  Coords coords_;
+  float rest_[kPosFloats];
+  std::unique_ptr<FrameBuffer> buf_;
+  Playback playback_;
+  struct Context;  // the RPC's grpc::ClientContext (gRPC types stay in client.cpp)
+  std::unique_ptr<Context> ctx_;  // declared here: outlives a derived class's call objects
+  std::atomic<bool> done_{false};
+  std::atomic<bool> cancel_requested_{false};
+  mutable std::mutex mu_;  // guards the wait condition and what a derived class says (never sample())
+  std::condition_variable cv_;
+  std::thread thread_;
+};
+
+// A Generate stream. Owned through std::shared_ptr: the C handle and every reader hold one, so the
+// frames outlive whichever is released first. The destructor cancels a running stream and joins its
+// thread.
+class Stream : public Receiver {
+ public:
+  ~Stream();
+  float buffering_delay_s() const { return req_.buffering_delay_s; }
   StreamStats stats() const;
 
  private:
@@ -94,36 +137,17 @@ class Stream {
          const float* rest_offsets);
   void run();
 
-  std::shared_ptr<ClientCore> core_;
-  std::string text_;
   coamd_request req_;
-  Coords coords_;
-  float rest_[kPosFloats];
-  std::unique_ptr<FrameBuffer> buf_;
-  Playback playback_;
-  struct Rpc;
-  std::unique_ptr<Rpc> rpc_;
-  std::atomic<bool> done_{false};
-  std::atomic<bool> cancel_requested_{false};
-  mutable std::mutex mu_;  // guards stats_ and the wait condition (never touched by sample())
-  std::condition_variable cv_;
-  StreamStats stats_;
-  std::thread thread_;
+  StreamStats stats_;  // guarded by mu_
 };
 
 // A Session RPC: frames into a ring FrameBuffer on a background thread, instructions sent from any
 // thread, events queued for the engine. Destruction cancels a running session and joins.
-class Session {
+class Session : public Receiver {
  public:
   ~Session();
-  const FrameBuffer& buffer() const { return *buf_; }
-  Playback& playback() { return playback_; }
-  Coords coords() const { return coords_; }
   uint32_t instruct(const std::string& text);  // throws Error (COAMD_ERR_STATE when closed / ended)
   void close();
-  void cancel();
-  bool wait(float timeout_s);
-  bool receiving() const { return !done_.load(std::memory_order_acquire); }
   bool next_event(SessionEvent* out);
 
  private:
@@ -132,24 +156,13 @@ class Session {
           const float* rest_offsets);
   void run();
 
-  std::shared_ptr<ClientCore> core_;
-  std::string text_;
   coamd_session_options opts_;
-  Coords coords_;
-  float rest_[kPosFloats];
-  std::unique_ptr<FrameBuffer> buf_;
-  Playback playback_;
   struct Rpc;
   std::unique_ptr<Rpc> rpc_;
-  std::atomic<bool> done_{false};
-  std::atomic<bool> cancel_requested_{false};
   std::mutex write_mu_;  // one writer at a time on the RPC; guards closed_, next_instruction_
   bool closed_ = false;
   uint32_t next_instruction_ = 1;
-  mutable std::mutex mu_;  // guards events_ and the wait condition
-  std::condition_variable cv_;
-  std::deque<SessionEvent> events_;
-  std::thread thread_;
+  std::deque<SessionEvent> events_;  // guarded by mu_
 };
 
 class Client {
