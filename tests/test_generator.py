@@ -152,7 +152,9 @@ def test_trainer_runs_resumes_and_ships_a_loadable_checkpoint(tmp_path, real_lat
     cache = {"train_z": np.concatenate(zs), "train_offsets": np.concatenate([[0], np.cumsum(lens)]),
              "train_cap_ids": np.arange(4), "train_cap_offsets": np.arange(5),
              "text_feats": TextEncoder().encode(texts).numpy()}
-    for k in ("z", "offsets", "cap_ids", "cap_offsets"):
+    names = sorted({r[0].content for r in real_latents})
+    cache["train_content"] = np.array([names.index(r[0].content) for r in real_latents])
+    for k in ("z", "offsets", "cap_ids", "cap_offsets", "content"):
         cache[f"val_{k}"] = cache[f"train_{k}"]
     cfg = GeneratorTrainConfig(out=str(tmp_path / "g.pt"), work_dir=str(tmp_path / "run"), steps=2, batch_size=4,
                                warmup=1, log_every=1, threads=1, overrides=TINY)

@@ -64,7 +64,7 @@ class GeneratorTrainConfig(loop.TrainConfig):
     cond_drop: float = 0.1           # probability of the null text (classifier-free guidance)
     diff_samples: int = 4            # (t, eps) draws per masked token
     mask_patterns: tuple = (0.7, 0.15, 0.15)  # random / known prefix / masked span
-    balance: float = 0.0             # class balance: draw a window with weight n_action^-balance
+    balance: float = 0.5             # class balance: draw a window with weight n_action^-balance
     max_tokens: int = 60
     seed: int = 0
     threads: int = 0                 # 0 = coamd.train.common.default_threads()
@@ -242,7 +242,7 @@ class LatentBatches:
         self.cap_off = cache[f"{split}_cap_offsets"]
         self.feats = cache["text_feats"]
         self.lens = np.diff(self.off)
-        self.p = balance_weights(cache[f"{split}_content"], balance)
+        self.p = balance_weights(cache[f"{split}_content"], balance) if balance else None
         self.rng = rng
         self._queue: list[np.ndarray] = []
 
