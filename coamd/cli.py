@@ -119,6 +119,9 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         raise CLIError("--max-sessions must be >= 0 and --session-idle > 0")
     if not 0.6 <= a.session_horizon <= 6.0:
         raise CLIError(f"--session-horizon must be between 0.6 and 6 seconds, got {a.session_horizon:g}")
+    if not 0.2 <= a.session_commit <= a.session_horizon:
+        raise CLIError(f"--session-commit must be between 0.2 seconds and --session-horizon "
+                       f"({a.session_horizon:g}), got {a.session_commit:g}")
     if not 0.6 <= a.session_history <= 6.0:
         raise CLIError(f"--session-history must be between 0.6 and 6 seconds, got {a.session_history:g}")
     if a.max_request_evals < 1:
@@ -142,7 +145,7 @@ def _cmd_serve(a: argparse.Namespace) -> None:
                            guidance=not a.no_guidance, max_wait_s=a.max_wait,
                            max_request_evals=a.max_request_evals, max_sessions=a.max_sessions,
                            session_idle_s=a.session_idle, session_horizon_s=a.session_horizon,
-                           session_history_s=a.session_history))
+                           session_history_s=a.session_history, session_commit_s=a.session_commit))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -205,6 +208,9 @@ def _add_server(sub) -> None:
     p.add_argument("--session-horizon", type=float, default=1.4,
                    help="seconds each session window plans before committing 0.6 s of them: longer follows new "
                         "instructions more faithfully, 0.6 holds about twice the sessions (default: %(default)s)")
+    p.add_argument("--session-commit", type=float, default=0.6,
+                   help="seconds of each session window's plan that are kept and sent (the rest is re-planned "
+                        "by the next window; default: %(default)s)")
     p.add_argument("--session-history", type=float, default=3.0,
                    help="longest motion history (seconds) a session window continues from while the text is "
                         "unchanged: the frames since the instruction began, and 0.6 s before it (default: %(default)s)")

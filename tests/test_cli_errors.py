@@ -179,7 +179,8 @@ def test_serve_port_out_of_range(capsys, no_models):
 def test_serve_session_window_options_are_checked(capsys, no_models):
     for argv, name in ((["--session-history", "0.2"], "--session-history"),
                        (["--session-history", "9"], "--session-history"),
-                       (["--session-horizon", "0.1"], "--session-horizon")):
+                       (["--session-horizon", "0.1"], "--session-horizon"),
+                       (["--session-commit", "2", "--session-horizon", "1.4"], "--session-commit")):
         rc, line = _run_main(["serve", *argv], capsys)
         assert rc == 2 and name in line and "seconds" in line, line
 

@@ -43,6 +43,7 @@ class ServerConfig:
     session_idle_s: float = 60.0        # a session whose client reads nothing this long is closed
     session_horizon_s: float | None = None  # frames a session window plans (None: SessionConfig's 1.4 s)
     session_history_s: float | None = None  # longest prefix of an unchanged text (None: SessionConfig's)
+    session_commit_s: float | None = None   # frames a session window commits (None: SessionConfig's 0.6 s)
     max_request_evals: int | None = None  # per-request compute budget (None: validation's default)
     token: str | None = None
     tls_cert: str | None = None
@@ -89,14 +90,15 @@ async def start_server(cfg: ServerConfig, engine):
     if cfg.max_request_evals is not None:
         defaults = dataclasses.replace(defaults, max_request_evals=cfg.max_request_evals)
     session_config = None
-    if cfg.session_horizon_s is not None or cfg.session_history_s is not None:
+    if any(v is not None for v in (cfg.session_horizon_s, cfg.session_history_s, cfg.session_commit_s)):
         from coamd.sampling.session import SessionConfig
 
         base = SessionConfig()
-        kw = {}
-        if cfg.session_horizon_s is not None:
-            frames = 4 * max(1, int(round(cfg.session_horizon_s * 5)))
-            kw.update(window_frames=max(frames, base.commit), commit_frames=base.commit)
+        commit = base.commit if cfg.session_commit_s is None else 4 * max(1, int(round(cfg.session_commit_s * 5)))
+        kw = {"commit_frames": commit}
+        if cfg.session_horizon_s is not None or commit > base.window_frames:
+            horizon = base.window_frames / 20.0 if cfg.session_horizon_s is None else cfg.session_horizon_s
+            kw["window_frames"] = max(4 * max(1, int(round(horizon * 5))), commit)
         if cfg.session_history_s is not None:
             kw["history_frames"] = max(base.prefix_frames, 4 * int(round(cfg.session_history_s * 5)))
         session_config = dataclasses.replace(base, **kw)
