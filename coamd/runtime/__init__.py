@@ -69,7 +69,8 @@ def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *,
     With ``backend="onnxruntime"`` (or ``tensorrt``), ``guidance=False`` and the checkpoint's graphs
     already in the export cache, no torch is imported: the backend is built from the export folder
     (manifest + graphs); the models load on the first recognition/retrieval call.
-    Loading also compiles the streams' causal solver (:func:`coamd.sampling.skeleton_projection.warm_up`:
+    Loading also compiles the streams' causal solver and foot-contact cleanup
+    (:func:`coamd.sampling.skeleton_projection.warm_up`, :func:`coamd.sampling.cleanup.warm_up`:
     numba, a few seconds on a cold cache, then loaded from numba's disk cache), so that no request
     pays it.
     Raises ValueError for an unknown backend, FileNotFoundError for a missing checkpoint.
@@ -86,9 +87,11 @@ def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *,
 
         guide = TorchGuide(bundle.autoencoder, bundle.recognizer, bundle.transformer, device)
     engine = Engine(bundle, be, guide, dataset)
+    from coamd.sampling.cleanup import warm_up as warm_up_cleanup
     from coamd.sampling.skeleton_projection import warm_up
 
     warm_up()
+    warm_up_cleanup()
     return engine
 
 
