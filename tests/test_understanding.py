@@ -207,3 +207,29 @@ def test_refit_from_train_captions(tmp_path):
     its = model.interpret(encode([c[0] for c in caps], cache), [c[0] for c in caps])
     assert np.mean([i.content == c[1] for i, c in zip(its, caps)]) >= 0.95
     assert np.mean([(i.style or "normal") == c[2] for i, c in zip(its, caps)]) >= 0.85
+
+
+def test_runtime_pins_every_caption_the_stage_conditions_on(stage):
+    """Every conditioned sentence a request can get is encoded at load (no request pays its
+    encoding), and the pinned features are the encoder's own."""
+    from coamd.runtime import load_engine
+
+    captions = stage.canonical_texts()
+    assert len(set(captions)) >= 300 and "An elderly person runs." in captions and "A person bows." in captions
+    texts = ["put both your hands in the air", "an old lady jogs down the road", "wave with your left hand",
+             "a tired man walks slowly", "a person does a backflip"]
+    eng = load_engine("onnxruntime", guidance=False)
+    for t in texts:
+        _, conditioned = eng.understand(t)
+        assert conditioned in captions
+    pinned = eng.sampler.encode_text(captions[:5] + ["some text that is not pinned"])
+    direct = np.asarray(eng.sampler.backend.encode_text(captions[:5] + ["some text that is not pinned"]))
+    np.testing.assert_allclose(pinned, direct, atol=1e-6)
+    calls = []
+    encode = eng.sampler.backend.encode_text
+    eng.sampler.backend.encode_text = lambda ts: calls.append(list(ts)) or encode(ts)
+    try:
+        eng.sampler.encode_text(captions[-3:])
+    finally:
+        eng.sampler.backend.encode_text = encode
+    assert calls == []                                   # pinned: no encoder call

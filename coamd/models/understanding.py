@@ -258,6 +258,13 @@ class TextUnderstanding:
         sup[i], sup[j] = sup[j], sup[i]
         return sup
 
+    def canonical_texts(self) -> list[str]:
+        """Every sentence :meth:`canonical_text` can return: each supported content with no
+        style and with each style (25 x 17 for the shipped stage; what the runtime pre-encodes)."""
+        styles = [None, *(s for s in self.styles if s != NO_STYLE)]
+        return [self.canonical_text(Interpretation("", c, [], st, [], None, 0.0, False, None, None))
+                for c in self.contents[: len(self.contents) - 1] for st in styles]
+
     def canonical_text(self, it: Interpretation) -> str:
         """The training-caption phrasing of an interpretation's labels (family A of
         :mod:`coamd.data.captions`): ``"An elderly person runs."``; no style -> ``"A person runs."``."""

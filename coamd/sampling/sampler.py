@@ -313,18 +313,32 @@ class MaskedARSampler:
         self.guide = guide
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_size = text_cache
+        self._pinned: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ helpers
+    def pin_texts(self, texts: list[str]) -> None:
+        """Encode ``texts`` now (one batched call) and keep their features for good, outside the
+        LRU cache: for the sentences requests are conditioned on most (the runtime pins every
+        canonical caption of its text-understanding stage, so no request pays their encoding)."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._pinned]
+        if new:
+            feats = np.asarray(self.backend.encode_text(new), dtype=np.float32)
+            self._pinned.update(zip(new, feats))
+
     def encode_text(self, texts: list[str]) -> np.ndarray:
-        """(B, 384) features with a small LRU cache (the text encoder is the slowest call)."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache]
+        """(B, 384) features: pinned ones (:meth:`pin_texts`), else a small LRU cache (the text
+        encoder is the slowest call)."""
+        if all(t in self._pinned for t in texts):
+            return np.stack([self._pinned[t] for t in texts])
+        missing = [t for t in dict.fromkeys(texts) if t not in self._text_cache and t not in self._pinned]
         if missing:
             feats = np.asarray(self.backend.encode_text(missing), dtype=np.float32)
             for t, f in zip(missing, feats):
                 self._text_cache[t] = f
-        out = np.stack([self._text_cache[t] for t in texts])
+        out = np.stack([self._pinned[t] if t in self._pinned else self._text_cache[t] for t in texts])
         for t in texts:
-            self._text_cache.move_to_end(t)
+            if t in self._text_cache:
+                self._text_cache.move_to_end(t)
         while len(self._text_cache) > self._text_cache_size:
             self._text_cache.popitem(last=False)
         return out
