@@ -29,7 +29,10 @@ mods = sorted(sys.modules)
 print("REPORT " + json.dumps({
     "torch": [m for m in mods if m == "torch" or m.startswith("torch.")][:5],
     "train": [m for m in mods if m == "coamd.train" or m.startswith("coamd.train.")],
-    "models": [m for m in mods if m.startswith("coamd.models.") and m != "coamd.models.bundle"],
+    # the bundle (paths) and the NumPy text-understanding stage every request goes through are
+    # runtime code; every other coamd.models module is PyTorch model code
+    "models": [m for m in mods if m.startswith("coamd.models.")
+               and m not in ("coamd.models.bundle", "coamd.models.understanding")],
 }))
 """
 
