@@ -28,18 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from coamd.client.process import ServerProcess, ServerStartError  # noqa: E402
+from benchmarks.hardware import cpu_model  # noqa: E402
+
 LIB = ROOT / "build" / "lib"
 BENCH_EXE = ROOT / "build" / "bin" / "coamd_bench_sample"
-
-
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def Server(backend: str, log: Path, checkpoint: str | None = None) -> ServerProcess:
@@ -128,7 +120,7 @@ def main(argv=None) -> int:
     overhead = {k: _stats([r["ttff_ms"] - r["server_ttff_ms"] for r in v]) for k, v in rows.items()}
     total = {k: _stats([r["total_ms"] for r in v]) for k, v in rows.items()}
     result = {
-        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform()},
         "settings": {"text": a.text, "guidance": a.guidance, "repeats": a.repeats, "backend": a.backend if server else "external",
                      **settings},
         "time_to_first_frame_ms": ttff,

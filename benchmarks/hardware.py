@@ -12,19 +12,24 @@ import platform
 import time
 
 
-def machine() -> dict:
-    """CPU model, usable cores, torch threads and onnxruntime version of this machine."""
-    import torch
-
-    model = platform.processor() or ""
+def cpu_model() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; elsewhere the platform module's, or
+    ``"unknown"``). Imports no torch."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine() -> dict:
+    """CPU model, usable cores, torch threads and onnxruntime version of this machine."""
+    import torch
+
+    model = cpu_model()
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coamd.client import AsyncMotionClient, MotionClient  # noqa: E402
 from coamd.client.process import ServerProcess  # noqa: E402
+from benchmarks.hardware import cpu_model  # noqa: E402
 
 PROMPTS = ["a person walks forward", "a person runs in a circle", "a person waves with the right hand",
            "a person kicks angrily", "a person jumps happily", "an elderly person walks slowly",
@@ -300,15 +301,6 @@ def run_ray(args, log_dir: Path) -> tuple[list[dict], dict]:
     return records, extra
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
 
 def ray_markdown(records: list[dict], meta: dict, extra: dict) -> str:
     lines = [f"# Ray Serve vs direct serving ({meta['machine']})", "",
@@ -405,7 +397,7 @@ def main(argv=None) -> int:
         load_before = os.getloadavg()
         records, extra = run_ray(args, log_dir)
         extra["load_average_1min_before_after"] = [round(load_before[0], 2), round(os.getloadavg()[0], 2)]
-        meta = dict(machine=f"{_cpu_model()}, {os.cpu_count()} cores, {platform.system()}; CPU inference only",
+        meta = dict(machine=f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()}; CPU inference only",
                     command="python benchmarks/load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                     duration_s=args.duration, guidance=args.guidance, iterations=args.iterations,
                     backend=args.backend, repeats=args.repeats, ray_nodes=len(args.ray_node_cpus),

@@ -54,6 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from coamd.api import pb, pb_grpc
 from coamd.client.process import ServerProcess
+from benchmarks.hardware import cpu_model
 
 FPS = 20.0
 TEXTS = ["a person walks forward", "a person runs", "a person waves the right hand", "a person kicks",
@@ -130,15 +131,6 @@ class CpuMeter:
         return {**sched, "seconds": dt, "server_cores": srv, "client_cores": me, "other_cores": max(busy - srv - me, 0.0),
                 "loadavg_start": list(self.load0), "loadavg_end": list(os.getloadavg()), "cores": os.cpu_count()}
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # ----------------------------------------------------------------------------- one session client
@@ -539,7 +531,7 @@ def main(argv=None) -> int:
     args += a.server_args
     t_start = time.monotonic()
     every = tuple(a.instruct_every)
-    result: dict = {"machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+    result: dict = {"machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                                 "loadavg_at_start": list(os.getloadavg())},
                     "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
                     "backend": a.backend, "texts": TEXTS, "instruct_every_s": list(every), "cleanup": a.cleanup,

@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 
 from coamd.client.process import ServerProcess  # noqa: E402
 from coamd.api import pb, pb_grpc  # noqa: E402
+from benchmarks.hardware import cpu_model  # noqa: E402
 
 GENERATE = "/coamd.v1.MotionService/Generate"
 RECOGNIZE = "/coamd.v1.MotionService/Recognize"
@@ -229,7 +230,7 @@ def main(argv=None) -> int:
     broken = {k: v for k, v in broken.items() if v}
     growth = passes[-1]["rss_mb"] - passes[0]["rss_mb"] if passes else 0.0
     result = {
-        "machine": {"cpu": platform.processor() or _cpu_model(), "python": platform.python_version()},
+        "machine": {"cpu": cpu_model(), "python": platform.python_version()},
         "backend": a.backend, "requests": a.requests, "clients": a.clients, "max_queue": a.max_queue,
         "max_wait_s": a.max_wait,
         "totals": {k: dict(v) for k, v in totals.items()}, "broken_statuses": broken,
@@ -246,15 +247,6 @@ def main(argv=None) -> int:
     print(markdown(result))
     return 0 if result["passed"] else 1
 
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def markdown(r: dict) -> str:
