@@ -39,12 +39,15 @@ def engine():
     return load_engine("onnxruntime", guidance=False)
 
 
-def _run_windows(engine, session: MotionSession, texts: list[str], starts: list | None = None) -> np.ndarray:
+def _run_windows(engine, session: MotionSession, texts: list[str], starts: list | None = None,
+                 windows: list | None = None) -> np.ndarray:
     out = []
     for text in texts:
         w = session.window_request(text)
         if starts is not None:
             starts.append(session.emitted)
+        if windows is not None:
+            windows.append(w)
         state = engine.sampler.start(w.request)
         while not state.done and not w.complete:
             for chunk in engine.sampler.step([state]):
@@ -103,24 +106,12 @@ def test_history_grows_with_an_unchanged_text_and_restarts_at_a_switch(engine):
     cfg = SessionConfig(history_frames=40)
     session = MotionSession(GenerationRequest(text="x", seed=2, guidance=False), cfg)
     texts = ["a person walks forward"] * 5 + ["a person bows"] * 3
-    skips = []
-    joints = []
-    for text in texts:
-        w = session.window_request(text)
-        skips.append(w.skip)
-        assert w.request.edit is None or len(w.request.edit.prefix) == w.skip
-        state = engine.sampler.start(w.request)
-        while not state.done and not w.complete:
-            for chunk in engine.sampler.step([state]):
-                for c in chunk if isinstance(chunk, list) else [chunk]:
-                    if c is not None:
-                        f = session.accept(w, c.start, c.joints)
-                        if f is not None:
-                            joints.append(f.joints)
+    windows = []
+    joints = _run_windows(engine, session, texts, windows=windows)
     # first window: no prefix; then all frames of the walk so far, capped at 40; a switch keeps
     # only prefix_frames of the walk, then the bow's own frames accumulate again
-    assert skips == [0, 40, 40, 40, 40, 12, 24, 36]
-    joints = np.concatenate(joints)
+    assert [w.skip for w in windows] == [0, 40, 40, 40, 40, 12, 24, 36]
+    assert all(w.request.edit is None or len(w.request.edit.prefix) == w.skip for w in windows)
     assert len(joints) == cfg.first_frames + 7 * cfg.commit
     assert _max_step(joints) < 0.6 and np.isfinite(joints).all()
 
