@@ -13,6 +13,7 @@ import pytest
 
 from coamd.evaluation.metrics import foot_skating
 from coamd.io.bvh_export import DATASET_SKELETON, rest_offsets
+from benchmarks.skeleton_validity import knee_bends
 from coamd.sampling.skeleton_projection import SkeletonProjection, project_motion
 from coamd.skeleton import BONE_CHILDREN, BONE_PARENTS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS, TOE_JOINTS
 
@@ -211,24 +212,14 @@ def test_feet_stay_planted_and_poses_stay_close(generated):
     assert disp.mean() < 0.02
 
 
-def knee_bends_deg(m: np.ndarray) -> np.ndarray:
-    out = []
-    for side in "LR":
-        hip, knee, ankle = (JOINT_INDEX[f"{j}_{side}"] for j in ("UpperLeg", "LowerLeg", "Foot"))
-        u, v = m[:, knee] - m[:, hip], m[:, ankle] - m[:, knee]
-        cos = np.sum(u * v, -1) / np.linalg.norm(u, axis=-1) / np.linalg.norm(v, axis=-1)
-        out.append(np.degrees(np.arccos(np.clip(cos, -1, 1))))
-    return np.concatenate(out)
-
-
 def test_the_skeletons_longer_legs_do_not_crouch(generated):
     """The decoder's legs are about 1 % shorter than the skeleton's: with the observed hips the
     projected knees would bend more than generated (a crouching gait); the running lift of the
     body keeps the knee bend near the generated one, within a few centimetres of lift."""
-    gen = np.concatenate([knee_bends_deg(x) for x in generated])
+    gen = np.concatenate([knee_bends(x) for x in generated])
     lifted = [SkeletonProjection().apply(x)[0].astype(np.float64) for x in generated]
     kept = [SkeletonProjection(lift=False).apply(x)[0].astype(np.float64) for x in generated]
-    on, off = np.concatenate([knee_bends_deg(x) for x in lifted]), np.concatenate([knee_bends_deg(x) for x in kept])
+    on, off = np.concatenate([knee_bends(x) for x in lifted]), np.concatenate([knee_bends(x) for x in kept])
     lift = np.concatenate([p[:, 0, 1] - x[:, 0, 1] for p, x in zip(lifted, generated)])
     print(f"\nknee bend median: generated {np.median(gen):.1f}, projected {np.median(on):.1f} "
           f"(without the lift {np.median(off):.1f}) deg; lift mean {lift.mean() * 1000:.1f} mm, "
