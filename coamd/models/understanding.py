@@ -260,7 +260,7 @@ class TextUnderstanding:
 
     def canonical_texts(self) -> list[str]:
         """Every sentence :meth:`canonical_text` can return: each supported content with no
-        style and with each style (25 x 17 for the shipped stage; what the runtime pre-encodes)."""
+        style and with each style (24 x 17 for the shipped stage; what the runtime pre-encodes)."""
         styles = [None, *(s for s in self.styles if s != NO_STYLE)]
         return [self.canonical_text(Interpretation("", c, [], st, [], None, 0.0, False, None, None))
                 for c in self.contents[: len(self.contents) - 1] for st in styles]

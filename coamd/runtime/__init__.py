@@ -72,8 +72,8 @@ def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *,
     Loading also compiles the streams' causal solver and foot-contact cleanup
     (:func:`coamd.sampling.skeleton_projection.warm_up`, :func:`coamd.sampling.cleanup.warm_up`:
     numba, a few seconds on a cold cache, then loaded from numba's disk cache), so that no request
-    pays it, and encodes every canonical caption of the text-understanding stage once (425
-    sentences, about 0.5 s on ONNX Runtime; :meth:`MaskedARSampler.pin_texts`).
+    pays it, and encodes every canonical caption of the text-understanding stage once (408
+    sentences, about 0.6 s on ONNX Runtime; :meth:`MaskedARSampler.pin_texts`).
     Raises ValueError for an unknown backend, FileNotFoundError for a missing checkpoint.
     """
     if backend not in _BACKENDS and backend in _LAZY:

@@ -93,14 +93,13 @@ async def start_server(cfg: ServerConfig, engine):
     if any(v is not None for v in (cfg.session_horizon_s, cfg.session_history_s, cfg.session_commit_s)):
         from coamd.sampling.session import SessionConfig
 
+        def frames(seconds: float | None, default: int) -> int:  # whole latent tokens (4 frames)
+            return default if seconds is None else 4 * max(1, int(round(seconds * 5)))
+
         base = SessionConfig()
-        commit = base.commit if cfg.session_commit_s is None else 4 * max(1, int(round(cfg.session_commit_s * 5)))
-        kw = {"commit_frames": commit}
-        if cfg.session_horizon_s is not None or commit > base.window_frames:
-            horizon = base.window_frames / 20.0 if cfg.session_horizon_s is None else cfg.session_horizon_s
-            kw["window_frames"] = max(4 * max(1, int(round(horizon * 5))), commit)
-        if cfg.session_history_s is not None:
-            kw["history_frames"] = max(base.prefix_frames, 4 * int(round(cfg.session_history_s * 5)))
+        commit = frames(cfg.session_commit_s, base.commit)
+        kw = {"commit_frames": commit, "window_frames": max(frames(cfg.session_horizon_s, base.window_frames), commit),
+              "history_frames": max(base.prefix_frames, frames(cfg.session_history_s, base.history))}
         session_config = dataclasses.replace(base, **kw)
         session_config.validate()
     add_to_server(MotionService(engine, scheduler, defaults, max_sessions=cfg.max_sessions,
