@@ -126,13 +126,15 @@ def client(deployed, tls):
         yield c
 
 
-def running(timeout: float = 60.0, n: int | None = None) -> list[dict]:
-    """The RUNNING replicas, waiting (up to ``timeout``) until there are ``n`` and no other state."""
+def running(timeout: float = 60.0, n: int | None = None, gone: str | None = None) -> list[dict]:
+    """The RUNNING replicas, waiting (up to ``timeout``) until there are ``n`` and no other state,
+    and (``gone``) none of them is that replica id (Serve's controller notices a killed replica
+    only at its next health check, so right after a kill it may still list it as running)."""
     deadline = time.monotonic() + timeout
     while True:
         rows = replica_table()
         run = [r for r in rows if r["state"] == "RUNNING"]
-        if n is None or (len(run) == n and len(rows) == n):
+        if (n is None or (len(run) == n and len(rows) == n)) and all(r["replica_id"] != gone for r in rows):
             return run
         if time.monotonic() > deadline:
             raise AssertionError(f"expected {n} running replicas, have {rows}")
@@ -283,7 +285,7 @@ def test_replica_killed_mid_stream(client, deployed):
         assert r.joints.shape[0] == 40 and r.summary["replica"] != victim
     assert client.health(replica_health_name(victim)) == "NOT_SERVING"
     assert client.health() == "SERVING"
-    new = running(n=2, timeout=60)         # Serve replaced it
+    new = running(n=2, timeout=60, gone=victim)   # Serve replaced it
     assert victim not in {r["replica_id"] for r in new}
     print(f"replacement running {time.monotonic() - t_kill:.1f} s after the kill")
     deadline = time.monotonic() + 10
