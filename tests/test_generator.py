@@ -180,3 +180,30 @@ def test_latent_batches_pad_and_pick_training_captions():
     z, pad, text = b.batch(2, np.array([0, 1]))
     assert z.shape == (2, 7, 2) and pad[0].tolist() == [False] * 3 + [True] * 4 and not pad[1].any()
     assert text[0].argmax() == 0 and text[1].argmax() in (1, 2)
+
+
+def test_continuation_crops_cut_only_known_prefix_rows_after_an_unknown_token():
+    """``continue_crop`` 1: every known-prefix row is cut after 1..n of its unknown tokens (the
+    rest becomes padding, the prefix stays whole); random and span rows are untouched; 0 gives
+    exactly :func:`sample_masks`' masks."""
+    from coamd.train.generator import training_masks
+
+    lens = torch.tensor([3, 10, 1, 25, 60] * 8)
+    pad = torch.arange(60)[None] >= lens[:, None]
+    m0, p0 = training_masks(pad, (0.7, 0.15, 0.15), torch.Generator().manual_seed(3))
+    assert torch.equal(m0, sample_masks(pad, (0.7, 0.15, 0.15), torch.Generator().manual_seed(3)))
+    assert torch.equal(p0, pad)
+    full, _ = training_masks(pad, (0, 1.0, 0), torch.Generator().manual_seed(5))
+    m, p = training_masks(pad, (0, 1.0, 0), torch.Generator().manual_seed(5), continue_crop=1.0)
+    new_lens = (~p).sum(1)
+    known = lens - full.sum(1)
+    assert (new_lens > known).all() and (new_lens <= lens).all()
+    assert (new_lens < lens).sum() >= 10                       # many rows really cut
+    assert not (m & p).any()
+    for row, k, n in zip(m, known, new_lens):                  # unknown = known .. new end
+        assert torch.equal(torch.nonzero(row).flatten(), torch.arange(int(k), int(n)))
+    for pattern in ((1.0, 0, 0), (0, 0, 1.0)):
+        a = training_masks(pad, pattern, torch.Generator().manual_seed(7), continue_crop=1.0)
+        assert torch.equal(a[1], pad)
+    with pytest.raises(ValueError, match="continue_crop"):
+        training_masks(pad, (0, 1.0, 0), torch.Generator(), continue_crop=2.0)

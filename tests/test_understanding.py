@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,6 +71,26 @@ def test_free_phrasing_file_is_valid(labels):
     per = Counter((r["content"], r["split"]) for r in rows)
     for c in labels["contents"]:
         assert abs(per[(c, "dev")] - per[(c, "test")]) <= 1, c
+
+
+def test_benchmark_splits_frequent_actions_by_how_often_their_style_was_captured(labels):
+    """The text-following report separates, for the frequent actions, styles the dataset captured
+    many times with that action (set 2) from those captured once or twice (set 1): on the real
+    train split no pair falls between, and both splits of the benchmark have sentences of both
+    kinds, so both rows are measured."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from text_following import FREQUENT_MIN_CLIPS, training_clip_counts, training_pair_counts
+
+    pairs = training_pair_counts(PROCESSED)
+    counts = training_clip_counts(PROCESSED)
+    assert sum(pairs.values()) == sum(c["source"] for c in counts.values())
+    assert all(n <= 2 or n >= 16 for n in pairs.values())
+    assert pairs[("walk", "elderly")] >= FREQUENT_MIN_CLIPS and pairs[("walk", "giant")] <= 2
+    frequent = {c for c, n in counts.items() if n["source"] >= FREQUENT_MIN_CLIPS}
+    for split in ("dev", "test"):
+        styled = [r for r in _rows("free_phrasing") if r["split"] == split and r["style"] and r["content"] in frequent]
+        many = [r for r in styled if pairs.get((r["content"], r["style"]), 0) >= FREQUENT_MIN_CLIPS]
+        assert len(many) >= 20 and len(styled) - len(many) >= 20, split
 
 
 def test_out_of_vocabulary_file_is_valid():

@@ -64,7 +64,9 @@ class GeneratorTrainConfig(loop.TrainConfig):
     cond_drop: float = 0.1           # probability of the null text (classifier-free guidance)
     diff_samples: int = 4            # (t, eps) draws per masked token
     mask_patterns: tuple = (0.7, 0.15, 0.15)  # random / known prefix / masked span
-    balance: float = 0.5             # class balance: draw a window with weight n_action^-balance
+    continue_crop: float = 0.0       # share of known-prefix rows cut short (continuations, not endings)
+    balance: float = 0.5             # class balance: draw an action in proportion to n_action^(1-balance)
+    style_balance: float = 0.0       # within an action, draw a style in proportion to n_pair^(1-style_balance)
     max_tokens: int = 60
     seed: int = 0
     threads: int = 0                 # 0 = coamd.train.common.default_threads()
@@ -154,7 +156,7 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
     ae_path = Path(cfg.autoencoder) if cfg.autoencoder else _default_ae_path()
     if not ae_path.exists():
         raise FileNotFoundError(f"autoencoder checkpoint {ae_path} not found; train it with `coamd train ae`")
-    key = f"{_file_digest(ae_path)}_{cfg.max_tokens}_v2"  # v2: with the action of every window
+    key = f"{_file_digest(ae_path)}_{cfg.max_tokens}_v3"  # v3: with the action and style of every window
     path = Path(cfg.work_dir) / f"latents_{key}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as f:
@@ -165,6 +167,7 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
     texts: list[str] = []
     text_index: dict[str, int] = {}
     contents = sorted({c.content for c in ds.clips})
+    styles = sorted({c.style for c in ds.clips})
     for split in ("train", "val"):
         clips = ds.split(split)
         lat, owner = encode_split(ae, clips, cfg.max_tokens, progress)
@@ -181,6 +184,7 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
                 cap_ids.append(text_index[t])
             cap_off.append(len(cap_ids))
         out[f"{split}_content"] = np.array([contents.index(clips[o].content) for o in owner], np.int64)
+        out[f"{split}_style"] = np.array([styles.index(clips[o].style) for o in owner], np.int64)
         out[f"{split}_cap_ids"] = np.array(cap_ids, dtype=np.int64)
         out[f"{split}_cap_offsets"] = np.array(cap_off, dtype=np.int64)
     out["text_feats"] = caption_features(texts, Path(cfg.work_dir), progress)
@@ -213,36 +217,58 @@ def caption_features(texts: list[str], work_dir: Path, progress: bool = True) ->
     return out
 
 
-def balance_weights(labels: np.ndarray, balance: float) -> np.ndarray | None:
-    """Sampling probabilities (N,) of N windows with class ``labels`` (N,) int: each window's
-    weight is ``n_c ** -balance`` where ``n_c`` is the number of windows of its class, so a class
-    is drawn in proportion to ``n_c ** (1 - balance)`` (0: uniform over windows, the data's own
-    frequencies; 0.5: square-root balance, as in class-balanced sampling of long-tailed data;
-    1: every class equally often). None for ``balance`` 0. Raises ValueError for ``balance``
-    outside [0, 1]."""
-    if not 0.0 <= balance <= 1.0:
-        raise ValueError(f"balance must be in [0, 1], got {balance}")
-    if balance == 0.0:
+def balance_weights(labels: np.ndarray, balance: float, styles: np.ndarray | None = None,
+                    style_balance: float = 0.0) -> np.ndarray | None:
+    """Sampling probabilities (N,) of N windows with action ``labels`` (N,) int and, optionally,
+    style ``styles`` (N,) int.
+
+    An action ``a`` is drawn in proportion to ``n_a ** (1 - balance)`` (``n_a``: its windows; 0:
+    the data's own frequencies; 0.5: square-root balance, as in class-balanced sampling of
+    long-tailed data; 1: every action equally often). Within the action, a style ``s`` is drawn in
+    proportion to ``n_as ** (1 - style_balance)`` (``n_as``: windows of that action and style), then
+    a window of the pair uniformly. With ``style_balance`` 0 a window's weight is ``n_a ** -balance``.
+    None when both are 0 (uniform over windows). Raises ValueError for a value outside [0, 1] or
+    ``styles`` of another length."""
+    for name, v in (("balance", balance), ("style_balance", style_balance)):
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {v}")
+    if styles is None:
+        styles = np.zeros_like(labels)
+        style_balance = 0.0
+    if len(styles) != len(labels):
+        raise ValueError(f"styles has {len(styles)} entries for {len(labels)} windows")
+    if balance == 0.0 and style_balance == 0.0:
         return None
-    counts = np.bincount(labels)
-    w = counts[labels].astype(np.float64) ** -balance
+    n_a = np.bincount(labels).astype(np.float64)
+    pair = labels * (int(styles.max()) + 1) + styles
+    _, pair_id, n_p = np.unique(pair, return_inverse=True, return_counts=True)
+    n_p = n_p.astype(np.float64)
+    pair_action = np.zeros(len(n_p), np.int64)
+    pair_action[pair_id] = labels
+    # P(style | action) for every pair, then P(window) = P(action) P(style | action) / n_pair
+    m = n_p ** (1.0 - style_balance)
+    p_style = m / np.bincount(pair_action, weights=m, minlength=len(n_a))[pair_action]
+    p_action = np.where(n_a > 0, n_a, 1.0) ** (1.0 - balance)
+    p_action[n_a == 0] = 0.0
+    w = p_action[labels] * p_style[pair_id] / n_p[pair_id]
     return w / w.sum()
 
 
 class LatentBatches:
     """Length-bucketed random batches of padded latent sequences with one caption each.
 
-    ``balance``: class balance of the draws over the windows' actions (:func:`balance_weights`;
-    0 = uniform over windows)."""
+    ``balance`` / ``style_balance``: class balance of the draws over the windows' actions and, within
+    an action, over its styles (:func:`balance_weights`; 0 and 0 = uniform over windows)."""
 
-    def __init__(self, cache: dict, split: str, rng: np.random.Generator, balance: float = 0.0):
+    def __init__(self, cache: dict, split: str, rng: np.random.Generator, balance: float = 0.0,
+                 style_balance: float = 0.0):
         self.z = cache[f"{split}_z"]
         self.off = cache[f"{split}_offsets"]
         self.cap = cache[f"{split}_cap_ids"]
         self.cap_off = cache[f"{split}_cap_offsets"]
         self.feats = cache["text_feats"]
         self.lens = np.diff(self.off)
-        self.p = balance_weights(cache[f"{split}_content"], balance) if balance else None
+        self.p = balance_weights(cache[f"{split}_content"], balance, cache.get(f"{split}_style"), style_balance)
         self.rng = rng
         self._queue: list[np.ndarray] = []
 
@@ -284,6 +310,21 @@ def sample_masks(pad: torch.Tensor, patterns: tuple, gen: torch.Generator) -> to
     with probabilities ``patterns`` = (random tokens, unknown suffix after a known prefix,
     unknown span inside known frames).
     """
+    return training_masks(pad, patterns, gen)[0]
+
+
+def training_masks(pad: torch.Tensor, patterns: tuple, gen: torch.Generator,
+                   continue_crop: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mask (B, L), pad (B, L)) bool: :func:`sample_masks`' masks, and with probability
+    ``continue_crop`` a known-prefix row is cut short after a random number (at least one) of its
+    unknown tokens: the tokens after the cut become padding. A clip's last tokens are its ending
+    (the actor slows down, lowers the hand, comes to rest), so without crops a known prefix is
+    always followed by the rest of the clip up to its end; with them the model also learns to
+    continue an action for a while without ending it, which is what a session window (a known
+    history, then a plan of which only the first part is kept) asks for. Raises ValueError for
+    ``continue_crop`` outside [0, 1]."""
+    if not 0.0 <= continue_crop <= 1.0:
+        raise ValueError(f"continue_crop must be in [0, 1], got {continue_crop}")
     B, L = pad.shape
     lens = (~pad).sum(1)
     u = torch.rand(B, generator=gen)
@@ -299,7 +340,12 @@ def sample_masks(pad: torch.Tensor, patterns: tuple, gen: torch.Generator) -> to
     start = (torch.rand(B, generator=gen) * (lens - n_mask + 1).float()).long()
     m_span = (pos >= start[:, None]) & (pos < (start + n_mask)[:, None])
     m = torch.where((kind == 0)[:, None], m_random, torch.where((kind == 1)[:, None], m_prefix, m_span))
-    return m & ~pad
+    if continue_crop > 0.0:
+        crop = (kind == 1) & (torch.rand(B, generator=gen) < continue_crop)
+        keep_unknown = 1 + (torch.rand(B, generator=gen) * n_mask.float()).long().clamp(max=n_mask - 1)
+        end = torch.where(crop, lens - n_mask + keep_unknown, lens)
+        pad = pad | (pos >= end[:, None])
+    return m & ~pad, pad
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -363,14 +409,14 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
     ema_t.load_state_dict(transformer.state_dict())
     ema_d.load_state_dict(diffusion.state_dict())
     ema_params = list(ema_t.parameters()) + list(ema_d.parameters())
-    train = LatentBatches({**cache, "train_z": cache["train_zn"]}, "train", rng.np, cfg.balance)
+    train = LatentBatches({**cache, "train_z": cache["train_zn"]}, "train", rng.np, cfg.balance, cfg.style_balance)
     val = LatentBatches({**cache, "val_z": cache["val_zn"]}, "val", np.random.default_rng(cfg.seed + 1))
     transformer.train()
     diffusion.train()
 
     def step(log: bool) -> tuple[torch.Tensor, dict]:
         z, pad, text = train.batch(cfg.batch_size)
-        mask = sample_masks(pad, cfg.mask_patterns, rng.torch)
+        mask, pad = training_masks(pad, cfg.mask_patterns, rng.torch, cfg.continue_crop)
         drop = torch.rand(z.shape[0], generator=rng.torch) < cfg.cond_drop
         h = transformer(z, mask, text, pad, drop)
         return diffusion.loss(z[mask], h[mask], cfg.diff_samples, generator=rng.torch), {}
@@ -402,7 +448,8 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
                        "train_minutes": round(summary["train_seconds"] / 60, 1),
                        "cache_minutes": round(t_cache / 60, 1), "val_loss": summary["val"]["val_loss"],
                        "seed": cfg.seed, "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop,
-                       "balance": cfg.balance}
+                       "balance": cfg.balance, "style_balance": cfg.style_balance,
+                       "mask_patterns": list(cfg.mask_patterns), "continue_crop": cfg.continue_crop}
         return ck
 
     def state() -> dict:
