@@ -25,8 +25,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hardware import machine, matmul_peak  # noqa: E402
 

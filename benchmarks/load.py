@@ -85,7 +85,7 @@ async def run_load(target: str, clients: int, requests: int, args, metadata: tup
                     frames += r.joints.shape[0]
                     batches.append(r.summary["max_batch"])
                 except Exception as exc:  # noqa: BLE001 - errors are counted, not fatal
-                    errors.append(f"{type(exc).__name__}: {getattr(exc, 'details', lambda: exc)()}")
+                    errors.append(f"{type(exc).__name__}: {exc.details() if hasattr(exc, 'details') else exc}")
         finally:
             await c.close()
 

@@ -1,7 +1,6 @@
 """The gRPC contract's Python code is generated from the .proto (never committed) and kept fresh."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path

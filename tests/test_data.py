@@ -1,7 +1,6 @@
 """Data pipeline behaviour on real clips of the Bandai Namco dataset."""
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -10,7 +9,7 @@ import pytest
 
 from coamd.data.build import SIDE_SWAP, assign_splits, bvh_text_to_canonical, mirror_label
 from coamd.data.captions import CONTENT_PHRASES, HELDOUT_FAMILY, captions_for, measure
-from coamd.data.process import canonicalize, facing_angle, mirror, resample
+from coamd.data.process import facing_angle, mirror, resample
 from coamd.data.streams import bone_stream, motion_stream
 from coamd.skeleton import JOINT_NAMES, MIRROR, NUM_JOINTS
 

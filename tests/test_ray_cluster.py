@@ -18,7 +18,6 @@ long streams stay open for a few seconds on this fast small model. The module to
 """
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import signal

@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
