@@ -207,3 +207,47 @@ def test_continuation_crops_cut_only_known_prefix_rows_after_an_unknown_token():
         assert torch.equal(a[1], pad)
     with pytest.raises(ValueError, match="continue_crop"):
         training_masks(pad, (0, 1.0, 0), torch.Generator(), continue_crop=2.0)
+
+
+def test_transition_sequences_continue_where_the_first_clip_ends(dataset):
+    """A real walk's tail followed by a real walk-back: the second clip starts at the first's last
+    hips position and heading (no jump in the root path or the facing), walks backwards relative
+    to that heading, and the whole starts canonical like a generated motion."""
+    from coamd.data.process import facing_angle
+    from coamd.train.transitions import join
+
+    train = dataset.split("train")
+    walk = next(c for c in train if c.content == "walk-turn-left" and len(c.joints) >= 100)
+    back = next(c for c in train if c.content == "walk-back" and len(c.joints) >= 60)
+    a, b = walk.joints[40:100], back.joints[:60]
+    s = join(a, b)
+    assert s.shape == (120, 21, 3)
+    assert np.abs(s[0, 0, [0, 2]]).max() < 1e-5 and abs(facing_angle(s[:1])[0]) < 1e-5
+    steps = np.linalg.norm(np.diff(s[:, 0, [0, 2]], axis=0), axis=1)
+    assert steps[59] <= 1.5 * np.median(steps[:59]) + 1e-6                   # the root path goes on
+    heading = facing_angle(s)
+    assert abs(np.angle(np.exp(1j * (heading[60] - heading[59])))) < np.radians(15)
+    f = heading[59]
+    travel = (s[-1, 0, [0, 2]] - s[60, 0, [0, 2]]) @ np.array([np.sin(f), np.cos(f)])
+    assert travel < -0.5                                                     # B walks backwards
+
+
+def test_transition_pairs_and_masks():
+    """Pairs join two different actions with a prefix inside the bounds and room for the new
+    action; transition masks keep the prefix known and skip the junction in the loss."""
+    from coamd.train.transitions import (JUNCTION_TOKENS, MIN_NEW_TOKENS, PREFIX_TOKENS, sample_pairs,
+                                         transition_masks)
+
+    rng = np.random.default_rng(0)
+    content = rng.integers(0, 5, 300)
+    lens = rng.integers(2, 61, 300)
+    for a, end, k, b in sample_pairs(content, lens, 500, rng, max_tokens=60):
+        assert content[a] != content[b] and lens[b] >= MIN_NEW_TOKENS
+        assert PREFIX_TOKENS[0] <= k <= min(PREFIX_TOKENS[1], lens[a]) and k <= 60 - MIN_NEW_TOKENS
+        assert k <= end <= lens[a]
+    pad = torch.arange(20)[None] >= torch.tensor([20, 12])[:, None]
+    mask, loss = transition_masks(pad, torch.tensor([5, 3]))
+    assert mask[0].nonzero().flatten().tolist() == list(range(5, 20))
+    assert mask[1].nonzero().flatten().tolist() == list(range(3, 12))
+    assert loss[0].nonzero().flatten().tolist() == list(range(5 + JUNCTION_TOKENS, 20))
+    assert not (loss & ~mask).any()

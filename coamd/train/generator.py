@@ -7,11 +7,14 @@ Paper section 3.2 (eq. 3-5). The loop:
    training sequence starts at the origin facing +Z like a generated motion;
 2. encode the captions of the training families (A-D; family E stays held out) once with the
    frozen MiniLM text encoder and cache the 384-d features;
-3. each step: a length-bucketed batch, a random masking ratio from the cosine schedule
-   (``cos(pi/2 * u)``, u ~ U(0, 1)) applied in one of three patterns (random tokens, a known prefix
-   as in left-to-right sampling, a masked span as in editing), condition dropout (null text) for
-   classifier-free guidance, and the flow-matching loss (eq. 5, sign of eq. A3) on the masked
-   tokens with several (t, noise) draws per token;
+3. each step: a length-bucketed batch (windows drawn class-balanced over actions, ``balance``, and
+   over the styles within an action, ``style_balance``), a random masking ratio from the cosine
+   schedule (``cos(pi/2 * u)``, u ~ U(0, 1)) applied in one of three patterns (random tokens, a
+   known prefix as in left-to-right sampling, a masked span as in editing; ``continue_crop`` cuts
+   some known-prefix rows short), condition dropout (null text) for classifier-free guidance, and
+   the flow-matching loss (eq. 5, sign of eq. A3) on the masked tokens with several (t, noise)
+   draws per token; a share of steps (``transition_share``) trains on transition sequences
+   instead, one action's tail known and another action's text (:mod:`coamd.train.transitions`);
 4. AdamW (betas 0.9/0.95, no decay on biases and norms) and EMA weights (shipped); resume from
    ``RUN_DIR/state.pt``, the step and wall-clock budgets, warm-up then cosine decay, the JSON-lines
    log and saves are :mod:`coamd.train.loop`'s.
@@ -65,6 +68,8 @@ class GeneratorTrainConfig(loop.TrainConfig):
     diff_samples: int = 4            # (t, eps) draws per masked token
     mask_patterns: tuple = (0.7, 0.15, 0.15)  # random / known prefix / masked span
     continue_crop: float = 0.0       # share of known-prefix rows cut short (continuations, not endings)
+    transition_share: float = 0.0    # share of steps on transition sequences (coamd.train.transitions)
+    transitions: int = 4000          # transition sequences built (encoded once, cached)
     balance: float = 0.5             # class balance: draw an action in proportion to n_action^(1-balance)
     style_balance: float = 0.0       # within an action, draw a style in proportion to n_pair^(1-style_balance)
     max_tokens: int = 60
@@ -193,6 +198,28 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
     np.savez(tmp, **out)
     tmp.replace(path)
     return out
+
+
+def transition_cache(cfg: GeneratorTrainConfig, cache: dict, progress: bool = True) -> dict:
+    """The encoded transition sequences of :mod:`coamd.train.transitions` for this run, cached
+    under ``work_dir`` (built from the train split's windows in the latent cache's order; B drawn
+    with the run's class balance)."""
+    from coamd.data.dataset import MotionDataset
+    from coamd.train import transitions as tr
+
+    ae_path = Path(cfg.autoencoder) if cfg.autoencoder else _default_ae_path()
+    key = tr.transitions_key(_file_digest(ae_path), cfg.transitions, cfg.seed, cfg.max_tokens,
+                             (cfg.balance, cfg.style_balance))
+    path = Path(cfg.work_dir) / f"transitions_{key}.npz"
+    ae = windows = None
+    if not path.exists():
+        ae = load_autoencoder(ae_path)
+        windows = [w for c in MotionDataset(cfg.dataset).split("train") for w in clip_windows(c.joints, cfg.max_tokens)]
+        if len(windows) != len(cache["train_content"]):
+            raise ValueError(f"{len(windows)} train windows, but the latent cache has {len(cache['train_content'])}")
+    p_b = balance_weights(cache["train_content"], cfg.balance, cache["train_style"], cfg.style_balance)
+    return tr.build_transitions(ae, windows, cache["train_content"], cfg.transitions, cfg.seed, p_b,
+                                cfg.max_tokens, Path(cfg.work_dir), key, progress)
 
 
 def caption_features(texts: list[str], work_dir: Path, progress: bool = True) -> np.ndarray:
@@ -411,15 +438,28 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
     ema_params = list(ema_t.parameters()) + list(ema_d.parameters())
     train = LatentBatches({**cache, "train_z": cache["train_zn"]}, "train", rng.np, cfg.balance, cfg.style_balance)
     val = LatentBatches({**cache, "val_z": cache["val_zn"]}, "val", np.random.default_rng(cfg.seed + 1))
+    trans = None
+    if cfg.transition_share > 0:
+        from coamd.train.transitions import TransitionBatches
+
+        t = transition_cache(cfg, cache, progress)
+        trans = TransitionBatches(t, ((t["z"] - mean) / std).astype(np.float32), cache, rng.np)
     transformer.train()
     diffusion.train()
 
     def step(log: bool) -> tuple[torch.Tensor, dict]:
-        z, pad, text = train.batch(cfg.batch_size)
-        mask, pad = training_masks(pad, cfg.mask_patterns, rng.torch, cfg.continue_crop)
+        if trans is not None and rng.np.random() < cfg.transition_share:
+            from coamd.train.transitions import transition_masks
+
+            z, pad, text, known = trans.batch(cfg.batch_size)
+            mask, loss_mask = transition_masks(pad, known)
+        else:
+            z, pad, text = train.batch(cfg.batch_size)
+            mask, pad = training_masks(pad, cfg.mask_patterns, rng.torch, cfg.continue_crop)
+            loss_mask = mask
         drop = torch.rand(z.shape[0], generator=rng.torch) < cfg.cond_drop
         h = transformer(z, mask, text, pad, drop)
-        return diffusion.loss(z[mask], h[mask], cfg.diff_samples, generator=rng.torch), {}
+        return diffusion.loss(z[loss_mask], h[loss_mask], cfg.diff_samples, generator=rng.torch), {}
 
     @torch.no_grad()
     def after_step(i: int) -> None:
@@ -449,7 +489,8 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
                        "cache_minutes": round(t_cache / 60, 1), "val_loss": summary["val"]["val_loss"],
                        "seed": cfg.seed, "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop,
                        "balance": cfg.balance, "style_balance": cfg.style_balance,
-                       "mask_patterns": list(cfg.mask_patterns), "continue_crop": cfg.continue_crop}
+                       "mask_patterns": list(cfg.mask_patterns), "continue_crop": cfg.continue_crop,
+                       "transition_share": cfg.transition_share, "transitions": cfg.transitions}
         return ck
 
     def state() -> dict:
