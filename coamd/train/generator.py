@@ -295,7 +295,8 @@ class LatentBatches:
         self.cap_off = cache[f"{split}_cap_offsets"]
         self.feats = cache["text_feats"]
         self.lens = np.diff(self.off)
-        self.p = balance_weights(cache[f"{split}_content"], balance, cache.get(f"{split}_style"), style_balance)
+        self.p = (balance_weights(cache[f"{split}_content"], balance, cache.get(f"{split}_style"), style_balance)
+                  if balance or style_balance else None)
         self.rng = rng
         self._queue: list[np.ndarray] = []
 
