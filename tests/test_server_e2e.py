@@ -412,8 +412,11 @@ def test_auth_and_tls(secure_server, tls_files):
 def test_resource_exhausted_when_queue_full(secure_server, tls_files):
     cert, _ = tls_files
     with MotionClient(secure_server.target, tls_ca=str(cert), token=TOKEN) as c:
+        # the per-request compute budget's maximum (64 x 16 evaluations per token): several seconds
+        # on 2 cores, so both are still in the server when the third arrives 1.5 s later (48 x 8
+        # once finished first on a fast run)
         long_req = build_generate_request("a person walks in a circle", duration_s=12.0, guidance=True,
-                                          iterations=48, ode_steps=8)
+                                          iterations=64, ode_steps=16)
         first = c.stream(long_req, timeout=120)   # takes the one batch slot
         time.sleep(0.5)
         second = c.stream(long_req, timeout=120)  # waits in the queue of one
