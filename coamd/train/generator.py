@@ -66,12 +66,12 @@ class GeneratorTrainConfig(loop.TrainConfig):
     ema: float = 0.999
     cond_drop: float = 0.1           # probability of the null text (classifier-free guidance)
     diff_samples: int = 4            # (t, eps) draws per masked token
-    mask_patterns: tuple = (0.7, 0.15, 0.15)  # random / known prefix / masked span
-    continue_crop: float = 0.0       # share of known-prefix rows cut short (continuations, not endings)
+    mask_patterns: tuple = (0.55, 0.3, 0.15)  # random / known prefix / masked span
+    continue_crop: float = 0.5       # share of known-prefix rows cut short (continuations, not endings)
     transition_share: float = 0.0    # share of steps on transition sequences (coamd.train.transitions)
     transitions: int = 4000          # transition sequences built (encoded once, cached)
     balance: float = 0.5             # class balance: draw an action in proportion to n_action^(1-balance)
-    style_balance: float = 0.0       # within an action, draw a style in proportion to n_pair^(1-style_balance)
+    style_balance: float = 0.5       # within an action, draw a style in proportion to n_pair^(1-style_balance)
     max_tokens: int = 60
     seed: int = 0
     threads: int = 0                 # 0 = coamd.train.common.default_threads()
