@@ -206,9 +206,10 @@ def _add_server(sub) -> None:
     p.add_argument("--max-sessions", type=int, default=64,
                    help="most open Session streams (endless motions); beyond it RESOURCE_EXHAUSTED (default: %(default)s)")
     p.add_argument("--session-horizon", type=float, default=1.4,
-                   help="seconds each session window plans before committing 0.6 s of them: longer follows new "
-                        "instructions more faithfully, 0.6 holds about twice the sessions (default: %(default)s)")
-    p.add_argument("--session-commit", type=float, default=0.6,
+                   help="seconds each session window plans before committing --session-commit of them: longer "
+                        "follows new instructions more faithfully, 0.6 holds about twice the sessions "
+                        "(default: %(default)s)")
+    p.add_argument("--session-commit", type=float, default=0.4,
                    help="seconds of each session window's plan that are kept and sent (the rest is re-planned "
                         "by the next window; default: %(default)s)")
     p.add_argument("--session-history", type=float, default=3.0,

@@ -43,7 +43,7 @@ class ServerConfig:
     session_idle_s: float = 60.0        # a session whose client reads nothing this long is closed
     session_horizon_s: float | None = None  # frames a session window plans (None: SessionConfig's 1.4 s)
     session_history_s: float | None = None  # longest prefix of an unchanged text (None: SessionConfig's)
-    session_commit_s: float | None = None   # frames a session window commits (None: SessionConfig's 0.6 s)
+    session_commit_s: float | None = None   # frames a session window commits (None: SessionConfig's 0.4 s)
     max_request_evals: int | None = None  # per-request compute budget (None: validation's default)
     token: str | None = None
     tls_cert: str | None = None
