@@ -93,6 +93,10 @@ def _default_ae_path() -> Path:
     return DEFAULT_CHECKPOINT / "autoencoder.pt"
 
 
+def _ae_path(cfg: GeneratorTrainConfig) -> Path:
+    return Path(cfg.autoencoder) if cfg.autoencoder else _default_ae_path()
+
+
 def load_autoencoder(path: str | Path | None = None):
     """The frozen motion autoencoder from a ``{"config", "state_dict"}`` checkpoint (eval mode).
 
@@ -139,17 +143,31 @@ def clip_windows(joints: np.ndarray, max_tokens: int) -> list[np.ndarray]:
     return [canonicalize(joints[s:s + win]).astype(np.float32) for s in starts]
 
 
+def split_windows(clips, max_tokens: int) -> tuple[list[np.ndarray], list[int]]:
+    """Every clip's :func:`clip_windows`, in order: (list of (T, 21, 3), clip index of each). The
+    latent cache's windows and their order."""
+    windows, owner = [], []
+    for i, clip in enumerate(clips):
+        for w in clip_windows(clip.joints, max_tokens):
+            windows.append(w)
+            owner.append(i)
+    return windows, owner
+
+
 @torch.inference_mode()
+def encode_window(ae, joints: np.ndarray) -> np.ndarray:
+    """(L, D) float32 latent tokens of one window (T, 21, 3) with the frozen autoencoder."""
+    z = ae.encode(torch.from_numpy(np.ascontiguousarray(joints))[None].float())[0]
+    return z.numpy().astype(np.float32)
+
+
 def encode_split(ae, clips, max_tokens: int, progress: bool = True) -> tuple[list[np.ndarray], list[int]]:
     """Latent tokens of every clip window: (list of (L, D) float32, clip index of each)."""
     from tqdm import tqdm
 
-    latents, owner = [], []
-    for i, clip in enumerate(tqdm(clips, desc="encoding clips", disable=not progress, unit="clip")):
-        for w in clip_windows(clip.joints, max_tokens):
-            z = ae.encode(torch.from_numpy(np.ascontiguousarray(w))[None].float())[0]
-            latents.append(z.numpy().astype(np.float32))
-            owner.append(i)
+    windows, owner = split_windows(clips, max_tokens)
+    latents = [encode_window(ae, w) for w in tqdm(windows, desc="encoding windows", disable=not progress,
+                                                  unit="window")]
     return latents, owner
 
 
@@ -158,7 +176,7 @@ def build_cache(cfg: GeneratorTrainConfig, progress: bool = True) -> dict:
     ``work_dir`` keyed by the autoencoder's digest. Returns a dict of arrays."""
     from coamd.data.dataset import MotionDataset
 
-    ae_path = Path(cfg.autoencoder) if cfg.autoencoder else _default_ae_path()
+    ae_path = _ae_path(cfg)
     if not ae_path.exists():
         raise FileNotFoundError(f"autoencoder checkpoint {ae_path} not found; train it with `coamd train ae`")
     key = f"{_file_digest(ae_path)}_{cfg.max_tokens}_v3"  # v3: with the action and style of every window
@@ -207,18 +225,18 @@ def transition_cache(cfg: GeneratorTrainConfig, cache: dict, progress: bool = Tr
     from coamd.data.dataset import MotionDataset
     from coamd.train import transitions as tr
 
-    ae_path = Path(cfg.autoencoder) if cfg.autoencoder else _default_ae_path()
+    ae_path = _ae_path(cfg)
     key = tr.transitions_key(_file_digest(ae_path), cfg.transitions, cfg.seed, cfg.max_tokens,
                              (cfg.balance, cfg.style_balance))
-    path = Path(cfg.work_dir) / f"transitions_{key}.npz"
-    ae = windows = None
-    if not path.exists():
-        ae = load_autoencoder(ae_path)
-        windows = [w for c in MotionDataset(cfg.dataset).split("train") for w in clip_windows(c.joints, cfg.max_tokens)]
+
+    def load():
+        windows, _ = split_windows(MotionDataset(cfg.dataset).split("train"), cfg.max_tokens)
         if len(windows) != len(cache["train_content"]):
             raise ValueError(f"{len(windows)} train windows, but the latent cache has {len(cache['train_content'])}")
+        return load_autoencoder(ae_path), windows
+
     p_b = balance_weights(cache["train_content"], cfg.balance, cache["train_style"], cfg.style_balance)
-    return tr.build_transitions(ae, windows, cache["train_content"], cfg.transitions, cfg.seed, p_b,
+    return tr.build_transitions(load, cache["train_content"], cfg.transitions, cfg.seed, p_b,
                                 cfg.max_tokens, Path(cfg.work_dir), key, progress)
 
 
@@ -275,8 +293,7 @@ def balance_weights(labels: np.ndarray, balance: float, styles: np.ndarray | Non
     # P(style | action) for every pair, then P(window) = P(action) P(style | action) / n_pair
     m = n_p ** (1.0 - style_balance)
     p_style = m / np.bincount(pair_action, weights=m, minlength=len(n_a))[pair_action]
-    p_action = np.where(n_a > 0, n_a, 1.0) ** (1.0 - balance)
-    p_action[n_a == 0] = 0.0
+    p_action = n_a ** (1.0 - balance)      # actions without windows are never indexed
     w = p_action[labels] * p_style[pair_id] / n_p[pair_id]
     return w / w.sum()
 
@@ -441,7 +458,7 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
     val = LatentBatches({**cache, "val_z": cache["val_zn"]}, "val", np.random.default_rng(cfg.seed + 1))
     trans = None
     if cfg.transition_share > 0:
-        from coamd.train.transitions import TransitionBatches
+        from coamd.train.transitions import TransitionBatches, transition_masks
 
         t = transition_cache(cfg, cache, progress)
         trans = TransitionBatches(t, ((t["z"] - mean) / std).astype(np.float32), cache, rng.np)
@@ -450,8 +467,6 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
 
     def step(log: bool) -> tuple[torch.Tensor, dict]:
         if trans is not None and rng.np.random() < cfg.transition_share:
-            from coamd.train.transitions import transition_masks
-
             z, pad, text, known = trans.batch(cfg.batch_size)
             mask, loss_mask = transition_masks(pad, known)
         else:

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from coamd.data.process import canonicalize, facing_angle, rotate_y
+from coamd.train.generator import FRAMES_PER_TOKEN, encode_window
 
-FRAMES_PER_TOKEN = 4
 JUNCTION_TOKENS = 2          # tokens after the cut without loss (0.4 s)
 PREFIX_TOKENS = (3, 15)      # A's tail: 0.6-3 s
 MIN_NEW_TOKENS = 6           # at least 1.2 s of B
@@ -68,13 +69,14 @@ def sample_pairs(content: np.ndarray, lens: np.ndarray, n: int, rng: np.random.G
     return out
 
 
-def build_transitions(ae, windows: list[np.ndarray], content: np.ndarray, n: int, seed: int,
+def build_transitions(load: Callable[[], tuple], content: np.ndarray, n: int, seed: int,
                       p_b: np.ndarray | None, max_tokens: int, work_dir: Path, key: str,
                       progress: bool = True) -> dict:
     """Encoded transition sequences, cached in ``work_dir`` under ``key`` (the autoencoder's
-    digest and the options). ``windows``: the train split's windows (list of (T, 21, 3)) in the
-    order of the latent cache, ``content`` (N,) their actions, ``p_b`` the draw of B (the
-    generator's class balance). Returns ``{"z": (M, D) float32, "offsets": (n + 1,) int64,
+    digest and the options). ``load()`` -> (the frozen autoencoder, the train split's windows as a
+    list of (T, 21, 3) in the order of the latent cache), called only when the cache is missing;
+    ``content`` (N,) the windows' actions, ``p_b`` the draw of B (the generator's class balance).
+    Returns ``{"z": (M, D) float32, "offsets": (n + 1,) int64,
     "known": (n,) int64 prefix tokens, "window": (n,) int64 B's window (its captions)}``."""
     from tqdm import tqdm
 
@@ -82,18 +84,16 @@ def build_transitions(ae, windows: list[np.ndarray], content: np.ndarray, n: int
     if path.exists():
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
+    ae, windows = load()
     lens = np.array([len(w) // FRAMES_PER_TOKEN for w in windows])
     pairs = sample_pairs(content, lens, n, np.random.default_rng(seed), p_b, max_tokens)
     zs, known, win = [], [], []
-    with torch.inference_mode():
-        for a, end, k, b in tqdm(pairs, desc="encoding transitions", disable=not progress, unit="seq"):
-            fa = windows[a][(end - k) * FRAMES_PER_TOKEN:end * FRAMES_PER_TOKEN]
-            fb = windows[b][:(max_tokens - k) * FRAMES_PER_TOKEN]
-            seq = join(fa, fb)
-            z = ae.encode(torch.from_numpy(np.ascontiguousarray(seq))[None].float())[0].numpy()
-            zs.append(z.astype(np.float32))
-            known.append(k)
-            win.append(b)
+    for a, end, k, b in tqdm(pairs, desc="encoding transitions", disable=not progress, unit="seq"):
+        fa = windows[a][(end - k) * FRAMES_PER_TOKEN:end * FRAMES_PER_TOKEN]
+        fb = windows[b][:(max_tokens - k) * FRAMES_PER_TOKEN]
+        zs.append(encode_window(ae, join(fa, fb)))
+        known.append(k)
+        win.append(b)
     out = {"z": np.concatenate(zs), "offsets": np.concatenate([[0], np.cumsum([len(z) for z in zs])]).astype(np.int64),
            "known": np.array(known, np.int64), "window": np.array(win, np.int64)}
     path.parent.mkdir(parents=True, exist_ok=True)
