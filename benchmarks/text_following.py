@@ -18,9 +18,10 @@ side. Reported overall, for actions with >= 15 training source clips versus rare
 clips: the train split of ``clips.json`` without mirrored copies), per action with its number
 of training clips, and per sentence. The frequent actions' styled sentences are split once more by
 how often the dataset captured that action in that style: set 2 records its 10 actions in 7 styles
-(16-83 clips per pair), set 1 adds 8 more styles with 1-2 clips per action, so "a giant walks" has
-one or two real clips to learn from where "an elderly person walks" has dozens. A reference row scores real test-split clips with the same
-two judges in the same run (rare actions have no test clips).
+(16-83 clips per pair), set 1 adds 9 more styles with 1-2 clips per action, so "a giant walks" has
+one or two real clips to learn from where "an elderly person walks" has dozens. A reference row
+scores real test-split clips with the same two judges in the same run (rare actions have no test
+clips).
 
 ``--condition`` chooses what conditions the generator (and its recognizer guidance): ``raw`` (the
 sentence as written), ``rewrite`` (:func:`coamd.models.understanding.rewrite_for_generator`: the
