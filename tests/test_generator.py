@@ -251,3 +251,29 @@ def test_transition_pairs_and_masks():
     assert mask[1].nonzero().flatten().tolist() == list(range(3, 12))
     assert loss[0].nonzero().flatten().tolist() == list(range(5 + JUNCTION_TOKENS, 20))
     assert not (loss & ~mask).any()
+
+
+def test_transition_cache_builds_from_the_real_train_split_and_reuses_its_file(tmp_path, dataset):
+    """A few transition sequences from the real train split with the shipped autoencoder: each is
+    a known prefix inside the bounds plus at least ``MIN_NEW_TOKENS`` tokens of a window of another
+    action, at most ``max_tokens`` long; a second call reads the cached file."""
+    from coamd.train.generator import split_windows, transition_cache
+    from coamd.train.transitions import MIN_NEW_TOKENS, PREFIX_TOKENS
+
+    _, owner = split_windows(dataset.split("train"), 60)
+    train = dataset.split("train")
+    names = sorted({c.content for c in dataset.clips})
+    styles = sorted({c.style for c in dataset.clips})
+    cache = {"train_content": np.array([names.index(train[o].content) for o in owner]),
+             "train_style": np.array([styles.index(train[o].style) for o in owner])}
+    cfg = GeneratorTrainConfig(work_dir=str(tmp_path), transitions=12, transition_share=0.2)
+    t = transition_cache(cfg, cache, progress=False)
+    lens = np.diff(t["offsets"])
+    assert len(lens) == 12 and t["z"].shape == (lens.sum(), 32)
+    assert ((t["known"] >= PREFIX_TOKENS[0]) & (t["known"] <= PREFIX_TOKENS[1])).all()
+    assert (lens - t["known"] >= MIN_NEW_TOKENS).all() and (lens <= 60).all()
+    (file,) = tmp_path.glob("transitions_*.npz")
+    written = file.stat().st_mtime_ns
+    again = transition_cache(cfg, cache, progress=False)
+    assert all(np.array_equal(t[k], again[k]) for k in t)
+    assert file.stat().st_mtime_ns == written                 # read back, not rebuilt

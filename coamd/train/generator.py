@@ -233,7 +233,8 @@ def transition_cache(cfg: GeneratorTrainConfig, cache: dict, progress: bool = Tr
         windows, _ = split_windows(MotionDataset(cfg.dataset).split("train"), cfg.max_tokens)
         if len(windows) != len(cache["train_content"]):
             raise ValueError(f"{len(windows)} train windows, but the latent cache has {len(cache['train_content'])}")
-        return load_autoencoder(ae_path), windows
+        ae = load_autoencoder(ae_path)
+        return (lambda joints: encode_window(ae, joints)), windows
 
     p_b = balance_weights(cache["train_content"], cfg.balance, cache["train_style"], cfg.style_balance)
     return tr.build_transitions(load, cache["train_content"], cfg.transitions, cfg.seed, p_b,

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from coamd.data.process import canonicalize, facing_angle, rotate_y
-from coamd.train.generator import FRAMES_PER_TOKEN, encode_window
+from coamd.models.autoencoder import DOWNSAMPLE as FRAMES_PER_TOKEN
 
 JUNCTION_TOKENS = 2          # tokens after the cut without loss (0.4 s)
 PREFIX_TOKENS = (3, 15)      # A's tail: 0.6-3 s
@@ -73,8 +73,9 @@ def build_transitions(load: Callable[[], tuple], content: np.ndarray, n: int, se
                       p_b: np.ndarray | None, max_tokens: int, work_dir: Path, key: str,
                       progress: bool = True) -> dict:
     """Encoded transition sequences, cached in ``work_dir`` under ``key`` (the autoencoder's
-    digest and the options). ``load()`` -> (the frozen autoencoder, the train split's windows as a
-    list of (T, 21, 3) in the order of the latent cache), called only when the cache is missing;
+    digest and the options). ``load()`` -> (``encode``: (T, 21, 3) joints -> (T / 4, D) latent
+    tokens of the frozen autoencoder, the train split's windows as a list of (T, 21, 3) in the
+    order of the latent cache), called only when the cache is missing;
     ``content`` (N,) the windows' actions, ``p_b`` the draw of B (the generator's class balance).
     Returns ``{"z": (M, D) float32, "offsets": (n + 1,) int64,
     "known": (n,) int64 prefix tokens, "window": (n,) int64 B's window (its captions)}``."""
@@ -84,14 +85,14 @@ def build_transitions(load: Callable[[], tuple], content: np.ndarray, n: int, se
     if path.exists():
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
-    ae, windows = load()
+    encode, windows = load()
     lens = np.array([len(w) // FRAMES_PER_TOKEN for w in windows])
     pairs = sample_pairs(content, lens, n, np.random.default_rng(seed), p_b, max_tokens)
     zs, known, win = [], [], []
     for a, end, k, b in tqdm(pairs, desc="encoding transitions", disable=not progress, unit="seq"):
         fa = windows[a][(end - k) * FRAMES_PER_TOKEN:end * FRAMES_PER_TOKEN]
         fb = windows[b][:(max_tokens - k) * FRAMES_PER_TOKEN]
-        zs.append(encode_window(ae, join(fa, fb)))
+        zs.append(encode(join(fa, fb)))
         known.append(k)
         win.append(b)
     out = {"z": np.concatenate(zs), "offsets": np.concatenate([[0], np.cumsum([len(z) for z in zs])]).astype(np.int64),
