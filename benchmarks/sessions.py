@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coamd.api import pb, pb_grpc
 from coamd.client.process import ServerProcess
 from benchmarks.hardware import cpu_model
+from benchmarks.stats import newcombe, wilson
 
 FPS = 20.0
 TEXTS = ["a person walks forward", "a person runs", "a person waves the right hand", "a person kicks",
@@ -293,13 +294,31 @@ def session_summary(clients: list[SessionClient]) -> dict:
 
 
 # ----------------------------------------------------------------------------- seam metrics
+def server_session_config(server_args: list[str]):
+    """The :class:`coamd.sampling.session.SessionConfig` of a ``coamd serve`` started with
+    ``server_args`` (its ``--session-horizon/--session-commit/--session-history/--session-prefix``)."""
+    from coamd.sampling.session import SessionConfig
+
+    p = argparse.ArgumentParser(add_help=False)
+    for k in ("horizon", "commit", "history", "prefix"):
+        p.add_argument(f"--session-{k}", type=float)
+    known, _ = p.parse_known_args(server_args)
+    return SessionConfig.from_seconds(known.session_horizon, known.session_commit, known.session_history,
+                                      known.session_prefix)
+
+
 def _max_step(j: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(j, axis=0), axis=-1).max()) if len(j) > 1 else 0.0
 
 
-def seam_metrics(clients: list[SessionClient]) -> dict:
+def seam_metrics(clients: list[SessionClient], config=None) -> dict:
     """Jitter and foot skating in the 1 s around switches vs 1 s windows inside segments, pooled
-    over sessions; the largest frame-to-frame step and where it is."""
+    over sessions; the largest frame-to-frame step and where it is. ``config``: the server's
+    :class:`coamd.sampling.session.SessionConfig` (None = the defaults), which says where the
+    windows start."""
+    from coamd.sampling.session import SessionConfig
+
+    config = config or SessionConfig()
     from coamd.evaluation.metrics import foot_skating, jitter
 
     acc = {"seam": {"jitter": [], "skate_sum": 0.0, "contacts": 0, "ratio_sum": 0.0},
@@ -335,16 +354,16 @@ def seam_metrics(clients: list[SessionClient]) -> dict:
         steps_j = np.linalg.norm(np.diff(j, axis=0), axis=-1)             # (T-1, 21)
         steps = steps_j.max(-1)                                            # per frame pair
         biggest = max(biggest, float(steps.max()))
-        # window starts: the first window is 40 frames, later ones 12 (SessionConfig), a switch
-        # starts a new window at its first frame
+        # window starts: the first window commits first_frames, later ones commit frames each,
+        # and a switch starts a new window at its first frame
         starts, cuts = set(), [*switches, len(j)]
-        pos = 40
+        pos = config.first_frames
         for cut in cuts:
             while pos < cut:
                 starts.add(pos)
-                pos += 12
+                pos += config.commit
             starts.add(cut)
-            pos = cut + 12
+            pos = cut + config.commit
         at_start = np.zeros(len(steps), bool)
         for b in starts:
             if 0 < b <= len(steps):
@@ -413,7 +432,8 @@ async def steady_sessions(target: str, guidance: bool, seeds: int, seconds: floa
 def recognition(engine, clients: list[SessionClient], fresh: dict[str, list[np.ndarray]],
                 steady: list[SessionClient] = ()) -> dict:
     """Top-1 recognised content vs the text's understood content: the 2 s after each switch, and
-    the fresh Generate clips (first 2 s; whole clip)."""
+    the fresh Generate clips (first 2 s; whole clip); 95 % intervals of both (Wilson) and of
+    their gap (Newcombe's hybrid score interval, :mod:`benchmarks.stats`)."""
     expected = {t: engine.understand(t, "understood")[0].content for t in TEXTS}
 
     def top1(j):
@@ -464,6 +484,11 @@ def recognition(engine, clients: list[SessionClient], fresh: dict[str, list[np.n
                                                                .most_common(4))}
                         for t, v in per_text.items()}}
     res["gap_points"] = res["fresh_2s_pct"] - res["after_switch_pct"]
+    k_sw = sum(sum(v["after_switch"]) for v in per_text.values())
+    k_fr = sum(sum(v["fresh_2s"]) for v in per_text.values())
+    res["after_switch_ci95"] = wilson(k_sw, res["after_switch_n"])
+    res["fresh_2s_ci95"] = wilson(k_fr, res["fresh_n"])
+    res["gap_ci95"] = newcombe(k_fr, res["fresh_n"], k_sw, res["after_switch_n"])
     res["after_switch_as_previous_pct"] = float(100 * np.mean(as_previous)) if as_previous else None
     res["steady"] = {k: {"pct": float(100 * np.mean(v)), "n": len(v)} for k, v in steady_acc.items()}
     return res
@@ -556,7 +581,7 @@ def main(argv=None) -> int:
                                                   a.seed + 100, keep_frames=True, bar=bar,
                                                   cleanup={"default": None, "on": True, "off": False}[a.cleanup]))
                 r["latency"] = {**session_summary(cs), "cpu": cpu.result(), "seconds": a.latency_s}
-                r["seams"] = seam_metrics(cs)
+                r["seams"] = seam_metrics(cs, server_session_config(args))
                 kept[mode] = cs
             if "recognition" not in a.skip:
                 t = time.monotonic()
@@ -710,9 +735,12 @@ def markdown(r: dict) -> str:
         for mode, v in r["modes"].items():
             g = v.get("recognition")
             if g:
-                lines.append(f"| {mode} | {g['after_switch_pct']:.1f} % | {g['after_switch_n']} | {g['fresh_2s_pct']:.1f} % | "
-                             f"{g['fresh_full_pct']:.1f} % | {g['fresh_n']} | {g['gap_points']:+.1f} |")
-        lines += ["", "Recognised = the recognizer's top-1 content equals the text's understood content. "
+                ci = lambda k, f="{:.1f}": (f" ({f.format(g[k][0])} to {f.format(g[k][1])})" if k in g else "")
+                lines.append(f"| {mode} | {g['after_switch_pct']:.1f} %{ci('after_switch_ci95')} | {g['after_switch_n']} | "
+                             f"{g['fresh_2s_pct']:.1f} %{ci('fresh_2s_ci95')} | "
+                             f"{g['fresh_full_pct']:.1f} % | {g['fresh_n']} | {g['gap_points']:+.1f}{ci('gap_ci95', '{:+.1f}')} |")
+        lines += ["", "Recognised = the recognizer's top-1 content equals the text's understood content; in brackets "
+                  "the 95 % interval (Wilson; Newcombe's hybrid score interval for the gap). "
                   "Target: after a switch within 5 points of a fresh Generate.", ""]
         for mode, v in r["modes"].items():
             g = v.get("recognition")

@@ -411,6 +411,31 @@ def markdown(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def parse_settings(items: list[str]) -> dict:
+    """``--set KEY=VALUE`` items as a dict of :class:`~coamd.sampling.sampler.GenerationRequest`
+    settings; values are parsed as int, else float, else text. Raises ValueError naming an item
+    without ``=``, or a key that is not a GenerationRequest field."""
+    import dataclasses
+
+    from coamd.sampling.sampler import GenerationRequest
+
+    fields = {f.name for f in dataclasses.fields(GenerationRequest)} - {"text", "edit"}
+    settings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in fields:
+            raise ValueError(f"--set {key}: not a GenerationRequest setting (one of {', '.join(sorted(fields))})")
+        for cast in (int, float, str):
+            try:
+                settings[key] = cast(value)
+                break
+            except ValueError:
+                continue
+    return settings
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -440,17 +465,10 @@ def main(argv=None) -> int:
                         "(repeatable; values are parsed as int, else float, else text)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
-    settings = {}
-    for item in a.settings:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            p.error(f"--set expects KEY=VALUE, got {item!r}")
-        for cast in (int, float, str):
-            try:
-                settings[key] = cast(value)
-                break
-            except ValueError:
-                continue
+    try:
+        settings = parse_settings(a.settings)
+    except ValueError as e:
+        p.error(str(e))
     if a.understanding:
         t0 = time.perf_counter()
         r = understanding_report(dataset=a.dataset)

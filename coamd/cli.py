@@ -122,8 +122,11 @@ def _cmd_serve(a: argparse.Namespace) -> None:
     if not 0.2 <= a.session_commit <= a.session_horizon:
         raise CLIError(f"--session-commit must be between 0.2 seconds and --session-horizon "
                        f"({a.session_horizon:g}), got {a.session_commit:g}")
-    if not 0.6 <= a.session_history <= 6.0:
-        raise CLIError(f"--session-history must be between 0.6 and 6 seconds, got {a.session_history:g}")
+    if not 0.2 <= a.session_prefix <= 2.0:
+        raise CLIError(f"--session-prefix must be between 0.2 and 2 seconds, got {a.session_prefix:g}")
+    if not max(0.6, a.session_prefix) <= a.session_history <= 6.0:
+        raise CLIError(f"--session-history must be between {max(0.6, a.session_prefix):g} seconds "
+                       f"(and --session-prefix) and 6 seconds, got {a.session_history:g}")
     if a.max_request_evals < 1:
         raise CLIError(f"--max-request-evals must be >= 1, got {a.max_request_evals}")
     _check_host(a.host)
@@ -145,7 +148,8 @@ def _cmd_serve(a: argparse.Namespace) -> None:
                            guidance=not a.no_guidance, max_wait_s=a.max_wait,
                            max_request_evals=a.max_request_evals, max_sessions=a.max_sessions,
                            session_idle_s=a.session_idle, session_horizon_s=a.session_horizon,
-                           session_history_s=a.session_history, session_commit_s=a.session_commit))
+                           session_history_s=a.session_history, session_commit_s=a.session_commit,
+                           session_prefix_s=a.session_prefix))
     except (FileNotFoundError, OSError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 
@@ -214,7 +218,12 @@ def _add_server(sub) -> None:
                         "by the next window; default: %(default)s)")
     p.add_argument("--session-history", type=float, default=3.0,
                    help="longest motion history (seconds) a session window continues from while the text is "
-                        "unchanged: the frames since the instruction began, and 0.6 s before it (default: %(default)s)")
+                        "unchanged: the frames since the instruction began, and --session-prefix before it "
+                        "(default: %(default)s)")
+    p.add_argument("--session-prefix", type=float, default=0.4,
+                   help="seconds of motion before a new instruction that its first window continues from: "
+                        "shorter turns to the new action sooner, longer holds the old motion's momentum "
+                        "(default: %(default)s)")
     p.add_argument("--session-idle", type=float, default=60.0,
                    help="close a session whose frames could not be written for this many seconds (its client stopped reading and the transport buffers are full; default: %(default)s)")
     p.add_argument("--max-request-evals", type=int, default=1024,

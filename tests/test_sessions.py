@@ -137,6 +137,32 @@ def client(server):
         yield c
 
 
+def test_in_process_switch_benchmark_switches_at_window_boundaries(engine):
+    """benchmarks/session_switches.py drives sessions as the server does: each instruction 2-3 s
+    after the previous one takes effect at the next window boundary, texts in order."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.session_switches import run_sessions
+
+    cfg = SessionConfig()
+    for s in run_sessions(engine, 2, 8.0, (2.0, 3.0), 0, False, cfg, 4):
+        assert len(s.joints()) >= 160 and np.isfinite(s.joints()).all()
+        firsts = [w["first_frame"] for w in s.switches]
+        assert len(firsts) >= 2 and firsts == sorted(firsts)
+        assert all((f - cfg.first_frames) % cfg.commit == 0 for f in firsts)
+        assert all(40 <= b - a < 60 + cfg.commit for a, b in zip(firsts, firsts[1:]))
+        assert [w["text"] for w in s.switches] == [s._text(i + 1) for i in range(len(firsts))]
+
+
+def test_session_sizes_in_seconds_round_to_whole_tokens():
+    assert SessionConfig.from_seconds() == SessionConfig()
+    c = SessionConfig.from_seconds(horizon_s=1.0, commit_s=0.6, history_s=2.0, prefix_s=0.4)
+    assert (c.window_frames, c.commit, c.history, c.prefix_frames) == (20, 12, 40, 8)
+    # a commit longer than the horizon raises the horizon; a history shorter than the prefix, the history
+    c = SessionConfig.from_seconds(horizon_s=0.4, commit_s=1.0, history_s=0.2, prefix_s=0.8)
+    assert (c.window_frames, c.commit, c.history, c.prefix_frames) == (20, 20, 16, 16)
+    assert SessionConfig.from_seconds(commit_s=0.01).commit == 4        # at least one token
+
+
 def test_session_follows_instructions_in_order(client):
     s = client.session("a person walks forward", seed=3, guidance=False, include_rotations=True)
     t_sent = {}

@@ -42,34 +42,54 @@ class SessionConfig:
     """Window sizes in frames at 20 fps, multiples of 4 (one latent token).
 
     ``first_frames``: the first window (no history): 2 s, a motion the model generates as usual.
-    ``prefix_frames``: history kept at the start of every later window (the model's context).
-    ``window_frames``: new frames each later window plans (the horizon); ``commit_frames``: how
-    many of them it commits to the session, the pacing's refill step (None = all). Planning 1.4 s
-    and committing 0.6 s made the motion after a switch recognised as the new action in 57 % of 90
-    switches, against 39 % for 0.6 s windows committed whole and 61 % for a fresh 2 s motion
-    (unguided, shipped checkpoint; ``benchmarks/sessions.py`` measures it through the server).
-    ``history_frames`` (None = ``prefix_frames``): while the text stays the same, a window
-    continues from every frame since that text began (and the ``prefix_frames`` before it), up to
-    this many, so the model sees the action it is making from its start, as a fresh request
-    would; a new text starts again from ``prefix_frames``. Through the server (8 unguided
-    sessions, ``benchmarks/sessions.py --server-arg=--session-history=S``) the motion in the 2 s
-    after a switch was recognised as the new action in 36.5 % (0.6 s, the prefix alone; 137
-    switches), 48.2 % and 48.2 % (2 s; 137 and 282 switches) and 54.0 % and 52.0 % (3 s) of
-    switches, against 57.5 % for the first 2 s of a fresh motion (80 motions); the seams' jitter
-    and skating stayed at 1.35-1.44x (3 s, 282 switches) of inside segments. The price: a window
-    of 3 s history and 1.4 s horizon is 22 tokens instead of 10. (These numbers were measured
-    with earlier generators.) With the generator trained for continuations (cut-short known-prefix
-    masks), committing 0.4 s instead of 0.6 s brought the seams' jitter / skate speed / skating
-    contact share from 1.35 / 1.42 / 1.60x to 1.49 / 1.21 / 1.19x of inside segments (186 switches,
-    ``benchmarks/results/sessions_notes.md``; recognition after a switch 50.0 against 53.2 %, within
-    the run-to-run spread), at the price of 1.5x as many windows per second of motion.
+    ``prefix_frames``: history kept at the start of the first window of a new text (the model's
+    context for the transition). ``window_frames``: new frames each later window plans (the
+    horizon); ``commit_frames``: how many of them it commits to the session, the pacing's refill
+    step (None = all). ``history_frames`` (None = ``prefix_frames``): while the text stays the
+    same, a window continues from every frame since that text began (and the ``prefix_frames``
+    before it), up to this many, so the model sees the action it is making from its start, as a
+    fresh request would; a new text starts again from ``prefix_frames``.
+
+    How the defaults were chosen (``benchmarks/results/sessions_notes.md``):
+
+    * horizon 1.4 s and history 3 s: the motion after a switch is recognised as the new action
+      more often than with windows committed whole (39 %) or the prefix alone as history (36.5 %),
+      measured through the server with earlier generators; a 3 s history makes a window 22
+      tokens instead of 10;
+    * commit 0.4 s (against 0.6 s): seam jitter / skate speed / skating contact share 1.49 / 1.21 /
+      1.19x of inside segments against 1.35 / 1.42 / 1.60x (186 switches through the server),
+      at the price of 1.5x as many windows per second of motion;
+    * prefix 0.4 s (against 0.6 s): recognised after a switch 54.0 % against 45.6 % (1,370
+      switches each; fresh motions' first 2 s 50.5 %), seams 1.24 / 1.14 / 1.33x against
+      1.35 / 1.24 / 1.44x (``python -m benchmarks.session_switches --prefix S``, seed 0; chosen
+      on seed 1: 53.4 against 44.5 %; 0.2 s gave 51.7 %, 0.8 s 42.0 %). The old motion's last
+      0.4 s carry its position, velocity and phase into the transition; more of it holds the
+      new window to the old action.
     """
 
     first_frames: int = 40
-    prefix_frames: int = 12
+    prefix_frames: int = 8
     window_frames: int = 28
     commit_frames: int | None = 8
     history_frames: int | None = 60
+
+    @classmethod
+    def from_seconds(cls, horizon_s: float | None = None, commit_s: float | None = None,
+                     history_s: float | None = None, prefix_s: float | None = None) -> "SessionConfig":
+        """The default sizes with those given in seconds replaced, each rounded to whole latent
+        tokens (0.2 s, at least one); the horizon is raised to the commit and the history to the
+        prefix when shorter. Raises ValueError for sizes :meth:`validate` rejects."""
+        def frames(seconds: float | None, default: int) -> int:
+            return default if seconds is None else FRAMES_PER_TOKEN * max(1, int(round(seconds * 20 / FRAMES_PER_TOKEN)))
+
+        base = cls()
+        commit = frames(commit_s, base.commit)
+        prefix = frames(prefix_s, base.prefix_frames)
+        out = dataclasses.replace(base, commit_frames=commit, prefix_frames=prefix,
+                                  window_frames=max(frames(horizon_s, base.window_frames), commit),
+                                  history_frames=max(prefix, frames(history_s, base.history)))
+        out.validate()
+        return out
 
     @property
     def commit(self) -> int:

@@ -44,6 +44,7 @@ class ServerConfig:
     session_horizon_s: float | None = None  # frames a session window plans (None: SessionConfig's 1.4 s)
     session_history_s: float | None = None  # longest prefix of an unchanged text (None: SessionConfig's)
     session_commit_s: float | None = None   # frames a session window commits (None: SessionConfig's 0.4 s)
+    session_prefix_s: float | None = None   # history a new instruction's window keeps (None: SessionConfig's 0.4 s)
     max_request_evals: int | None = None  # per-request compute budget (None: validation's default)
     token: str | None = None
     tls_cert: str | None = None
@@ -90,18 +91,12 @@ async def start_server(cfg: ServerConfig, engine):
     if cfg.max_request_evals is not None:
         defaults = dataclasses.replace(defaults, max_request_evals=cfg.max_request_evals)
     session_config = None
-    if any(v is not None for v in (cfg.session_horizon_s, cfg.session_history_s, cfg.session_commit_s)):
+    if any(v is not None for v in (cfg.session_horizon_s, cfg.session_history_s, cfg.session_commit_s,
+                                   cfg.session_prefix_s)):
         from coamd.sampling.session import SessionConfig
 
-        def frames(seconds: float | None, default: int) -> int:  # whole latent tokens (4 frames)
-            return default if seconds is None else 4 * max(1, int(round(seconds * 5)))
-
-        base = SessionConfig()
-        commit = frames(cfg.session_commit_s, base.commit)
-        kw = {"commit_frames": commit, "window_frames": max(frames(cfg.session_horizon_s, base.window_frames), commit),
-              "history_frames": max(base.prefix_frames, frames(cfg.session_history_s, base.history))}
-        session_config = dataclasses.replace(base, **kw)
-        session_config.validate()
+        session_config = SessionConfig.from_seconds(cfg.session_horizon_s, cfg.session_commit_s, cfg.session_history_s,
+                                                    cfg.session_prefix_s)
     add_to_server(MotionService(engine, scheduler, defaults, max_sessions=cfg.max_sessions,
                                 session_idle_s=cfg.session_idle_s, session_config=session_config), server)
     health_servicer = health.aio.HealthServicer()
