@@ -23,6 +23,12 @@ one or two real clips to learn from where "an elderly person walks" has dozens. 
 scores real test-split clips with the same two judges in the same run (rare actions have no test
 clips).
 
+Motions are generated as the server generates them by default: token order ``left_to_right``
+(``--order``; the order ``Generate`` streams in for every gRPC and engine client, ``coamd request``
+and sessions), the understood text (``--condition rewrite``), cleanup and skeleton projection on.
+``--order random`` is the in-process ``coamd generate``'s default; results before this option
+existed were measured in that order.
+
 ``--condition`` chooses what conditions the generator (and its recognizer guidance): ``raw`` (the
 sentence as written), ``rewrite`` (:func:`coamd.models.understanding.rewrite_for_generator`: the
 understood labels in the training captions' phrasing), ``rewrite+text`` (that sentence followed by
@@ -460,13 +466,16 @@ def main(argv=None) -> int:
     p.add_argument("--understanding", action="store_true",
                    help="only the text-understanding report (no generation), dev and test: "
                         "benchmarks/results/text_following_understanding.{json,md}")
+    p.add_argument("--order", choices=("left_to_right", "random"), default="left_to_right",
+                   help="token order (default: %(default)s, the server's default for Generate and sessions; "
+                        "random: the in-process `coamd generate` default)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="a GenerationRequest setting for every motion, e.g. --set cfg_scale=5 "
                         "(repeatable; values are parsed as int, else float, else text)")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
     try:
-        settings = parse_settings(a.settings)
+        settings = {"order": a.order, **parse_settings(a.settings)}
     except ValueError as e:
         p.error(str(e))
     if a.understanding:
