@@ -16,8 +16,10 @@ measures, for each guidance mode:
    :class:`coamd.data.dataset.MotionDataset`); and the action recognised
    (:meth:`Engine.recognize`, in-process, :func:`coamd.runtime.load_engine`) on the 2 s after each
    switch against the text's understood action, compared with fresh ``Generate`` calls of the
-   same texts on the same server (their first 2 s; the whole clip also reported). Target: within
-   5 points.
+   same texts on the same server (their first 2 s; the whole clip also reported), with 95 %
+   intervals (:mod:`benchmarks.stats`). Target: within 5 points. A 60 s run gives about 190
+   switches, an interval of about +-9 points on the gap; ``benchmarks/session_switches.py``
+   measures the same session code in-process on ten times as many.
 3. **real-time capacity**: sessions at 20 fps with no underrun. Each client runs a playhead that
    starts when the session's first frame arrives; frame ``i`` plays at ``t0 + i / 20``; an
    underrun is a frame that arrives after its play time. Ramp ``--ramp`` (8 16 32 48 64)
