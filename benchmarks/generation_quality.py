@@ -130,6 +130,9 @@ def main(argv=None) -> int:
     p.add_argument("--guidance-scale", type=float, default=None, help="gamma (default: the sampler's)")
     p.add_argument("--temperature", type=float, default=None,
                    help="flow-ODE starting-noise temperature (default: the sampler's)")
+    p.add_argument("--order", choices=("random", "left_to_right"), default=None,
+                   help="token order (default: the sampler's, random, as every earlier result here; the server "
+                        "streams left_to_right)")
     p.add_argument("--unguided-only", action="store_true", help="skip the guided rows (3x faster)")
     p.add_argument("--conditioning", choices=("both", "raw", "understood"), default="both",
                    help="generate from the captions as written (raw), from the runtime's understanding of "
@@ -145,7 +148,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(a.threads)
     settings = {k: v for k, v in dict(iterations=a.iterations, ode_steps=a.ode_steps, cfg_scale=a.cfg_scale,
                                       guidance_scale=a.guidance_scale,
-                                      temperature=a.temperature).items() if v is not None}
+                                      temperature=a.temperature, order=a.order).items() if v is not None}
     eng = load_engine(backend=a.backend, checkpoint=a.checkpoint, dataset=a.dataset)
     t = time.perf_counter()
     rows = measure_generation_quality(eng, a.dataset, a.clips, a.seed, progress=not a.quiet,
