@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import random
 import sys
@@ -199,11 +200,11 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     result = {"argv": list(sys.argv[1:] if argv is None else argv), "args": vars(a), "config": dataclasses.asdict(config),
-              "machine": {"cpu": cpu_model(), "cores": __import__("os").cpu_count(), "python": platform.python_version()},
+              "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
               "settings": settings, "modes": {}}
     for mode in a.modes:
         engine = load_engine(a.backend, checkpoint=a.checkpoint, guidance=mode == "guided")
-        result["backend"] = engine.backend_name if hasattr(engine, "backend_name") else a.backend
+        result["backend"] = engine.backend_name
         bar = tqdm(total=a.sessions * frames(a.seconds), unit="frame", desc=f"sessions ({mode})", disable=a.quiet)
         sessions = run_sessions(engine, a.sessions, a.seconds, tuple(a.every), a.seed, mode == "guided", config,
                                 a.batch, progress=bar.update, **settings)

@@ -298,15 +298,12 @@ def session_summary(clients: list[SessionClient]) -> dict:
 # ----------------------------------------------------------------------------- seam metrics
 def server_session_config(server_args: list[str]):
     """The :class:`coamd.sampling.session.SessionConfig` of a ``coamd serve`` started with
-    ``server_args`` (its ``--session-horizon/--session-commit/--session-history/--session-prefix``)."""
+    ``server_args`` (its ``--session-*`` options, read with the CLI's own parser and defaults)."""
+    from coamd.cli import build_parser
     from coamd.sampling.session import SessionConfig
 
-    p = argparse.ArgumentParser(add_help=False)
-    for k in ("horizon", "commit", "history", "prefix"):
-        p.add_argument(f"--session-{k}", type=float)
-    known, _ = p.parse_known_args(server_args)
-    return SessionConfig.from_seconds(known.session_horizon, known.session_commit, known.session_history,
-                                      known.session_prefix)
+    a, _ = build_parser().parse_known_args(["serve", *server_args])
+    return SessionConfig.from_seconds(a.session_horizon, a.session_commit, a.session_history, a.session_prefix)
 
 
 def _max_step(j: np.ndarray) -> float:

@@ -260,8 +260,8 @@ def test_transition_cache_builds_from_the_real_train_split_and_reuses_its_file(t
     from coamd.train.generator import split_windows, transition_cache
     from coamd.train.transitions import MIN_NEW_TOKENS, PREFIX_TOKENS
 
-    _, owner = split_windows(dataset.split("train"), 60)
     train = dataset.split("train")
+    _, owner = split_windows(train, 60)
     names = sorted({c.content for c in dataset.clips})
     styles = sorted({c.style for c in dataset.clips})
     cache = {"train_content": np.array([names.index(train[o].content) for o in owner]),
