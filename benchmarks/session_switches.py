@@ -118,7 +118,7 @@ def fresh_motions(engine, guided: bool, seeds: int, duration_s: float, batch: in
     from coamd.sampling.sampler import GenerationRequest
 
     reqs = [(t, GenerationRequest(text=engine.understand(t, "understood")[1], duration_s=duration_s,
-                                  seed=1000 + s, guidance=guided, order="left_to_right", **settings))
+                                  seed=1000 + s, guidance=guided, **{"order": "left_to_right", **settings}))
             for s in range(seeds) for t in TEXTS]
     out: dict[str, list[np.ndarray]] = {t: [] for t in TEXTS}
     for k in range(0, len(reqs), batch):
