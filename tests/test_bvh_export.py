@@ -225,8 +225,10 @@ def test_streamed_rotations_do_not_depend_on_chunking(test_clips):
         back = local_rotations_to_joints(chunks, x[:, 0], DATASET_SKELETON)
         err = np.linalg.norm(back - x, axis=-1)
         # exact but where a straight limb's held bend direction, or a bend turning faster than
-        # the stream's limit (POLE_RATE_DEG), differs from the clip's for a few frames
-        assert np.percentile(err, 99) < 1e-4 and err.max() < 0.02, (clip.id, err.max())
+        # the stream's limit (POLE_RATE_DEG), differs from the clip's for a few frames, and where
+        # a straight arm or leg keeps the IK's smallest bend (_REACH: a millimetre or two)
+        assert np.median(err) < 1e-4 and np.percentile(err, 99) < 2e-3 and err.max() < 0.02, \
+            (clip.id, err.max())
         step_stream.append(_quat_angle_deg(chunks[:-1], chunks[1:]))
         offline = joints_to_local_rotations(x, DATASET_SKELETON)
         # what converting each chunk on its own would do (printed only)

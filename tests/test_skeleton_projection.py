@@ -212,6 +212,65 @@ def test_feet_stay_planted_and_poses_stay_close(generated):
     assert disp.mean() < 0.02
 
 
+def test_hands_land_on_the_generated_hands(generated):
+    """The arms are solved by two-bone IK like the legs: where the generated hand is within the
+    skeleton's reach of the projected shoulder, the projected hand is on it (the elbow absorbs
+    the bone-length differences), whatever the decoder made of the arm's bones (without the
+    low-pass and the body's lift, which move it on purpose)."""
+    err, far = [], 0
+    offs = np.linalg.norm(rest_offsets(), axis=-1)
+    for x in generated:
+        pos, _ = SkeletonProjection(smoothing=0.0, lift=False).apply(x)
+        for side in "LR":
+            s, e, h = (JOINT_INDEX[f"{n}_{side}"] for n in ("UpperArm", "LowerArm", "Hand"))
+            reach = 0.999 * (offs[e] + offs[h])
+            ok = np.linalg.norm(x[:, h] - pos[:, s], axis=-1) < reach
+            far += int((~ok).sum())
+            err.append(np.linalg.norm(pos[ok, h] - x[ok, h], axis=-1))
+    err = np.concatenate(err)
+    print(f"\nhands to the generated hands (within reach, {len(err)} frames, {far} out of reach): "
+          f"median {np.median(err) * 1e6:.1f} um, p99 {np.percentile(err, 99) * 1000:.2f} mm")
+    assert len(err) > 3 * far
+    assert np.median(err) < 1e-5 and np.percentile(err, 99) < 1e-3
+
+
+def test_a_folded_arm_does_not_throw_the_elbow(real):
+    """A decoder that shrinks an arm to a fraction of its length in a fast swing puts the hand
+    next to the shoulder, where the limb's axis can swing half a turn in one frame; the upper
+    arm then turns by at most LIMB_TURN_DEG per frame and catches up with the motion after."""
+    import math
+
+    from coamd.io.bvh_export import LIMB_TURN_DEG
+
+    x = max(real, key=len).copy()
+    s, e, h = (JOINT_INDEX[n] for n in ("UpperArm_R", "LowerArm_R", "Hand_R"))
+    folded = x.copy()
+    span = range(30, 40)
+    for k, t in enumerate(span):  # the arm folded to 15 %, the hand passing across the shoulder
+        sign = 1.0 if k < 5 else -1.0
+        folded[t, e] = x[t, s] + 0.15 * (x[t, e] - x[t, s])
+        folded[t, h] = x[t, s] + sign * 0.12 * (x[t, h] - x[t, s])
+    base, _ = project_motion(x)
+    pos, _ = project_motion(folded)
+    np.testing.assert_array_equal(pos[:span.start], base[:span.start])  # causal
+    upper = pos[:, e] - pos[:, s]
+    upper /= np.linalg.norm(upper, axis=-1, keepdims=True)
+    turn = np.degrees(np.arccos(np.clip(np.sum(upper[1:] * upper[:-1], -1), -1, 1)))
+    axis = folded[:, h] - folded[:, s]  # the observed limb's axis, shoulder -> hand
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    obs_turn = np.degrees(np.arccos(np.clip(np.sum(axis[1:] * axis[:-1], -1), -1, 1)))
+    print(f"\nfolded arm: observed shoulder -> hand axis turns up to {obs_turn.max():.0f} deg per frame, "
+          f"projected upper arm {turn.max():.1f} deg")
+    assert obs_turn.max() > 150  # the fold really throws the limb's axis across
+    assert turn.max() <= LIMB_TURN_DEG["UpperArm_R"] + 0.5
+    l1 = np.linalg.norm(rest_offsets()[e])
+    elbow_step = np.linalg.norm(np.diff(pos[:, e], axis=0), axis=-1)
+    shoulder_step = np.linalg.norm(np.diff(pos[:, s], axis=0), axis=-1)
+    assert np.all(elbow_step <= shoulder_step + 2 * l1 * math.sin(math.radians(LIMB_TURN_DEG["UpperArm_R"]) / 2) + 1e-4)
+    after = np.linalg.norm(pos[span.stop + 8:] - base[span.stop + 8:], axis=-1)
+    assert after.max() < 0.01  # caught up with the unfolded motion
+
+
 def test_the_skeletons_longer_legs_do_not_crouch(generated):
     """The decoder's legs are about 1 % shorter than the skeleton's: with the observed hips the
     projected knees would bend more than generated (a crouching gait); the running lift of the

@@ -164,6 +164,12 @@ TYPICAL_LOCAL_QUAT: dict[str, tuple[float, float, float, float]] = {
 # A hinge's twist counts as determined when the sine of the angle between the two bones is at
 # least _TWIST_SURE; below _TWIST_UNSURE it is taken from neighbouring frames only.
 _TWIST_SURE, _TWIST_UNSURE = 0.15, 0.03
+# An observed bend on the far side of a limb's held bend direction is read as the limb bent
+# backwards (elbows and knees overextend by 10-15 degrees at most) only while the bend is smaller
+# than this (its sine; 25 degrees): a clearly bent limb there means the held direction is wrong
+# (a generated limb that folded up and swung through the joint), and it turns back towards the
+# observed bend at POLE_RATE_DEG.
+_BACKWARDS_SINE = math.sin(math.radians(25.0))
 
 # Limbs: first joint -> (middle joint, end joint, tip joint or None). The bend direction (pole)
 # of every limb comes from the observed limb and is held while the limb is straight. Limbs with
@@ -181,6 +187,13 @@ LIMBS: dict[str, tuple[str, str, str | None]] = {
 # frames; generated limbs that are only slightly bent turn it back and forth by up to a half turn
 # (decoder noise around a nearly straight limb), which these limits keep out of the rotations.
 POLE_RATE_DEG: dict[str, float] = {"UpperArm_L": 25.0, "UpperArm_R": 25.0, "UpperLeg_L": 15.0, "UpperLeg_R": 15.0}
+# Fastest turn of a limb's first bone (upper arm, thigh) per frame at 20 fps, degrees: in real
+# clips (the train split, mirrors included) the upper arm turns by at most 45 degrees in one
+# frame and the thigh by at most 33. A generated limb the decoder has folded up (both bones a
+# fraction of their length, the end next to the shoulder or hip) swings its axis half a turn in
+# one frame as the end passes the joint, and the two-bone IK would throw the elbow or knee across
+# with it; a turn larger than these limits is cut to them and caught up in the next frames.
+LIMB_TURN_DEG: dict[str, float] = {"UpperArm_L": 60.0, "UpperArm_R": 60.0, "UpperLeg_L": 45.0, "UpperLeg_R": 45.0}
 # Largest distance from a limb's first joint to its end, as a fraction of the limb's length: a
 # straight limb keeps a bend of a few degrees, so the bend plane (the twist) stays defined.
 _REACH = 0.99999
@@ -322,6 +335,7 @@ def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.nda
     arithmetic, frame by frame, as in the compiled kernel :func:`coamd.io.causal_solver._hold_pole`
     that streams run; this is its numpy reference.)"""
     w = np.clip((sine - _TWIST_UNSURE) / (_TWIST_SURE - _TWIST_UNSURE), 0.0, 1.0).tolist()
+    sines = sine.tolist()
     out = np.empty_like(k_ref)
     prev = None if held is None else (held[0].tolist(), held[1].tolist())
     for t, (dx, dy, dz) in enumerate(d.tolist()):
@@ -344,10 +358,10 @@ def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.nda
         ox, oy, oz = ox - s * dx, oy - s * dy, oz - s * dz
         sin_d = (ky * oz - kz * oy) * dx + (kz * ox - kx * oz) * dy + (kx * oy - ky * ox) * dz
         delta = math.atan2(sin_d, kx * ox + ky * oy + kz * oz)
-        if abs(delta) > math.pi / 2:
-            # elbows and knees are hinges that bend one way: an observed bend on the other side
-            # of the held one is the limb bent backwards (hyperextension, as in _fill_twist), not
-            # a half turn of the limb within one frame
+        if abs(delta) > math.pi / 2 and sines[t] < _BACKWARDS_SINE:
+            # elbows and knees are hinges that bend one way: an observed slight bend on the other
+            # side of the held one is the limb bent backwards (hyperextension, as in _fill_twist),
+            # not a half turn of the limb within one frame
             delta = _wrap(delta + math.pi)
         limit = rate if t or held is not None else math.pi  # a motion's first frame: no limit
         ang = w[t] * max(-limit, min(limit, delta))
@@ -360,6 +374,33 @@ def _hold_pole(k_ref: np.ndarray, k_obs: np.ndarray, d: np.ndarray, sine: np.nda
     if prev is not None:
         held = (np.array(prev[0]), np.array(prev[1]))
     return out, held
+
+
+def _limit_turn(a: np.ndarray, prev: np.ndarray | None, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit directions ``a`` (T, 3) of a bone, each turned from the previous frame's (``prev``
+    (3,) before frame 0, None: no limit on frame 0) by at most ``limit`` radians (a cut turn goes
+    along the great circle towards ``a``). Returns the directions and the last one (the state for
+    the next chunk). Frame by frame, as the compiled kernel's
+    :func:`coamd.io.causal_solver._limit_turn`; this is its numpy reference."""
+    out = np.empty_like(a)
+    cos_l, sin_l = math.cos(limit), math.sin(limit)
+    u = None if prev is None else prev.tolist()
+    for t, v in enumerate(a.tolist()):
+        if u is not None:
+            c = u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
+            if c < cos_l:
+                w = [v[i] - c * u[i] for i in range(3)]
+                n = math.sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
+                if n < 1e-9:  # opposite: towards a perpendicular of u
+                    helper = [0.0, 0.0, 0.0]
+                    helper[int(np.argmin(np.abs(u)))] = 1.0
+                    w = [u[1] * helper[2] - u[2] * helper[1], u[2] * helper[0] - u[0] * helper[2],
+                         u[0] * helper[1] - u[1] * helper[0]]
+                    n = math.sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
+                v = [cos_l * u[i] + sin_l * w[i] / n for i in range(3)]
+        out[t] = v
+        u = v
+    return out, out[-1].copy() if len(out) else prev
 
 
 def _end_target(root: np.ndarray, tip: np.ndarray, end: np.ndarray, foot: float, reach: float) -> np.ndarray:
@@ -420,13 +461,16 @@ def _limb_rotation(name: str, ref: np.ndarray, root: np.ndarray, p: np.ndarray, 
     else:
         k, state["pole:" + name] = _hold_pole(k_ref, k_obs, d, sine, state.get("pole:" + name),
                                               math.radians(POLE_RATE_DEG[name]))
-    if tip_name is not None:  # two-bone IK with the fixed lengths (law of cosines)
-        reach = np.clip(dist, abs(l1 - l2) + 1e-6, _REACH * (l1 + l2))
-        along = (l1 * l1 - l2 * l2 + reach * reach) / (2.0 * reach)
-        out = np.sqrt(np.maximum(l1 * l1 - along * along, 0.0))
-        a = normalize(along[:, None] * d + out[:, None] * k)[0]
+    # two-bone IK with the fixed lengths (law of cosines)
+    reach = np.clip(dist, abs(l1 - l2) + 1e-6, _REACH * (l1 + l2))
+    along = (l1 * l1 - l2 * l2 + reach * reach) / (2.0 * reach)
+    out = np.sqrt(np.maximum(l1 * l1 - along * along, 0.0))
+    a = normalize(along[:, None] * d + out[:, None] * k)[0]
+    limit = math.radians(LIMB_TURN_DEG[name])
+    if state is None:
+        a, _ = _limit_turn(a, None, limit)
     else:
-        a = normalize(p[:, mid] - root)[0]
+        a, state["turn:" + name] = _limit_turn(a, state.get("turn:" + name), limit)
     base = swing(np.einsum("tab,b->ta", ref, REST_DIRECTIONS[mid]), a) @ ref
     hint = np.einsum("tab,b->ta", base, np.asarray(TWIST_HINTS[name][2], np.float64))
     # the lower bone bends away from the pole side: hinge hint -> -(pole across the bone)
@@ -573,8 +617,8 @@ def stream_solver(skeleton: BVHSkeleton = DATASET_SKELETON, **options):
 
     if _SOLVER_TABLES is None:
         _SOLVER_TABLES = causal_solver.solver_tables(
-            JOINT_NAMES, PARENTS, FOLLOW_BONE, LIMBS, TWIST_HINTS, POLE_RATE_DEG, _TYPICAL_MATRICES,
-            REST_DIRECTIONS, _TWIST_UNSURE, _TWIST_SURE, _REACH)
+            JOINT_NAMES, PARENTS, FOLLOW_BONE, LIMBS, TWIST_HINTS, POLE_RATE_DEG, LIMB_TURN_DEG, _TYPICAL_MATRICES,
+            REST_DIRECTIONS, _TWIST_UNSURE, _TWIST_SURE, _REACH, _BACKWARDS_SINE)
     return causal_solver.CausalSolver(_SOLVER_TABLES, skeleton.lengths, **options)
 
 

@@ -59,7 +59,7 @@ _KABSCH, _LIMB, _ONE, _LEAF = 0, 1, 2, 3
 # columns of the (J, 14) int64 structure table
 (_C_PARENT, _C_KIND, _C_KID0, _C_KID1, _C_KID2, _C_NKIDS, _C_FOLLOW, _C_TWIST, _C_SRC, _C_DST,
  _C_MID, _C_END, _C_TIP, _C_SLOT) = range(14)
-_POLE_SIZE = 7  # per limb: held (0/1), pole (3), limb axis (3)
+_POLE_SIZE = 10  # per limb: held (0/1), pole (3), limb axis (3), first bone's direction (3)
 
 
 class SolverTables(NamedTuple):
@@ -71,14 +71,16 @@ class SolverTables(NamedTuple):
     rest_dir: np.ndarray    # (J, 3) unit rest directions of the offsets
     hints: np.ndarray       # (J, 3) twist-hint directions in the joint's frame (zeros: none)
     share: np.ndarray       # (J,) share of the measured twist a joint takes
-    rate: np.ndarray        # (J,) fastest turn of a limb's bend direction, radians per frame
-    params: np.ndarray      # (3,) twist unsure / sure sine, reach (fraction of the limb's length)
+    rate: np.ndarray        # (J, 2) fastest turn of a limb's bend direction and of its first bone,
+                            # radians per frame
+    params: np.ndarray      # (4,) twist unsure / sure sine, reach (fraction of the limb's length),
+                            # largest sine of a bend read as the limb bent backwards
     n_twist: int            # twist slots in the state
     n_limb: int             # limbs (pole slots) in the state
 
 
-def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg, typical, rest_dir,
-                  twist_unsure: float, twist_sure: float, reach: float) -> SolverTables:
+def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg, turn_deg, typical, rest_dir,
+                  twist_unsure: float, twist_sure: float, reach: float, backwards: float) -> SolverTables:
     """Arrays of a hierarchy's solving rules (the branches of
     :func:`coamd.io.bvh_export.solve_rotations`).
 
@@ -86,10 +88,13 @@ def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg
         names: (J,) joint names; parents: (J,) parent indices (-1 for the root), parents first.
         follow_bone: names of one-child joints aimed along the observed bone.
         limbs: first joint -> (middle, end, tip or None) names; twist_hints: joint -> (from, to,
-            direction (3,), share); pole_rate_deg: limb -> degrees per frame.
+            direction (3,), share); pole_rate_deg: limb -> degrees per frame; turn_deg: limb ->
+            fastest turn of its first bone, degrees per frame.
         typical: (J, 3, 3) typical local rotations; rest_dir: (J, 3) unit offset directions.
         twist_unsure, twist_sure: sines of the bend below which a twist is held and above which it
-            is measured; reach: a limb's largest reach as a fraction of its length.
+            is measured; reach: a limb's largest reach as a fraction of its length; backwards: the
+            sine of the bend above which an observed bend opposite the held one is taken as real
+            (the pole turns towards it) rather than as the limb bent backwards.
     Raises:
         ValueError: a joint with more than three children.
     """
@@ -98,7 +103,7 @@ def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg
     struct = np.full((J, 14), -1, np.int64)
     hints = np.zeros((J, 3))
     share = np.zeros(J)
-    rate = np.zeros(J)
+    rate = np.zeros((J, 2))
     twists = n_limb = 0
     for j, name in enumerate(names):
         kids = [c for c in range(J) if parents[c] == j]
@@ -120,7 +125,7 @@ def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg
             struct[j, _C_MID], struct[j, _C_END] = index[mid], index[end]
             struct[j, _C_TIP] = index[tip] if tip is not None else -1
             struct[j, _C_SLOT] = n_limb
-            rate[j] = math.radians(pole_rate_deg[name])
+            rate[j] = math.radians(pole_rate_deg[name]), math.radians(turn_deg[name])
             n_limb += 1
         elif len(kids) == 1:
             struct[j, _C_KIND] = _ONE
@@ -131,7 +136,7 @@ def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg
             struct[j, _C_KIND] = _LEAF
     return SolverTables(struct, np.ascontiguousarray(typical, dtype=np.float64),
                         np.ascontiguousarray(rest_dir, dtype=np.float64), hints, share, rate,
-                        np.array([twist_unsure, twist_sure, reach], np.float64), twists, n_limb)
+                        np.array([twist_unsure, twist_sure, reach, backwards], np.float64), twists, n_limb)
 
 
 _NO_LEGS = np.zeros((0, 3), np.int64)
@@ -348,7 +353,7 @@ def _end_target(root, tip, end, foot, reach):
 
 
 @_jit
-def _hold_pole(k_ref, k_obs, d, sine, st, base, rate, unsure, sure):
+def _hold_pole(k_ref, k_obs, d, sine, st, base, rate, unsure, sure, backwards):
     """One frame of coamd.io.bvh_export._hold_pole: the held pole carried along with the limb
     axis d, turned towards the observed one; reads and updates the limb's state st[base:base + 7]."""
     w = _sureness(sine, unsure, sure)
@@ -374,7 +379,7 @@ def _hold_pole(k_ref, k_obs, d, sine, st, base, rate, unsure, sure):
     ox, oy, oz = ox - s * dx, oy - s * dy, oz - s * dz
     sin_d = (ky * oz - kz * oy) * dx + (kz * ox - kx * oz) * dy + (kx * oy - ky * ox) * dz
     delta = math.atan2(sin_d, kx * ox + ky * oy + kz * oz)
-    if abs(delta) > math.pi / 2:  # the limb bent backwards, not a half turn
+    if abs(delta) > math.pi / 2 and sine < backwards:  # the limb bent backwards, not a half turn
         delta = _wrap(delta + math.pi)
     limit = rate if held else math.pi  # a motion's first frame: no limit
     ang = w * max(-limit, min(limit, delta))
@@ -390,10 +395,30 @@ def _hold_pole(k_ref, k_obs, d, sine, st, base, rate, unsure, sure):
 
 
 @_jit
-def _limb(j, row, ref, root, p, offs, typical, rest_dir, hint, rate, st, base, params):
+def _limit_turn(u, v, limit):
+    """Unit v, turned from unit u by at most ``limit`` radians (coamd.io.bvh_export._limit_turn)."""
+    c = _dot(u, v)
+    if c >= math.cos(limit):
+        return v
+    w, n = _normalize(_sub(v, _scale(c, u)))
+    if n < 1e-9:  # opposite: towards a perpendicular of u
+        au, bu, cu = abs(u[0]), abs(u[1]), abs(u[2])
+        if au <= bu and au <= cu:
+            helper = (1.0, 0.0, 0.0)
+        elif bu <= cu:
+            helper = (0.0, 1.0, 0.0)
+        else:
+            helper = (0.0, 0.0, 1.0)
+        w = _normalize(_cross(u, helper))[0]
+    return _add(_scale(math.cos(limit), u), _scale(math.sin(limit), w))
+
+
+@_jit
+def _limb(j, row, ref, root, p, offs, typical, rest_dir, hint, rate, turn, st, base, params):
     """One frame of coamd.io.bvh_export._limb_rotation in its causal form: (global rotation of
     the limb's first joint, the point its middle joint's bone aims at)."""
     unsure, sure, reach_frac = params[0], params[1], params[2]
+    had = st[base] != 0.0  # not the motion's first frame
     mid, end, tip = row[_C_MID], row[_C_END], row[_C_TIP]
     o_mid, o_end = _vec(offs, mid), _vec(offs, end)
     l1, l2 = _norm(o_mid), _norm(o_end)
@@ -410,14 +435,15 @@ def _limb(j, row, ref, root, p, offs, typical, rest_dir, hint, rate, st, base, p
     axis_obs = _normalize(_sub(pe, pj))[0]
     k_obs = _sub(upper, _scale(_dot(upper, axis_obs), axis_obs))
     sine = _norm(_cross(_normalize(upper)[0], _normalize(lower)[0]))
-    k = _hold_pole(k_ref, k_obs, d, sine, st, base, rate, unsure, sure)
-    if tip >= 0:  # two-bone IK with the fixed lengths (law of cosines)
-        reach = min(max(dist, abs(l1 - l2) + 1e-6), reach_frac * (l1 + l2))
-        along = (l1 * l1 - l2 * l2 + reach * reach) / (2.0 * reach)
-        out = math.sqrt(max(l1 * l1 - along * along, 0.0))
-        a = _normalize(_add(_scale(along, d), _scale(out, k)))[0]
-    else:
-        a = _normalize(_sub(pm, root))[0]
+    k = _hold_pole(k_ref, k_obs, d, sine, st, base, rate, unsure, sure, params[3])
+    # two-bone IK with the fixed lengths (law of cosines)
+    reach = min(max(dist, abs(l1 - l2) + 1e-6), reach_frac * (l1 + l2))
+    along = (l1 * l1 - l2 * l2 + reach * reach) / (2.0 * reach)
+    out = math.sqrt(max(l1 * l1 - along * along, 0.0))
+    a = _normalize(_add(_scale(along, d), _scale(out, k)))[0]
+    if had:
+        a = _limit_turn((st[base + 7], st[base + 8], st[base + 9]), a, turn)
+    st[base + 7], st[base + 8], st[base + 9] = a
     base_rot = _mm(_swing(_mv(ref, _vec(rest_dir, mid)), a), ref)
     h = _mv(base_rot, hint)
     side = _scale(-1.0, _sub(k, _scale(_dot(k, a), a)))
@@ -455,7 +481,7 @@ def _solve_frame(p, offs, struct, typical, rest_dir, hints, share, rates, st, tw
                         H[a, b] += offs[c, a] * (p[c, b] - Pj[b])
             rot = _kabsch(H)
         elif kind == _LIMB:
-            rot, target = _limb(j, row, ref, Pj, p, offs, typical, rest_dir, _vec(hints, j), rates[j], st,
+            rot, target = _limb(j, row, ref, Pj, p, offs, typical, rest_dir, _vec(hints, j), rates[j, 0], rates[j, 1], st,
                                 pole0 + _POLE_SIZE * row[_C_SLOT], params)
             mid = row[_C_MID]
             aim[mid, 0], aim[mid, 1], aim[mid, 2] = target
@@ -503,7 +529,7 @@ def _solve(joints, kept, state, offs, lengths, struct, typical, rest_dir, hints,
     float32, or (0, J, 3) without ``fk``; rotations (T, J, 4) float32; new state)."""
     T, nj = joints.shape[0], joints.shape[1]
     twist0, pole0, lift0, smooth0 = layout[0], layout[1], layout[2], layout[3]
-    lift_frames, lift_limit = params[3], params[4]
+    lift_frames, lift_limit = params[4], params[5]
     st = state.copy()
     rot = np.empty((T, nj, 4), np.float32)
     pos = np.empty((T if fk else 0, nj, 3), np.float32)
@@ -630,7 +656,7 @@ class CausalSolver:
         self._layout = np.array([0, pole0, lift0, smooth0], np.int64)
         self.state = np.zeros(smooth0 + 1 + 4 * len(self._smoothed))
         """The causal state, a float64 vector (zeros: the start of a motion): held twists,
-        per limb (held, pole (3), axis (3)), (lift set, lift), (low-pass set, quaternions (k, 4))."""
+        per limb (held, pole (3), axis (3), first bone (3)), (lift set, lift), (low-pass set, quaternions (k, 4))."""
 
     def copy(self) -> "CausalSolver":
         """An independent copy: the same tables (read only), its own state."""
