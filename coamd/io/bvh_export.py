@@ -35,15 +35,18 @@ chain):
 * limbs (:data:`LIMBS`): the bend direction (pole) of each arm and leg comes from the observed
   limb; the elbow and knee are hinges whose axis is across the bend plane (the hinge directions
   of :data:`TWIST_HINTS` were measured in the dataset, where elbow and knee are exact hinges).
-  The legs are solved by two-bone IK: the toe lands exactly on the observed toe and the ankle on
-  the observed foot line, one foot length from the toe (out of the leg's reach, the foot pitches
-  about the toe instead; contacts with the floor survive; the knee absorbs bone-length
-  differences). Elbows and knees bend one way: an observed bend on the far side of the held one
-  counts as the limb bent backwards, and in streams the bend direction turns by at most
-  :data:`POLE_RATE_DEG` per frame. The arms follow the observed bones (upper arm towards the
-  observed elbow, forearm towards the observed hand). When a limb is nearly straight the bend
-  direction is undetermined: it is interpolated from neighbouring frames (whole clips) or held
-  from the previous frame, carried along with the limb (streams).
+  Arms and legs are solved by two-bone IK with the skeleton's bone lengths (the elbow and knee
+  absorb bone-length differences): the hand lands exactly on the observed hand, the toe on the
+  observed toe and the ankle on the observed foot line, one foot length from the toe (out of
+  the leg's reach, the foot pitches about the toe instead; contacts with the floor survive).
+  Out of reach, the limb points at its end, straight. Elbows and knees bend one way: an
+  observed slight bend on the far side of the held one counts as the limb bent backwards (a
+  clear one turns the held bend back towards it); in streams the bend direction turns by at
+  most :data:`POLE_RATE_DEG` per frame and a limb's first bone by at most
+  :data:`LIMB_TURN_DEG` (what real limbs do; a limb the decoder folded up can swing its axis
+  half a turn in one frame). When a limb is nearly straight the bend direction is undetermined:
+  it is interpolated from neighbouring frames (whole clips) or held from the previous frame,
+  carried along with the limb (streams).
 * the clavicles and the neck (:data:`FOLLOW_BONE`): the observed bone's direction itself, since
   the chest's three-child fit misses their observed start by a sizeable fraction of these short
   bones (aiming from the fitted start made them turn several times faster than the positions).
@@ -172,11 +175,14 @@ _TWIST_SURE, _TWIST_UNSURE = 0.15, 0.03
 _BACKWARDS_SINE = math.sin(math.radians(25.0))
 
 # Limbs: first joint -> (middle joint, end joint, tip joint or None). The bend direction (pole)
-# of every limb comes from the observed limb and is held while the limb is straight. Limbs with
-# a tip (the legs) are solved by two-bone IK so that the tip (the toe) lands on the observed one
-# and the end (the ankle) lies on the observed foot line (or, out of the leg's reach, as near it
-# as the foot pitched about the toe allows): the foot keeps its contacts with the floor. Limbs without one (the arms) aim each bone along the observed one, so the pose keeps its
-# directions and the hand is off only by the difference in bone lengths.
+# of every limb comes from the observed limb and is held while the limb is straight. Every limb
+# is solved by two-bone IK. Limbs with a tip (the legs): the tip (the toe) lands on the observed
+# one and the end (the ankle) lies on the observed foot line (or, out of the leg's reach, as near
+# it as the foot pitched about the toe allows): the foot keeps its contacts with the floor.
+# Limbs without one (the arms): the end (the hand) lands on the observed one, so a hand keeps
+# the path the model gave it even where the decoder shrank a forearm in a fast swing (aiming the
+# bones along the observed ones, as before, turned such a bone's swing into hand steps of up to
+# 0.7 m per frame).
 LIMBS: dict[str, tuple[str, str, str | None]] = {
     "UpperArm_L": ("LowerArm_L", "Hand_L", None), "UpperArm_R": ("LowerArm_R", "Hand_R", None),
     "UpperLeg_L": ("LowerLeg_L", "Foot_L", "Toes_L"), "UpperLeg_R": ("LowerLeg_R", "Foot_R", "Toes_R"),

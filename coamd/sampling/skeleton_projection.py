@@ -16,10 +16,15 @@ skeleton (DESIGN.md section 4, "Skeleton validity"):
 2. per frame, local joint rotations are solved from the positions
    (:func:`coamd.io.bvh_export.solve_rotations` in its causal form): Kabsch fits for the hips and
    the chest (three children each), the clavicles and the neck along their observed bones, the
-   arms bone by bone along the observed bones with the elbow's hinge in the arm's bend plane, the
+   arms by two-bone IK that puts each hand exactly on the observed hand (where the arm reaches;
+   the elbow takes the bone-length differences and its hinge lies in the arm's bend plane), the
    legs by two-bone IK that puts each toe exactly on the observed toe and the ankle on the
    observed foot line (so the foot-contact cleanup's planted feet stay planted; the knee takes
-   the bone-length differences), the spine's twist shared with the chest;
+   the bone-length differences), the spine's twist shared with the chest. An upper arm or thigh
+   turns by at most :data:`~coamd.io.bvh_export.LIMB_TURN_DEG` per frame (above what real limbs
+   do): where the decoder folds a limb up in a fast swing its end passes next to the shoulder
+   or hip and the limb's axis can turn half a turn in a frame, which would throw the elbow or
+   knee across;
 3. the local rotations of the neck, upper arms and forearms (:data:`SMOOTHED_JOINTS`, joints
    with no contact to keep) are low-passed in time, one pole per frame
    (``q[t] = normalize(s q[t-1] + (1 - s) solved[t])``, ``s`` = ``smoothing``, 0.2: a delay of
