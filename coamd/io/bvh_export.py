@@ -179,10 +179,9 @@ _BACKWARDS_SINE = math.sin(math.radians(25.0))
 # is solved by two-bone IK. Limbs with a tip (the legs): the tip (the toe) lands on the observed
 # one and the end (the ankle) lies on the observed foot line (or, out of the leg's reach, as near
 # it as the foot pitched about the toe allows): the foot keeps its contacts with the floor.
-# Limbs without one (the arms): the end (the hand) lands on the observed one, so a hand keeps
-# the path the model gave it even where the decoder shrank a forearm in a fast swing (aiming the
-# bones along the observed ones, as before, turned such a bone's swing into hand steps of up to
-# 0.7 m per frame).
+# Limbs without one (the arms): the end (the hand) lands where the observed arm, scaled to the
+# skeleton's arm length, puts it from the solved shoulder: the arm points where the generated
+# one points and is as extended, whatever the decoder's bone lengths (ARM_SCALE_MAX).
 LIMBS: dict[str, tuple[str, str, str | None]] = {
     "UpperArm_L": ("LowerArm_L", "Hand_L", None), "UpperArm_R": ("LowerArm_R", "Hand_R", None),
     "UpperLeg_L": ("LowerLeg_L", "Foot_L", "Toes_L"), "UpperLeg_R": ("LowerLeg_R", "Foot_R", "Toes_R"),
@@ -193,6 +192,13 @@ LIMBS: dict[str, tuple[str, str, str | None]] = {
 # frames; generated limbs that are only slightly bent turn it back and forth by up to a half turn
 # (decoder noise around a nearly straight limb), which these limits keep out of the rotations.
 POLE_RATE_DEG: dict[str, float] = {"UpperArm_L": 25.0, "UpperArm_R": 25.0, "UpperLeg_L": 15.0, "UpperLeg_R": 15.0}
+# Largest factor by which an observed arm is scaled to the skeleton's length. The decoder's arms
+# are within about 10 % of the skeleton's; in a fast swing it sometimes shrinks one to a fraction
+# of its length, the hand next to the shoulder. Scaling such an arm in full would throw its hand
+# outward (and aiming each bone along the observed one turned a shrunken forearm's swing into
+# hand steps of up to 0.7 m per frame); scaled by at most this, its hand stays near the generated
+# one.
+ARM_SCALE_MAX = 1.2
 # Fastest turn of a limb's first bone (upper arm, thigh) per frame at 20 fps, degrees: in real
 # clips (the train split, mirrors included) the upper arm turns by at most 45 degrees in one
 # frame and the thigh by at most 33. A generated limb the decoder has folded up (both bones a
@@ -444,11 +450,14 @@ def _limb_rotation(name: str, ref: np.ndarray, root: np.ndarray, p: np.ndarray, 
     mid_name, end_name, tip_name = LIMBS[name]
     mid, end = JOINT_INDEX[mid_name], JOINT_INDEX[end_name]
     l1, l2 = float(np.linalg.norm(offs[mid])), float(np.linalg.norm(offs[end]))
-    target = p[:, end]
     if tip_name is not None:  # the end on the observed tip -> end line, one bone from the tip
         tip = JOINT_INDEX[tip_name]
         target = _end_target(root, p[:, tip], p[:, end], float(np.linalg.norm(offs[tip])),
                              _REACH * (l1 + l2))
+    else:  # the observed arm scaled to the skeleton's length (at most ARM_SCALE_MAX), from the solved joint
+        observed = np.linalg.norm(p[:, mid] - p[:, j], axis=-1) + np.linalg.norm(p[:, end] - p[:, mid], axis=-1)
+        scale = np.minimum((l1 + l2) / np.maximum(observed, 1e-9), ARM_SCALE_MAX)
+        target = root + scale[:, None] * (p[:, end] - p[:, j])
     # the typical limb in the joint's reference frame: axis (joint -> end) and pole (towards the middle)
     end_loc = offs[mid] + _TYPICAL_MATRICES[mid] @ offs[end]
     u_loc = normalize(end_loc)[0]
@@ -624,7 +633,7 @@ def stream_solver(skeleton: BVHSkeleton = DATASET_SKELETON, **options):
     if _SOLVER_TABLES is None:
         _SOLVER_TABLES = causal_solver.solver_tables(
             JOINT_NAMES, PARENTS, FOLLOW_BONE, LIMBS, TWIST_HINTS, POLE_RATE_DEG, LIMB_TURN_DEG, _TYPICAL_MATRICES,
-            REST_DIRECTIONS, _TWIST_UNSURE, _TWIST_SURE, _REACH, _BACKWARDS_SINE)
+            REST_DIRECTIONS, _TWIST_UNSURE, _TWIST_SURE, _REACH, _BACKWARDS_SINE, ARM_SCALE_MAX)
     return causal_solver.CausalSolver(_SOLVER_TABLES, skeleton.lengths, **options)
 
 

@@ -74,14 +74,16 @@ class SolverTables(NamedTuple):
     share: np.ndarray       # (J,) share of the measured twist a joint takes
     rate: np.ndarray        # (J, 2) fastest turn of a limb's bend direction and of its first bone,
                             # radians per frame
-    params: np.ndarray      # (4,) twist unsure / sure sine, reach (fraction of the limb's length),
-                            # largest sine of a bend read as the limb bent backwards
+    params: np.ndarray      # (5,) twist unsure / sure sine, reach (fraction of the limb's length),
+                            # largest sine of a bend read as the limb bent backwards, largest
+                            # scale of an observed arm without a tip
     n_twist: int            # twist slots in the state
     n_limb: int             # limbs (pole slots) in the state
 
 
 def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg, turn_deg, typical, rest_dir,
-                  twist_unsure: float, twist_sure: float, reach: float, backwards: float) -> SolverTables:
+                  twist_unsure: float, twist_sure: float, reach: float, backwards: float,
+                  arm_scale: float) -> SolverTables:
     """Arrays of a hierarchy's solving rules (the branches of
     :func:`coamd.io.bvh_export.solve_rotations`).
 
@@ -95,7 +97,10 @@ def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg
         twist_unsure, twist_sure: sines of the bend below which a twist is held and above which it
             is measured; reach: a limb's largest reach as a fraction of its length; backwards: the
             sine of the bend above which an observed bend opposite the held one is taken as real
-            (the pole turns towards it) rather than as the limb bent backwards.
+            (the pole turns towards it) rather than as the limb bent backwards; arm_scale: the
+            largest factor by which a limb without a tip (an arm) is scaled to the skeleton's
+            length (its end's target: the observed first joint -> end vector, scaled, from where
+            forward kinematics put the first joint).
     Raises:
         ValueError: a joint with more than three children.
     """
@@ -137,7 +142,8 @@ def solver_tables(names, parents, follow_bone, limbs, twist_hints, pole_rate_deg
             struct[j, _C_KIND] = _LEAF
     return SolverTables(struct, np.ascontiguousarray(typical, dtype=np.float64),
                         np.ascontiguousarray(rest_dir, dtype=np.float64), hints, share, rate,
-                        np.array([twist_unsure, twist_sure, reach, backwards], np.float64), twists, n_limb)
+                        np.array([twist_unsure, twist_sure, reach, backwards, arm_scale], np.float64), twists,
+                        n_limb)
 
 
 _NO_LEGS = np.zeros((0, 3), np.int64)
@@ -423,9 +429,12 @@ def _limb(j, row, ref, root, p, offs, typical, rest_dir, hint, rate, turn, st, b
     mid, end, tip = row[_C_MID], row[_C_END], row[_C_TIP]
     o_mid, o_end = _vec(offs, mid), _vec(offs, end)
     l1, l2 = _norm(o_mid), _norm(o_end)
-    target = _vec(p, end)
     if tip >= 0:
         target = _end_target(root, _vec(p, tip), _vec(p, end), _norm(_vec(offs, tip)), reach_frac * (l1 + l2))
+    else:  # the observed arm scaled to the skeleton's length (at most params[4]), from the solved joint
+        pj0, pm0, pe0 = _vec(p, j), _vec(p, mid), _vec(p, end)
+        obs = _norm(_sub(pm0, pj0)) + _norm(_sub(pe0, pm0))
+        target = _add(root, _scale(min((l1 + l2) / max(obs, 1e-9), params[4]), _sub(pe0, pj0)))
     end_loc = _add(o_mid, _mv(_mat(typical, mid), o_end))
     u_loc = _normalize(end_loc)[0]
     k_loc = _normalize(_sub(o_mid, _scale(_dot(o_mid, u_loc), u_loc)))[0]
@@ -530,7 +539,7 @@ def _solve(joints, kept, state, offs, lengths, struct, typical, rest_dir, hints,
     float32, or (0, J, 3) without ``fk``; rotations (T, J, 4) float32; new state)."""
     T, nj = joints.shape[0], joints.shape[1]
     twist0, pole0, lift0, smooth0 = layout[0], layout[1], layout[2], layout[3]
-    lift_frames, lift_limit = params[4], params[5]
+    lift_frames, lift_limit = params[5], params[6]
     st = state.copy()
     rot = np.empty((T, nj, 4), np.float32)
     pos = np.empty((T if fk else 0, nj, 3), np.float32)
