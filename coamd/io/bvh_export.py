@@ -35,11 +35,13 @@ chain):
 * limbs (:data:`LIMBS`): the bend direction (pole) of each arm and leg comes from the observed
   limb; the elbow and knee are hinges whose axis is across the bend plane (the hinge directions
   of :data:`TWIST_HINTS` were measured in the dataset, where elbow and knee are exact hinges).
-  Arms and legs are solved by two-bone IK with the skeleton's bone lengths (the elbow and knee
-  absorb bone-length differences): the hand lands exactly on the observed hand, the toe on the
-  observed toe and the ankle on the observed foot line, one foot length from the toe (out of
-  the leg's reach, the foot pitches about the toe instead; contacts with the floor survive).
-  Out of reach, the limb points at its end, straight. Elbows and knees bend one way: an
+  Arms and legs are solved by two-bone IK with the skeleton's bone lengths. The toe lands
+  exactly on the observed toe and the ankle on the observed foot line, one foot length from the
+  toe (out of the leg's reach, the foot pitches about the toe instead; contacts with the floor
+  survive; the knee absorbs bone-length differences). The hand lands where the observed
+  shoulder -> hand vector, scaled by the skeleton's arm length over the observed arm's (at most
+  :data:`ARM_SCALE_MAX`), puts it from the solved shoulder: the arm points where the observed
+  one points and is as extended. Elbows and knees bend one way: an
   observed slight bend on the far side of the held one counts as the limb bent backwards (a
   clear one turns the held bend back towards it); in streams the bend direction turns by at
   most :data:`POLE_RATE_DEG` per frame and a limb's first bone by at most

@@ -16,8 +16,8 @@ Per frame and in order it does what the causal form of the numpy solver
 reference the tests compare with) does: Kabsch fits for the joints with several children (hips,
 chest), the observed bone for :data:`~coamd.io.bvh_export.FOLLOW_BONE`, the limbs of
 :data:`~coamd.io.bvh_export.LIMBS` (held bend direction, two-bone IK of the arms onto the
-observed hand and of the legs onto the observed toe and foot line, the first bone's turn per
-frame limited), the held twist of :data:`~coamd.io.bvh_export.TWIST_HINTS`, the
+observed arm scaled to the skeleton's and of the legs onto the observed toe and foot line, the
+first bone's turn per frame limited), the held twist of :data:`~coamd.io.bvh_export.TWIST_HINTS`, the
 typical rotation of the leaves; then rotation matrix -> quaternion (x, y, z, w), w >= 0, as
 :func:`coamd.io.rotations.matrix_to_quat`. Results equal the numpy reference to float rounding
 (``tests/test_causal_solver.py``).

@@ -16,8 +16,11 @@ skeleton (DESIGN.md section 4, "Skeleton validity"):
 2. per frame, local joint rotations are solved from the positions
    (:func:`coamd.io.bvh_export.solve_rotations` in its causal form): Kabsch fits for the hips and
    the chest (three children each), the clavicles and the neck along their observed bones, the
-   arms by two-bone IK that puts each hand exactly on the observed hand (where the arm reaches;
-   the elbow takes the bone-length differences and its hinge lies in the arm's bend plane), the
+   arms by two-bone IK onto the observed arm scaled to the skeleton's arm length (at most
+   :data:`~coamd.io.bvh_export.ARM_SCALE_MAX`): each arm points where the generated one points
+   and is as extended, with the elbow's hinge in the arm's bend plane, whatever the decoder's
+   bone lengths (aiming each bone along the observed one turned a forearm the decoder shrank in
+   a fast swing into hand steps of up to 0.7 m per frame), the
    legs by two-bone IK that puts each toe exactly on the observed toe and the ankle on the
    observed foot line (so the foot-contact cleanup's planted feet stay planted; the knee takes
    the bone-length differences), the spine's twist shared with the chest. An upper arm or thigh
