@@ -59,6 +59,36 @@ def worst_steps(raw: dict, fk: dict, top: int = 10) -> list[dict]:
     return sorted(rows, key=lambda x: -x["projected_step_m"])[:top]
 
 
+def limb_turns(joints: np.ndarray) -> dict[str, float]:
+    """Largest per-frame turn (degrees) of each upper arm's and thigh's direction in one motion
+    (T, 21, 3): what :data:`coamd.io.bvh_export.LIMB_TURN_DEG` limits in the projection."""
+    from coamd.io.bvh_export import LIMB_TURN_DEG, LIMBS
+    from coamd.skeleton import JOINT_INDEX
+
+    out = {}
+    for first in LIMB_TURN_DEG:
+        bone = joints[:, JOINT_INDEX[LIMBS[first][0]]] - joints[:, JOINT_INDEX[first]]
+        bone = bone / np.maximum(np.linalg.norm(bone, axis=-1, keepdims=True), 1e-9)
+        cos = np.clip(np.sum(bone[1:] * bone[:-1], -1), -1.0, 1.0)
+        out[first] = float(np.degrees(np.arccos(cos)).max()) if len(bone) > 1 else 0.0
+    return out
+
+
+def real_clips(dataset_root: str) -> dict:
+    """Over every real clip of the train and test splits (mirrors included): the largest
+    frame-to-frame joint step (m) and the fastest per-frame turn of each limb's first bone."""
+    from coamd.data.dataset import MotionDataset
+
+    ds = MotionDataset(dataset_root)
+    clips = list(ds.split("train")) + list(ds.split("test"))
+    turns: dict[str, float] = {}
+    for c in clips:
+        for k, v in limb_turns(c.joints).items():
+            turns[k] = max(turns.get(k, 0.0), v)
+    return {"clips": len(clips), "max_step_m": float(max(_steps(c.joints).max() for c in clips if len(c.joints) > 1)),
+            "max_turn_deg": turns}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=64, help="motions per text (default %(default)s)")
@@ -83,6 +113,7 @@ def main(argv=None) -> int:
         return engine.recognize(np.ascontiguousarray(j, np.float32), top_k=1)["content"][0].label
 
     real = real_max_step(a.dataset)["max_step_m"] if Path(a.dataset).is_dir() else None
+    every = real_clips(a.dataset) if Path(a.dataset).is_dir() else None
     per_text = {}
     for t in TEXTS:
         rs, fs = [_steps(m).max() for m in raw[t]], [_steps(m).max() for m in fk[t]]
@@ -92,7 +123,8 @@ def main(argv=None) -> int:
                        "max_step_raw_m": float(max(rs)), "max_step_projected_m": float(max(fs)),
                        "above_real_raw": int(sum(x > real for x in rs)) if real else None,
                        "above_real_projected": int(sum(x > real for x in fs)) if real else None}
-    res = {"args": vars(a), "real_test_clips_max_step_m": real, "per_text": per_text, "worst": worst_steps(raw, fk),
+    res = {"args": vars(a), "real_test_clips_max_step_m": real, "real_clips": every, "per_text": per_text,
+           "worst": worst_steps(raw, fk),
            "motions": a.seeds * len(TEXTS), "wall_seconds": time.perf_counter() - t0}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -103,9 +135,18 @@ def main(argv=None) -> int:
              f"order, cleanup on, {'guided' if a.guided else 'unguided'}); the same seeds raw (`skeleton=raw`) and "
              f"projected (`skeleton=fk`). Largest step in the real test clips: {f(real and round(real, 3))} m. "
              f"Command: `python -m benchmarks.largest_step --seeds {a.seeds}{' --guided' if a.guided else ''}`; "
-             f"wall {res['wall_seconds']:.0f} s.", "",
-             "| text | understood as | recognised raw / projected | largest step raw / projected (m) | motions above the real largest, raw / projected |",
-             "|---|---|---|---|---|"]
+             f"wall {res['wall_seconds']:.0f} s.", ""]
+    if every:
+        from coamd.io.bvh_export import LIMB_TURN_DEG
+
+        t = every["max_turn_deg"]
+        lines += [f"Every real clip ({every['clips']}, train and test splits, mirrors included): largest step "
+                  f"{every['max_step_m']:.3f} m; fastest turn of a limb's first bone in one frame: "
+                  + ", ".join(f"{k} {v:.1f} deg" for k, v in t.items())
+                  + " (the projection's limit, `LIMB_TURN_DEG`: "
+                  + ", ".join(f"{k} {v:g}" for k, v in LIMB_TURN_DEG.items()) + ").", ""]
+    lines += ["| text | understood as | recognised raw / projected | largest step raw / projected (m) | motions above the "
+              "real largest, raw / projected |", "|---|---|---|---|---|"]
     for t, v in per_text.items():
         lines.append(f"| {t} | {v['expected']} | {v['recognised_raw_pct']:.0f} / {v['recognised_projected_pct']:.0f} % | "
                      f"{v['max_step_raw_m']:.3f} / {v['max_step_projected_m']:.3f} | {f(v['above_real_raw'])} / "

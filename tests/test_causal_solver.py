@@ -121,13 +121,36 @@ def non_rigid(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out + n
 
 
+def folded(x: np.ndarray, start: int = 30, frames: int = 10) -> np.ndarray:
+    """Real joints (T, 21, 3) whose right arm and left leg fold up for ``frames`` frames from
+    ``start`` (both bones at 15 % of their length, the hand and ankle at 12 % of their distance
+    from the shoulder and hip) and swing through the joint halfway (the end jumps to the other
+    side), as a decoder can make them in a fast swing: the limb turn limit, the arm-scale cap and
+    the bend turned back after the fold all run."""
+    out = x.copy()
+    for first, mid, end, below in (("UpperArm_R", "LowerArm_R", "Hand_R", ()),
+                                   ("UpperLeg_L", "LowerLeg_L", "Foot_L", ("Toes_L",))):
+        j, m, e = JOINT_INDEX[first], JOINT_INDEX[mid], JOINT_INDEX[end]
+        for k, t in enumerate(range(start, start + frames)):
+            sign = 1.0 if k < frames // 2 else -1.0
+            moved = x[t, j] + sign * 0.12 * (x[t, e] - x[t, j])
+            out[t, m] = x[t, j] + 0.15 * (x[t, m] - x[t, j])
+            for b in below:  # the toe follows the ankle
+                out[t, JOINT_INDEX[b]] = moved + (x[t, JOINT_INDEX[b]] - x[t, e])
+            out[t, e] = moved
+    return out
+
+
 @pytest.fixture(scope="module")
 def motions(dataset):
-    """Four real test clips (at most 120 frames) and non-rigid versions of them."""
+    """Four real test clips (at most 120 frames), non-rigid versions of them and one with a
+    folded arm and leg."""
     clips = dataset.split("test")[::40][:4]
     real = [c.joints[:120].astype(np.float64) for c in clips]
     rng = np.random.default_rng(0)
-    return real + [non_rigid(x, rng) for x in real]
+    long_ = max(real, key=len)
+    assert len(long_) >= 60
+    return real + [non_rigid(x, rng) for x in real] + [folded(long_)]
 
 
 def test_rotation_stream_equals_the_numpy_solver(motions):
@@ -177,10 +200,26 @@ def test_projection_equals_the_numpy_reference(motions, smoothing, lift):
 
 
 def test_the_non_rigid_motions_reach_every_branch(motions):
-    """The non-rigid motions exercise the limb branches: out-of-reach legs, nearly straight limbs."""
-    from coamd.io.bvh_export import _REACH, _end_target
+    """The non-rigid motions exercise the limb branches: out-of-reach legs, nearly straight limbs;
+    the folded one the arm-scale cap, the limb turn limit and clearly bent limbs opposite the
+    held bend."""
+    from coamd.io.bvh_export import _BACKWARDS_SINE, _REACH, ARM_SCALE_MAX, LIMB_TURN_DEG, _end_target
 
-    x = np.concatenate(motions[4:])
+    f = motions[8]
+    s, e, h = (JOINT_INDEX[n] for n in ("UpperArm_R", "LowerArm_R", "Hand_R"))
+    arm = np.linalg.norm(f[:, e] - f[:, s], axis=-1) + np.linalg.norm(f[:, h] - f[:, e], axis=-1)
+    arm_offs = np.linalg.norm(DATASET_SKELETON.offsets[e]) + np.linalg.norm(DATASET_SKELETON.offsets[h])
+    assert (arm_offs / arm > ARM_SCALE_MAX).sum() >= 5
+    for first, end in (("UpperArm_R", "Hand_R"), ("UpperLeg_L", "Foot_L")):
+        axis = f[:, JOINT_INDEX[end]] - f[:, JOINT_INDEX[first]]
+        axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+        turn = np.degrees(np.arccos(np.clip(np.sum(axis[1:] * axis[:-1], -1), -1, 1)))
+        assert turn.max() > 2 * LIMB_TURN_DEG[first]
+    upper, lower = f[:, e] - f[:, s], f[:, h] - f[:, e]
+    sine = np.linalg.norm(np.cross(upper, lower), axis=-1) / np.linalg.norm(upper, axis=-1) / np.linalg.norm(lower, axis=-1)
+    assert (sine[30:35] > _BACKWARDS_SINE).all() and (sine[40:60] > _BACKWARDS_SINE).mean() > 0.5  # clearly bent
+
+    x = np.concatenate(motions[4:8])
     hip, knee, ankle, toe = (JOINT_INDEX[n] for n in ("UpperLeg_L", "LowerLeg_L", "Foot_L", "Toes_L"))
     offs = DATASET_SKELETON.offsets
     reach = _REACH * (np.linalg.norm(offs[knee]) + np.linalg.norm(offs[ankle]))

@@ -201,9 +201,9 @@ POLE_RATE_DEG: dict[str, float] = {"UpperArm_L": 25.0, "UpperArm_R": 25.0, "Uppe
 # hand steps of up to 0.7 m per frame); scaled by at most this, its hand stays near the generated
 # one.
 ARM_SCALE_MAX = 1.2
-# Fastest turn of a limb's first bone (upper arm, thigh) per frame at 20 fps, degrees: in real
-# clips (the train split, mirrors included) the upper arm turns by at most 45 degrees in one
-# frame and the thigh by at most 33. A generated limb the decoder has folded up (both bones a
+# Fastest turn of a limb's first bone (upper arm, thigh) per frame at 20 fps, degrees: in every
+# real clip (train and test splits, mirrors included; `python -m benchmarks.largest_step`) the
+# upper arm turns by at most 45 degrees in one frame and the thigh by at most 33. A generated limb the decoder has folded up (both bones a
 # fraction of their length, the end next to the shoulder or hip) swings its axis half a turn in
 # one frame as the end passes the joint, and the two-bone IK would throw the elbow or knee across
 # with it; a turn larger than these limits is cut to them and caught up in the next frames.
