@@ -195,8 +195,8 @@ LIMBS: dict[str, tuple[str, str, str | None]] = {
 # (decoder noise around a nearly straight limb), which these limits keep out of the rotations.
 POLE_RATE_DEG: dict[str, float] = {"UpperArm_L": 25.0, "UpperArm_R": 25.0, "UpperLeg_L": 15.0, "UpperLeg_R": 15.0}
 # Largest factor by which an observed arm is scaled to the skeleton's length. The decoder's arms
-# are within about 10 % of the skeleton's; in a fast swing it sometimes shrinks one to a fraction
-# of its length, the hand next to the shoulder. Scaling such an arm in full would throw its hand
+# are usually close to the skeleton's length; in a fast swing it sometimes shrinks one to a
+# fraction of it, the hand next to the shoulder. Scaling such an arm in full would throw its hand
 # outward (and aiming each bone along the observed one turned a shrunken forearm's swing into
 # hand steps of up to 0.7 m per frame); scaled by at most this, its hand stays near the generated
 # one.
