@@ -240,6 +240,20 @@ def _axis_angle(axis, angle):
 
 
 @_jit
+def _perpendicular(u):
+    """A unit vector perpendicular to unit u: u x the axis of u's smallest component (the first
+    of equal ones), as coamd.io.rotations.swing picks it for opposite vectors."""
+    au, bu, cu = abs(u[0]), abs(u[1]), abs(u[2])
+    if au <= bu and au <= cu:
+        helper = (1.0, 0.0, 0.0)
+    elif bu <= cu:
+        helper = (0.0, 1.0, 0.0)
+    else:
+        helper = (0.0, 0.0, 1.0)
+    return _normalize(_cross(u, helper))[0]
+
+
+@_jit
 def _swing(u, v):
     """Smallest rotation taking unit u onto unit v (coamd.io.rotations.swing)."""
     c = _cross(u, v)
@@ -247,14 +261,7 @@ def _swing(u, v):
     cos = _dot(u, v)
     axis = _scale(1.0 / max(sin, 1e-9), c)
     if sin < 1e-8 and cos < 0:  # opposite: about a perpendicular of u
-        au, bu, cu = abs(u[0]), abs(u[1]), abs(u[2])
-        if au <= bu and au <= cu:
-            helper = (1.0, 0.0, 0.0)
-        elif bu <= cu:
-            helper = (0.0, 1.0, 0.0)
-        else:
-            helper = (0.0, 0.0, 1.0)
-        axis = _normalize(_cross(u, helper))[0]
+        axis = _perpendicular(u)
     return _axis_angle(axis, math.atan2(sin, cos))
 
 
@@ -409,14 +416,7 @@ def _limit_turn(u, v, limit):
         return v
     w, n = _normalize(_sub(v, _scale(c, u)))
     if n < 1e-9:  # opposite: towards a perpendicular of u
-        au, bu, cu = abs(u[0]), abs(u[1]), abs(u[2])
-        if au <= bu and au <= cu:
-            helper = (1.0, 0.0, 0.0)
-        elif bu <= cu:
-            helper = (0.0, 1.0, 0.0)
-        else:
-            helper = (0.0, 0.0, 1.0)
-        w = _normalize(_cross(u, helper))[0]
+        w = _perpendicular(u)
     return _add(_scale(math.cos(limit), u), _scale(math.sin(limit), w))
 
 
