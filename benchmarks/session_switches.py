@@ -128,6 +128,36 @@ def fresh_motions(engine, guided: bool, seeds: int, duration_s: float, batch: in
     return out
 
 
+def root_speed_by_window_position(sessions: list[OfflineSession], config, fresh: dict, settle: int = 16) -> dict:
+    """Per text, the hips' mean horizontal step (m per frame) at each frame position within the
+    session's committed windows (``(frame - first_frames) % commit_frames``; frames of a segment's
+    first ``settle`` frames and of the first window left out), and the same texts' fresh motions'
+    mean step (frames from 8 on). A session's root should not know where its windows begin:
+    ``pulse`` is the largest position's mean over the smallest's (1 = even)."""
+    first, commit = config.first_frames, config.commit
+    out = {}
+    for t in TEXTS:
+        total, count = np.zeros(commit), np.zeros(commit)
+        for s in sessions:
+            j = s.joints()
+            step = np.linalg.norm(np.diff(j[:, 0, [0, 2]], axis=0), axis=-1)  # step[f - 1]: onto frame f
+            starts = [0] + [x["first_frame"] for x in s.switches] + [len(j)]
+            texts = [s._text(0)] + [x["text"] for x in s.switches]
+            for a, b, text in zip(starts[:-1], starts[1:], texts):
+                if text != t:
+                    continue
+                f = np.arange(max(a + settle, first + 1), b)
+                np.add.at(total, (f - first) % commit, step[f - 1])
+                np.add.at(count, (f - first) % commit, 1)
+        mean = total / np.maximum(count, 1)
+        fresh_steps = [np.linalg.norm(np.diff(m[8:, 0, [0, 2]], axis=0), axis=-1).mean() for m in fresh.get(t, [])]
+        out[t] = {"by_position_m": mean.tolist(), "frames": int(count.sum()),
+                  "pulse": float(mean.max() / max(mean.min(), 1e-9)) if count.min() > 0 else None,
+                  "session_mean_m": float(total.sum() / max(count.sum(), 1)),
+                  "fresh_mean_m": float(np.mean(fresh_steps)) if fresh_steps else None}
+    return out
+
+
 def markdown(r: dict) -> str:
     a = r["args"]
     lines = ["# Session switches, in-process", "",
@@ -156,6 +186,15 @@ def markdown(r: dict) -> str:
             lines.append(f"| {mode} | {t} | {v['expected']} | {f(v['after_switch_pct'])} | {v['after_switch_n']} | "
                          f"{f(v['fresh_2s_pct'])} | {f(v['fresh_full_pct'])} | "
                          f"{', '.join(f'{k} {c}' for k, c in v['after_switch_recognised_as'].items())} |")
+    lines += ["", "Root speed by position in the committed windows (hips' horizontal step, mm per frame; frames "
+              "16 or more into a segment; `pulse` = largest position over smallest; fresh = the same text's fresh "
+              "motions):", "", "| mode | text | by position | pulse | session mean | fresh mean |", "|---|---|---|---|---|---|"]
+    for mode, m in r["modes"].items():
+        for t, v in m.get("root_speed", {}).items():
+            f = lambda x: "-" if x is None else f"{1000 * x:.0f}"
+            lines.append(f"| {mode} | {t} | {' '.join(f'{1000 * x:.0f}' for x in v['by_position_m'])} | "
+                         f"{'-' if v['pulse'] is None else format(v['pulse'], '.2f')} | {f(v['session_mean_m'])} | "
+                         f"{f(v['fresh_mean_m'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -212,7 +251,8 @@ def main(argv=None) -> int:
         fresh = fresh_motions(engine, mode == "guided", a.fresh_seeds, a.fresh_duration, a.batch, **settings)
         rec = recognition(engine, sessions, fresh)
         result["modes"][mode] = {"recognition": rec, "seams": seam_metrics(sessions, config),
-                                 "switches": sum(len(s.switches) for s in sessions)}
+                                 "switches": sum(len(s.switches) for s in sessions),
+                                 "root_speed": root_speed_by_window_position(sessions, config, fresh)}
         g = rec
         print(f"{mode}: after a switch {g['after_switch_pct']:.1f} % (n {g['after_switch_n']}), fresh first 2 s "
               f"{g['fresh_2s_pct']:.1f} % (n {g['fresh_n']}), gap {g['gap_points']:+.1f} points "

@@ -153,6 +153,38 @@ def test_in_process_switch_benchmark_switches_at_window_boundaries(engine):
         assert [w["text"] for w in s.switches] == [s._text(i + 1) for i in range(len(firsts))]
 
 
+def test_root_speed_by_window_position_finds_a_pulse_on_real_motion(dataset):
+    """The benchmark's root-speed table: a real clip's pose carried along at an even speed reads
+    as even (pulse 1) at every window position; the same with the hips' steps at the last four
+    positions of each committed window made 1.5x longer reads as a 1.5 pulse, at those positions."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.session_switches import OfflineSession, root_speed_by_window_position
+    from benchmarks.sessions import TEXTS
+
+    cfg = SessionConfig()
+    clip = max(dataset.split("test"), key=lambda c: len(c.joints)).joints.astype(np.float64)
+    pose = clip - clip[:, :1] * np.array([1.0, 0.0, 1.0])  # the pose in place
+    n = 200
+    pose = np.concatenate([pose] * (n // len(pose) + 1))[:n]
+
+    def session(steps):
+        x = np.concatenate([[0.0], np.cumsum(steps)])
+        joints = pose + x[:, None, None] * np.array([1.0, 0.0, 0.0])
+        s = OfflineSession(seed=0, offset=1, session=None, next_switch=0)  # text 1 throughout
+        s.frames = [joints.astype(np.float32)]
+        return s
+
+    even = np.full(n - 1, 0.08)
+    pulsed = even.copy()
+    f = np.arange(1, n)
+    pulsed[((f - cfg.first_frames) % cfg.commit >= 4) & (f > cfg.first_frames)] *= 1.5
+    for steps, pulse in ((even, 1.0), (pulsed, 1.5)):
+        r = root_speed_by_window_position([session(steps)], cfg, {})[TEXTS[1]]
+        assert r["pulse"] == pytest.approx(pulse, rel=1e-4)
+        assert r["frames"] == n - cfg.first_frames - 1 and r["fresh_mean_m"] is None
+    assert np.argmax(r["by_position_m"]) >= 4 and np.argmin(r["by_position_m"]) < 4
+
+
 def test_session_sizes_in_seconds_round_to_whole_tokens():
     assert SessionConfig.from_seconds() == SessionConfig()
     c = SessionConfig.from_seconds(horizon_s=1.0, commit_s=0.6, history_s=2.0, prefix_s=0.4)
