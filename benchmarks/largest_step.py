@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.session_switches import fresh_motions
-from benchmarks.sessions import TEXTS, real_max_step
+from benchmarks.sessions import TEXTS
 
 
 def _steps(j: np.ndarray) -> np.ndarray:
@@ -75,18 +75,23 @@ def limb_turns(joints: np.ndarray) -> dict[str, float]:
 
 
 def real_clips(dataset_root: str) -> dict:
-    """Over every real clip of the train and test splits (mirrors included): the largest
-    frame-to-frame joint step (m) and the fastest per-frame turn of each limb's first bone."""
+    """Over every real clip of the train and test splits (mirrors included), read once: the largest
+    frame-to-frame joint step (m), overall and in the test split, and the fastest per-frame turn
+    of each limb's first bone."""
     from coamd.data.dataset import MotionDataset
 
     ds = MotionDataset(dataset_root)
-    clips = list(ds.split("train")) + list(ds.split("test"))
+    steps = {"train": 0.0, "test": 0.0}
     turns: dict[str, float] = {}
-    for c in clips:
-        for k, v in limb_turns(c.joints).items():
-            turns[k] = max(turns.get(k, 0.0), v)
-    return {"clips": len(clips), "max_step_m": float(max(_steps(c.joints).max() for c in clips if len(c.joints) > 1)),
-            "max_turn_deg": turns}
+    clips = 0
+    for split in steps:
+        for c in ds.split(split):
+            clips += 1
+            if len(c.joints) > 1:
+                steps[split] = max(steps[split], float(_steps(c.joints).max()))
+            for k, v in limb_turns(c.joints).items():
+                turns[k] = max(turns.get(k, 0.0), v)
+    return {"clips": clips, "max_step_m": max(steps.values()), "test_max_step_m": steps["test"], "max_turn_deg": turns}
 
 
 def main(argv=None) -> int:
@@ -112,8 +117,8 @@ def main(argv=None) -> int:
     def top1(j):
         return engine.recognize(np.ascontiguousarray(j, np.float32), top_k=1)["content"][0].label
 
-    real = real_max_step(a.dataset)["max_step_m"] if Path(a.dataset).is_dir() else None
     every = real_clips(a.dataset) if Path(a.dataset).is_dir() else None
+    real = every["test_max_step_m"] if every else None
     per_text = {}
     for t in TEXTS:
         rs, fs = [_steps(m).max() for m in raw[t]], [_steps(m).max() for m in fk[t]]

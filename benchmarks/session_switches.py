@@ -135,25 +135,24 @@ def root_speed_by_window_position(sessions: list[OfflineSession], config, fresh:
     mean step (frames from 8 on). A session's root should not know where its windows begin:
     ``pulse`` is the largest position's mean over the smallest's (1 = even)."""
     first, commit = config.first_frames, config.commit
+    total = {t: np.zeros(commit) for t in TEXTS}
+    count = {t: np.zeros(commit) for t in TEXTS}
+    for s in sessions:  # each session's steps once, added to its segments' texts
+        j = s.joints()
+        step = np.linalg.norm(np.diff(j[:, 0, [0, 2]], axis=0), axis=-1)  # step[f - 1]: onto frame f
+        starts = [0] + [x["first_frame"] for x in s.switches] + [len(j)]
+        texts = [s._text(0)] + [x["text"] for x in s.switches]
+        for a, b, text in zip(starts[:-1], starts[1:], texts):
+            f = np.arange(max(a + settle, first + 1), b)
+            np.add.at(total[text], (f - first) % commit, step[f - 1])
+            np.add.at(count[text], (f - first) % commit, 1)
     out = {}
     for t in TEXTS:
-        total, count = np.zeros(commit), np.zeros(commit)
-        for s in sessions:
-            j = s.joints()
-            step = np.linalg.norm(np.diff(j[:, 0, [0, 2]], axis=0), axis=-1)  # step[f - 1]: onto frame f
-            starts = [0] + [x["first_frame"] for x in s.switches] + [len(j)]
-            texts = [s._text(0)] + [x["text"] for x in s.switches]
-            for a, b, text in zip(starts[:-1], starts[1:], texts):
-                if text != t:
-                    continue
-                f = np.arange(max(a + settle, first + 1), b)
-                np.add.at(total, (f - first) % commit, step[f - 1])
-                np.add.at(count, (f - first) % commit, 1)
-        mean = total / np.maximum(count, 1)
+        mean = total[t] / np.maximum(count[t], 1)
         fresh_steps = [np.linalg.norm(np.diff(m[8:, 0, [0, 2]], axis=0), axis=-1).mean() for m in fresh.get(t, [])]
-        out[t] = {"by_position_m": mean.tolist(), "frames": int(count.sum()),
-                  "pulse": float(mean.max() / max(mean.min(), 1e-9)) if count.min() > 0 else None,
-                  "session_mean_m": float(total.sum() / max(count.sum(), 1)),
+        out[t] = {"by_position_m": mean.tolist(), "frames": int(count[t].sum()),
+                  "pulse": float(mean.max() / max(mean.min(), 1e-9)) if count[t].min() > 0 else None,
+                  "session_mean_m": float(total[t].sum() / max(count[t].sum(), 1)),
                   "fresh_mean_m": float(np.mean(fresh_steps)) if fresh_steps else None}
     return out
 
