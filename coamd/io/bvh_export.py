@@ -85,7 +85,7 @@ from pathlib import Path
 import numpy as np
 
 from coamd.io.rotations import (axis_angle_matrix, cross, kabsch, matrix_to_euler_deg, matrix_to_quat,
-                                normalize, quat_to_matrix, signed_angle, swing)
+                                normalize, perpendicular, quat_to_matrix, signed_angle, swing)
 from coamd.skeleton import FPS, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, PARENTS
 
 ROOT_NAME = "joint_Root"
@@ -406,11 +406,7 @@ def _limit_turn(a: np.ndarray, prev: np.ndarray | None, limit: float) -> tuple[n
                 w = [v[i] - c * u[i] for i in range(3)]
                 n = math.sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
                 if n < 1e-9:  # opposite: towards a perpendicular of u
-                    helper = [0.0, 0.0, 0.0]
-                    helper[int(np.argmin(np.abs(u)))] = 1.0
-                    w = [u[1] * helper[2] - u[2] * helper[1], u[2] * helper[0] - u[0] * helper[2],
-                         u[0] * helper[1] - u[1] * helper[0]]
-                    n = math.sqrt(w[0] * w[0] + w[1] * w[1] + w[2] * w[2])
+                    w, n = perpendicular(np.array(u)).tolist(), 1.0
                 v = [cos_l * u[i] + sin_l * w[i] / n for i in range(3)]
         out[t] = v
         u = v

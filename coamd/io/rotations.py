@@ -49,6 +49,14 @@ def axis_angle_matrix(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return out
 
 
+def perpendicular(u: np.ndarray) -> np.ndarray:
+    """A unit vector perpendicular to unit ``u`` (..., 3): ``u`` crossed with the world axis least
+    aligned with it (the first of equal ones). Returns (..., 3)."""
+    u = np.asarray(u, np.float64)
+    helper = np.eye(3)[np.argmin(np.abs(u), axis=-1)]
+    return normalize(cross(u, helper))[0]
+
+
 def swing(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """The smallest rotation taking unit vectors ``u`` to ``v`` (both (..., 3)): (..., 3, 3).
 
@@ -61,10 +69,7 @@ def swing(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     axis = c / np.maximum(sin, _EPS)[..., None]
     opposite = (sin < 1e-8) & (cos < 0)
     if np.any(opposite):
-        # a perpendicular of u: cross with the world axis least aligned with it
-        uo = u[opposite]
-        helper = np.eye(3)[np.argmin(np.abs(uo), axis=-1)]
-        axis[opposite] = normalize(cross(uo, helper))[0]
+        axis[opposite] = perpendicular(u[opposite])
     return axis_angle_matrix(axis, np.arctan2(sin, cos))
 
 
