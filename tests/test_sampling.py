@@ -286,6 +286,51 @@ def test_guide_steps_only_the_filled_tokens(engine):
     assert (np.linalg.norm((out - z).reshape(2, -1), axis=1) <= 1.0 + 1e-5).all()
 
 
+def test_encoder_timeline_moves_the_kept_pose_on_at_the_kept_velocity(dataset):
+    """Before the first and after the last kept span the encoder sees the nearest kept pose
+    carried on at the hips' horizontal velocity over that span's outer token; between spans it
+    holds the nearest kept frame; kept frames are as given (a real walk)."""
+    from coamd.sampling.sampler import encoder_timeline
+
+    clip = next(c for c in dataset.split("test") if c.content == "walk" and len(c.joints) >= 80)
+    j = clip.joints[:80].astype(np.float32)
+    keep = np.zeros(80, bool)
+    keep[20:40] = keep[52:60] = True
+    tl = encoder_timeline(j, keep)
+    assert np.array_equal(tl[keep], j[keep])
+    after = (j[59, 0, [0, 2]] - j[56, 0, [0, 2]]) / 3
+    before = (j[23, 0, [0, 2]] - j[20, 0, [0, 2]]) / 3
+    assert np.linalg.norm(after) > 0.005 and np.linalg.norm(before) > 0.005   # the walk moves
+    for f in (60, 70, 79):
+        np.testing.assert_allclose(tl[f, :, [0, 2]].T, j[59, :, [0, 2]].T + (f - 59) * after, atol=1e-5)
+        np.testing.assert_allclose(tl[f, :, 1], j[59, :, 1])
+    for f in (0, 10, 19):
+        np.testing.assert_allclose(tl[f, :, [0, 2]].T, j[20, :, [0, 2]].T + (f - 20) * before, atol=1e-5)
+    assert np.array_equal(tl[45], j[39]) and np.array_equal(tl[47], j[52])  # between spans: nearest
+
+
+def test_encoder_timeline_lets_the_autoencoder_keep_up_with_a_real_run(engine, dataset):
+    """The kept tokens' decoded end stays closer to the kept frames when the encoder sees the
+    run go on than when it sees the body stop at the last kept frame (8 real runs, 1 s kept)."""
+    from coamd.sampling.sampler import encoder_timeline
+
+    ae = engine.bundle.autoencoder
+    runs = [c for c in dataset.split("train") if c.content == "run" and len(c.joints) >= 96][:8]
+    assert len(runs) == 8
+    gaps = {"moving": [], "held": []}
+    for c in runs:
+        j = c.joints[:48].astype(np.float32)
+        keep = np.zeros(48, bool)
+        keep[:20] = True
+        held = j.copy()
+        held[20:] = j[19]
+        for name, tl in (("moving", encoder_timeline(j, keep)), ("held", held)):
+            with torch.no_grad():
+                dec = ae.decode(ae.encode(torch.from_numpy(tl[None]))[:, :5]).numpy()[0]
+            gaps[name].append(np.linalg.norm(dec[16:20, 0, [0, 2]] - j[16:20, 0, [0, 2]], axis=-1).mean())
+    assert np.mean(gaps["moving"]) < 0.8 * np.mean(gaps["held"]), gaps
+
+
 @pytest.mark.parametrize("kind", ["prefix", "suffix", "inbetween"])
 def test_editing_keeps_the_given_frames(unguided, dataset, kind):
     """Kept frames come back exactly (tolerance 1e-6 m: they are the given frames, not an AE
