@@ -183,6 +183,26 @@ def test_interpretations_of_examples(stage, encoder):
         stage.interpret(np.zeros((2, 10), np.float32), ["a", "b"])
 
 
+def test_a_style_never_recorded_with_the_action_is_not_asked_of_the_generator(stage, encoder):
+    """The shipped stage knows which (content, style) pairs the train split recorded (its counts
+    equal the dataset's); a style recorded with the action stays in the generator's sentence, a
+    never-recorded one is left out and the note says so, while the interpretation still reports
+    the style it understood."""
+    from coamd.models.understanding import pair_clips
+
+    assert np.array_equal(stage.pair_clips, pair_clips(PROCESSED, stage.contents[:-1], stage.styles[:-1]))
+    assert stage.recorded("run", "elderly") and stage.recorded("walk", "angry")   # 24 and 2 clips
+    assert not stage.recorded("wave-right-hand", "angry") and stage.recorded("wave-right-hand", None)
+    texts = ["an old lady jogs down the road", "a person walks angrily", "furiously wave your right hand"]
+    old, walk, wave = stage.interpret(encoder.encode(texts).numpy(), texts)
+    assert (old.style, old.note, stage.canonical_text(old)) == ("elderly", None, "An elderly person runs.")
+    assert (walk.content, walk.style, walk.note) == ("walk", "angry", None)
+    assert stage.canonical_text(walk) == "An angry person walks."
+    assert (wave.content, wave.style, wave.oov) == ("wave-right-hand", "angry", False)
+    assert stage.canonical_text(wave) == "A person waves the right hand."
+    assert wave.note == "'angry' was never recorded with wave-right-hand; the motion is wave-right-hand without that style"
+
+
 def test_side_words():
     from coamd.models.understanding import named_sides, side_variant
 
@@ -234,7 +254,8 @@ def test_runtime_pins_every_caption_the_stage_conditions_on(stage):
     from coamd.runtime import load_engine
 
     captions = stage.canonical_texts()
-    assert len(set(captions)) >= 300 and "An elderly person runs." in captions and "A person bows." in captions
+    assert len(set(captions)) >= 150 and "An elderly person runs." in captions and "A person bows." in captions
+    assert "An angry person waves the right hand." not in captions     # never recorded: never asked for
     texts = ["put both your hands in the air", "an old lady jogs down the road", "wave with your left hand",
              "a tired man walks slowly", "a person does a backflip"]
     eng = load_engine("onnxruntime", guidance=False)
