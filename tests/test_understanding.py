@@ -188,9 +188,9 @@ def test_a_style_never_recorded_with_the_action_is_not_asked_of_the_generator(st
     equal the dataset's); a style recorded with the action stays in the generator's sentence, a
     never-recorded one is left out and the note says so, while the interpretation still reports
     the style it understood."""
-    from coamd.models.understanding import pair_clips
+    from coamd.models.understanding import count_pair_clips
 
-    assert np.array_equal(stage.pair_clips, pair_clips(PROCESSED, stage.contents[:-1], stage.styles[:-1]))
+    assert np.array_equal(stage.pair_clips, count_pair_clips(PROCESSED, stage.contents[:-1], stage.styles[:-1]))
     assert stage.recorded("run", "elderly") and stage.recorded("walk", "angry")   # 24 and 2 clips
     assert not stage.recorded("wave-right-hand", "angry") and stage.recorded("wave-right-hand", None)
     texts = ["an old lady jogs down the road", "a person walks angrily", "furiously wave your right hand"]

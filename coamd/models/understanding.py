@@ -496,7 +496,7 @@ def choose_style_threshold(model: TextUnderstanding, emb: np.ndarray, rows: list
     return min(t for t, v in scores.items() if v >= top - tolerance)
 
 
-def pair_clips(dataset: str | Path, contents: list[str], styles: list[str]) -> np.ndarray:
+def count_pair_clips(dataset: str | Path, contents: list[str], styles: list[str]) -> np.ndarray:
     """(len(contents), len(styles)) int: train-split clips (mirrors not counted) per (content,
     style) of the processed dataset's ``clips.json``."""
     out = np.zeros((len(contents), len(styles)), np.int64)
@@ -531,7 +531,7 @@ def fit(dataset: str | Path = "data/processed", composed: int = 8000, seed: int 
     up = unsupported_phrases()
     concept_emb = encode([p for p, _ in up], cache_path)
     model = TextUnderstanding(contents, styles, Wc, bc, Ws, bs, concept_emb, [c for _, c in up],
-                              pair_clips=pair_clips(dataset, contents[:-1], styles[:-1]),
+                              pair_clips=count_pair_clips(dataset, contents[:-1], styles[:-1]),
                               meta={"training_texts": len(data), "composed": composed, "seed": seed,
                                     "encode_seconds": round(t1 - t0, 1), "fit_seconds": round(t2 - t1, 1),
                                     "oov_threshold_from": "default"})

@@ -158,7 +158,8 @@ class Engine:
         on the dev split of ``benchmarks/data``; keeping the request's own words after it measured
         worse) or ``"raw"`` (the text as given). Costs one text encoding (cached) and a (384 x 42)
         matrix product, plus one encoding of the conditioned sentence (cached: there are at most
-        24 x 17 of them, 185 distinct for the shipped stage). Raises ValueError for empty text or an unknown mode.
+        24 x 17 of them, 185 distinct for the shipped stage). Raises ValueError for empty text or
+        an unknown mode.
         """
         if text_conditioning not in TEXT_CONDITIONINGS:
             raise ValueError(f"text_conditioning must be one of {', '.join(TEXT_CONDITIONINGS)}, "
