@@ -476,6 +476,10 @@ def test_every_generation_says_how_its_text_was_understood(client):
     assert it["out_of_vocabulary"] and it["out_of_vocabulary_score"] > 0.5
     assert "backflip" in it["note"] and "nearest supported motion" in it["note"]
     assert flip.joints.shape == (20, 21, 3)          # still the nearest supported motion, never nothing
+    angry = client.generate("furiously wave your right hand", **kw).summary["interpretation"]
+    assert angry["content"][0][0] == "wave-right-hand" and angry["style"][0][0] == "angry"
+    assert not angry["out_of_vocabulary"] and "never recorded with wave-right-hand" in angry["note"]
+    assert angry["conditioned_text"] == "A person waves the right hand."   # the action, without the style
     raw = client.generate("an old lady jogs down the road", text_conditioning="raw", **kw).summary["interpretation"]
     assert raw["conditioned_text"] == "an old lady jogs down the road" and raw["content"][0][0] == "run"
 

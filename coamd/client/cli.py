@@ -47,19 +47,20 @@ def add_request_arguments(p: argparse.ArgumentParser) -> None:
 
 def describe_interpretation(it, conditioned_text: str) -> str:
     """How a text was understood, for people: ``understood as: run (0.96), style elderly (1.00)
-    -> generating from "An elderly person runs."``, plus a ``note:`` line when the text is outside
-    the vocabulary. ``it``: an ``Interpretation`` (objects of coamd.models.understanding, or the
-    dict of coamd.client.interpretation_dict), or None."""
+    -> generating from "An elderly person runs."``, plus a ``note:`` line when the interpretation
+    carries one (the text is outside the vocabulary, or names a style never recorded with the
+    action). ``it``: an ``Interpretation`` (objects of coamd.models.understanding, or the dict of
+    coamd.client.interpretation_dict), or None."""
     if it is None:
         return f"generating from {conditioned_text!r} (no text-understanding stage in this checkpoint)"
     if isinstance(it, dict):
-        contents, styles, oov, note, side = it["content"], it["style"], it["out_of_vocabulary"], it["note"], it["side"]
+        contents, styles, note, side = it["content"], it["style"], it["note"], it["side"]
     else:
-        contents, styles, oov, note, side = it.contents, it.styles, it.oov, it.note, it.side
+        contents, styles, note, side = it.contents, it.styles, it.note, it.side
     style = f", style {styles[0][0]} ({styles[0][1]:.2f})" if styles and styles[0][0] != "none" else ", no style named"
     head = (f"understood as: {contents[0][0]} ({contents[0][1]:.2f}){style}"
             f"{', side ' + side if side else ''} -> generating from {conditioned_text!r}")
-    return head + (f"\nnote: {note}" if oov and note else "")
+    return head + (f"\nnote: {note}" if note else "")
 
 
 def run_request(a: argparse.Namespace) -> dict:
