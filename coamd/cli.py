@@ -462,7 +462,7 @@ def _add_generate(sub) -> None:
                        description="Generate a motion (21 joints, metres, 20 fps) from text with masked "
                        "autoregressive flow-matching sampling, classifier-free guidance and (unless "
                        "--no-guidance) recognizer guidance. Prints the time taken.")
-    p.add_argument("text", help="what the person does, e.g. 'a happy person waves the right hand'")
+    p.add_argument("text", help="what the person does, e.g. 'an energetic person waves the right hand'")
     p.add_argument("--duration", type=float, default=4.0, help="seconds, up to 12 (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed and settings, same motion (default: 0)")
     p.add_argument("--no-guidance", action="store_true", help="skip recognizer guidance (faster)")

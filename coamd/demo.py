@@ -25,7 +25,7 @@ from coamd.paths import DEFAULT_DATASET
 
 ROOT = Path(__file__).resolve().parents[1]
 # prompts inside what the shipped model learned (the dataset's actions and styles)
-GUIDED = "a happy person waves the right hand"
+GUIDED = "an energetic person waves the right hand"
 UNGUIDED = "an elderly person walks slowly forward"
 EDIT = "a person walks and turns left"
 
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
 
     from coamd.client import MotionClient
-    from coamd.client.cli import save_result
+    from coamd.client.cli import describe_interpretation, save_result
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,6 +148,10 @@ def main(argv=None) -> int:
                 print(f"[demo] {name}: {T} frames, first frame {1000 * res.ttff_s:.0f} ms, "
                       f"total {1000 * res.total_s:.0f} ms -> {stem}.npz/.bvh" + ("" if a.no_gif else "/.gif"),
                       flush=True)
+                it = s.get("interpretation")
+                if it is not None:
+                    print("[demo]   " + describe_interpretation(it, it["conditioned_text"]).replace("\n", "\n[demo]   "),
+                          flush=True)
     finally:
         code = server.stop(grace_s=60)
     print(f"[demo] server stopped (exit {code})")
