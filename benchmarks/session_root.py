@@ -43,28 +43,23 @@ def _speed(xz: np.ndarray) -> np.ndarray:
 
 
 class _Heads:
-    """The shipped autoencoder's decoder (torch): the displacement head of latents (L, D) as
-    per-frame hips steps (4L - 1, 2) metres (step t - 1 moves onto frame t)."""
+    """The shipped autoencoder's displacement head (torch,
+    :meth:`coamd.models.autoencoder.MotionAutoencoder.root_steps`): latents (L, D) -> per-frame
+    hips steps (4L - 1, 2) metres (step t - 1 moves onto frame t)."""
 
     def __init__(self):
         import torch
 
         from coamd.models.bundle import load_bundle
-        from coamd.skeleton import NUM_JOINTS
 
         self.torch = torch
         self.ae = load_bundle().autoencoder
         if self.ae.config.root == "absolute":
             raise SystemExit("this autoencoder has no displacement head (root='absolute')")
-        self.n = NUM_JOINTS * 3
 
     def steps(self, z: np.ndarray) -> np.ndarray:
-        torch = self.torch
-        with torch.no_grad():
-            zz = torch.from_numpy(np.asarray(z, np.float32)[None])
-            h = self.ae.decoder(zz.transpose(1, 2))
-            out = self.ae.to_joints(torch.nn.functional.silu(h)).transpose(1, 2)
-            return (out[0, 1:, self.n:self.n + 2] * self.ae.config.root_velocity_scale).numpy()
+        with self.torch.no_grad():
+            return self.ae.root_steps(self.torch.from_numpy(np.asarray(z, np.float32)[None]))[0].numpy()
 
 
 def session_windows(engine, heads: _Heads, text: str, sessions: int, windows: int) -> dict:

@@ -194,10 +194,7 @@ class MotionAutoencoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Tokens z (B, L, D) -> joints (B, 4L, 21, 3) metres at 20 fps. Causal: frames
         4i..4i+3 depend only on z[:, :i+1]. Raises ValueError on a bad shape."""
-        if z.ndim != 3 or z.shape[-1] != self.config.latent_dim or z.shape[1] == 0:
-            raise ValueError(f"z must be (B, L>0, {self.config.latent_dim}), got {tuple(z.shape)}")
-        h = self.decoder(z.transpose(1, 2))
-        out = self.to_joints(F.silu(h)).transpose(1, 2)  # (B, T, 63 [+ 2])
+        out = self._decoded_channels(z)  # (B, T, 63 [+ 2])
         b, t = out.shape[:2]
         n = NUM_JOINTS * 3
         joints = out[..., :n].reshape(b, t, NUM_JOINTS, 3)
@@ -213,6 +210,25 @@ class MotionAutoencoder(nn.Module):
             hips = torch.stack([xz[..., 0], hips[:, :, 0, 1], xz[..., 1]], dim=-1)[:, :, None]
         local = joints[:, :, 1:] * self.config.local_scale
         return torch.cat([hips, hips + local], dim=2)
+
+    def _decoded_channels(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's output channels (B, 4L, 63 [+ 2]) of tokens z (B, L, D): normalised joints,
+        then (``root`` other than ``"absolute"``) the hips' per-frame displacement / scale.
+        Raises ValueError on a bad shape."""
+        if z.ndim != 3 or z.shape[-1] != self.config.latent_dim or z.shape[1] == 0:
+            raise ValueError(f"z must be (B, L>0, {self.config.latent_dim}), got {tuple(z.shape)}")
+        h = self.decoder(z.transpose(1, 2))
+        return self.to_joints(F.silu(h)).transpose(1, 2)
+
+    def root_steps(self, z: torch.Tensor) -> torch.Tensor:
+        """The displacement head alone: the hips' horizontal step onto each frame 1..4L-1,
+        (B, 4L - 1, 2) metres (x, z), of tokens z (B, L, D); what ``root="velocity"`` integrates
+        and ``root="filtered"`` blends with the absolute head. Raises ValueError for a decoder
+        with ``root="absolute"`` (no such head) or a bad shape."""
+        if self.config.root == "absolute":
+            raise ValueError("this decoder has no displacement head (root='absolute')")
+        n = NUM_JOINTS * 3
+        return self._decoded_channels(z)[:, 1:, n:n + 2] * self.config.root_velocity_scale
 
     def _complementary(self, absolute: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
         """The "filtered" hips path, a complementary filter: p[0] = a[0] and
