@@ -1,6 +1,7 @@
 """Generation quality of the shipped model on the test split: recognised content, foot skating, jitter.
 
-For ``--clips`` test clips (seeded choice) each motion is generated twice per phrasing: from one
+For ``--clips`` test clips (seeded choice; ``--split val`` takes the validation clips instead, the
+split on which sampler settings are chosen, so that the test split is only ever reported) each motion is generated twice per phrasing: from one
 caption of the training families (A-D) and from the held-out family E, guided and unguided, with
 the clip's own duration (clamped to 1-10 s). Measured:
 
@@ -9,6 +10,10 @@ the clip's own duration (clamped to 1-10 s). Measured:
 * content accuracy: the action recognizer's top-1 content of the generated motion equals the
   clip's content (the recognizer scores the real clips in the same run as the reference row);
 * style accuracy the same way (reported, no target);
+* the independent evaluator's view (:mod:`coamd.evaluation`, trained apart from the recognizer
+  that guides sampling): FID of the motions' embeddings against the real training clips',
+  R-precision top-1 (Guo et al. 2022, batches of 32) of the captions asked for, and its zero-shot
+  content (nearest content label text). ``--no-evaluator`` skips them;
 * foot skating (mean horizontal toe speed in floor contact, m/s) and jitter (mean jerk, m/s^3)
   from :mod:`coamd.evaluation.metrics`, as ratios to the same real clips;
 * the same for the real clips encoded and decoded by the autoencoder, so the decoder's share of
@@ -39,13 +44,16 @@ def _metrics(joints: np.ndarray) -> tuple[float, float]:
 
 def measure_generation_quality(engine, dataset: str = "data/processed", clips: int = 96, seed: int = 0,
                                batch_size: int = 16, progress: bool = True, guided_rows: bool = True,
-                               conditionings: tuple = ("raw", "understood"), **settings) -> dict:
-    """Generate for ``clips`` test clips (families A-D and E captions, guided and unguided) and
+                               conditionings: tuple = ("raw", "understood"), split: str = "test",
+                               evaluator=None, **settings) -> dict:
+    """Generate for ``clips`` clips of ``split`` (``test``, or ``val`` to choose settings) (families A-D and E captions, guided and unguided) and
     score them (``guided_rows=False``: unguided only). ``settings`` are extra :class:`GenerationRequest` fields (iterations, cfg_scale...).
     ``conditionings``: what the generator follows, the caption as written (``raw``) and/or the
     runtime's text understanding of it (``understood``, :meth:`Engine.understand`).
     Rows per set: the model's raw output, cleaned (foot-contact cleanup) and what the runtime
     ships (cleaned, then projected onto the skeleton).
+    ``evaluator``: a :class:`coamd.evaluation.evaluator.MotionTextEvaluator` adds ``fid`` (against
+    the train split's real clips), ``r_top1`` and ``evaluator_content_acc`` to every row.
     Returns a dict of rows {name: {content_acc, style_acc, skate_speed, jitter, n, seconds}}."""
     from tqdm import tqdm
 
@@ -54,32 +62,58 @@ def measure_generation_quality(engine, dataset: str = "data/processed", clips: i
     from coamd.sampling.cleanup import clean_motion
     from coamd.sampling.sampler import GenerationRequest
 
+    if split not in ("val", "test"):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     ds = MotionDataset(dataset)
-    test = ds.split("test")
+    pool = ds.split(split)
     rng = np.random.default_rng(seed)
-    pick = [test[i] for i in rng.choice(len(test), size=min(clips, len(test)), replace=False)]
+    pick = [pool[i] for i in rng.choice(len(pool), size=min(clips, len(pool)), replace=False)]
     durs = [float(np.clip(len(c.joints) / 20.0, 1.0, 10.0)) for c in pick]
     seen = [str(rng.choice(c.caption_texts(heldout=False))) for c in pick]
     held = [next(x["text"] for x in c.captions if x["family"] == HELDOUT_FAMILY) for c in pick]
 
-    def score(motions, name, seconds=None):
+    if evaluator is not None:
+        from coamd.evaluation import metrics as M
+        from coamd.evaluation.suite import TEXT_CACHE, label_predictions
+        from coamd.evaluation.text_features import encode_texts
+
+        def text_emb(texts):
+            import torch
+
+            with torch.no_grad():
+                return evaluator.embed_text(encode_texts(list(texts), cache=TEXT_CACHE)).numpy()
+
+        ref_emb = evaluator.embed_clips([c.joints for c in ds.split("train")])
+        label_emb = text_emb(ds.content_texts)
+
+    def judged(motions, texts):
+        if evaluator is None:
+            return {}
+        m = evaluator.embed_clips(motions)
+        pred = label_predictions(m, label_emb, ds.contents)
+        return {"fid": float(M.frechet_distance(ref_emb, m)),
+                "r_top1": float(M.r_precision(text_emb(texts), m, 32, 1, seed=seed)[0]),
+                "evaluator_content_acc": float(np.mean([p == c.content for p, c in zip(pred, pick)]))}
+
+    def score(motions, name, seconds=None, texts=None):
         rec = [engine.recognize(m, top_k=1) for m in motions]
         ms = [_metrics(m) for m in motions]
-        return {"content_acc": float(np.mean([r["content"][0].label == c.content for r, c in zip(rec, pick)])),
+        return {**judged(motions, texts or seen),"content_acc": float(np.mean([r["content"][0].label == c.content for r, c in zip(rec, pick)])),
                 "style_acc": float(np.mean([r["style"][0].label == c.style for r, c in zip(rec, pick)])),
                 "skate_speed": float(np.mean([m[0] for m in ms])), "jitter": float(np.mean([m[1] for m in ms])),
                 "travel_m": float(np.mean([np.linalg.norm(m[-1, 0, [0, 2]] - m[0, 0, [0, 2]]) for m in motions])),
                 "n": len(motions), **({"seconds_per_motion": seconds} if seconds is not None else {})}
 
     real = [c.joints[: int(d * 20)] for c, d in zip(pick, durs)]
-    rows = {"real test clips": score(real, "real")}
+    real_name = f"real {split} clips"
+    rows = {real_name: score(real, "real")}
     # the decoder's share: the same real clips through the autoencoder (encode, decode)
     recon = []
     for j in real:
         T = (len(j) // 4) * 4
         recon.append(np.asarray(engine.sampler.backend.decode(engine.sampler.backend.encode(j[None, :T])), np.float32)[0])
     rows["autoencoder reconstructions of the real clips"] = score(recon, "recon")
-    rows["real test clips, cleaned"] = score([clean_motion(j) for j in real], "real cleaned")
+    rows[f"{real_name}, cleaned"] = score([clean_motion(j) for j in real], "real cleaned")
     from coamd.sampling.skeleton_projection import project_motion
 
     modes = (False, True) if guided_rows else (False,)
@@ -101,14 +135,16 @@ def measure_generation_quality(engine, dataset: str = "data/processed", clips: i
                 name = f"{'guided' if guided else 'unguided'}, captions {fam}"
                 if conditioning == "understood":
                     name += ", understood"
-                rows[f"{name}, raw"] = score(motions, fam, sec)
+                asked = seen if fam == "A-D" else held
+                rows[f"{name}, raw"] = score(motions, fam, sec, asked)
                 t0 = time.perf_counter()
                 cleaned = [clean_motion(m) for m in motions]
                 ms_per_frame = 1000 * (time.perf_counter() - t0) / sum(len(m) for m in motions)
-                rows[f"{name}, cleaned"] = {**score(cleaned, fam, sec), "cleanup_ms_per_frame": ms_per_frame}
-                rows[f"{name}, runtime (cleaned + skeleton)"] = score([project_motion(m)[0] for m in cleaned], fam, sec)
+                rows[f"{name}, cleaned"] = {**score(cleaned, fam, sec, asked), "cleanup_ms_per_frame": ms_per_frame}
+                rows[f"{name}, runtime (cleaned + skeleton)"] = score([project_motion(m)[0] for m in cleaned], fam, sec,
+                                                                     asked)
     bar.close()
-    real = rows["real test clips"]
+    real = rows[real_name]
     for r in rows.values():
         r["skate_ratio_vs_real"] = r["skate_speed"] / max(real["skate_speed"], 1e-9)
         r["jitter_ratio_vs_real"] = r["jitter"] / max(real["jitter"], 1e-9)
@@ -118,7 +154,9 @@ def measure_generation_quality(engine, dataset: str = "data/processed", clips: i
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--clips", type=int, default=96, help="test clips (default: 96)")
+    p.add_argument("--clips", type=int, default=96, help="clips of the split (default: 96)")
+    p.add_argument("--split", choices=("test", "val"), default="test",
+                   help="dataset split of the clips (default: test; val to choose settings without the test split)")
     p.add_argument("--seed", type=int, default=0, help="seed of the clip/caption choice and sampling (default: 0)")
     p.add_argument("--dataset", default="data/processed", help="processed dataset (default: data/processed)")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped one)")
@@ -137,6 +175,8 @@ def main(argv=None) -> int:
     p.add_argument("--conditioning", choices=("both", "raw", "understood"), default="both",
                    help="generate from the captions as written (raw), from the runtime's understanding of "
                         "them (understood, the server's default), or both (default)")
+    p.add_argument("--no-evaluator", action="store_true",
+                   help="skip the independent evaluator's FID, R-precision and content")
     p.add_argument("--json", default=None, help="write the rows here as JSON")
     p.add_argument("--quiet", action="store_true")
     a = p.parse_args(argv)
@@ -150,24 +190,32 @@ def main(argv=None) -> int:
                                       guidance_scale=a.guidance_scale,
                                       temperature=a.temperature, order=a.order).items() if v is not None}
     eng = load_engine(backend=a.backend, checkpoint=a.checkpoint, dataset=a.dataset)
+    evaluator = None
+    if not a.no_evaluator:
+        from coamd.evaluation.evaluator import load_evaluator
+
+        evaluator = load_evaluator()
     t = time.perf_counter()
     rows = measure_generation_quality(eng, a.dataset, a.clips, a.seed, progress=not a.quiet,
                                       guided_rows=not a.unguided_only,
                                       conditionings=("raw", "understood") if a.conditioning == "both" else (a.conditioning,),
-                                      **settings)
-    print(f"| rows ({a.clips} test clips, {eng.backend_name}, {platform.machine()} "
+                                      split=a.split, evaluator=evaluator, **settings)
+    print(f"| rows ({a.clips} {a.split} clips, {eng.backend_name}, {platform.machine()} "
           f"{torch.get_num_threads()} threads, settings {settings or 'defaults'}) | content top-1 | style top-1 "
-          f"| foot skating m/s (x real) | jitter m/s^3 (x real) | hips travel m | s/motion |")
-    print("|---|---|---|---|---|---|---|")
+          f"| foot skating m/s (x real) | jitter m/s^3 (x real) | hips travel m | s/motion "
+          f"| evaluator: FID / R@1 / content |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
+        ev = (f"{r['fid']:.3f} / {r['r_top1']:.3f} / {100 * r['evaluator_content_acc']:.1f} %" if "fid" in r else "-")
         print(f"| {name} | {100 * r['content_acc']:.1f} % | {100 * r['style_acc']:.1f} % | "
               f"{r['skate_speed']:.3f} ({r['skate_ratio_vs_real']:.2f}x) | {r['jitter']:.1f} "
-              f"({r['jitter_ratio_vs_real']:.2f}x) | {r['travel_m']:.2f} | {r.get('seconds_per_motion', float('nan')):.2f} |")
+              f"({r['jitter_ratio_vs_real']:.2f}x) | {r['travel_m']:.2f} | {r.get('seconds_per_motion', float('nan')):.2f} "
+              f"| {ev} |")
     cost = [r["cleanup_ms_per_frame"] for r in rows.values() if "cleanup_ms_per_frame" in r]
     print(f"foot-contact cleanup: {np.mean(cost):.3f} ms per frame (one core, Python); total {time.perf_counter() - t:.0f} s")
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"settings": settings, "clips": a.clips, "seed": a.seed,
+        Path(a.json).write_text(json.dumps({"settings": settings, "split": a.split, "clips": a.clips, "seed": a.seed,
                                             "backend": eng.backend_name, "rows": rows}, indent=2))
     return 0
 

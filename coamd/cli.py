@@ -372,7 +372,8 @@ def _cmd_generate(a: argparse.Namespace) -> None:
     _check_outputs(("--out", a.out), ("--bvh", a.bvh), ("--gif", a.gif), ("--glb", a.glb))  # before the models load
     req = GenerationRequest(text=a.text, duration_s=a.duration, seed=a.seed, cfg_scale=a.cfg_scale,
                             iterations=a.iterations, ode_steps=a.ode_steps, solver=a.solver, order=a.order,
-                            guidance=not a.no_guidance, guidance_scale=a.guidance_scale,
+                            guidance=not a.no_guidance,
+                            **({} if a.guidance_scale is None else {"guidance_scale": a.guidance_scale}),
                             temperature=a.temperature, cleanup=not a.no_cleanup, skeleton=a.skeleton)
     try:
         req.validate(60)  # cheap checks before loading models (the sampler checks again)
@@ -466,7 +467,8 @@ def _add_generate(sub) -> None:
     p.add_argument("--duration", type=float, default=4.0, help="seconds, up to 12 (default: 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed: same seed and settings, same motion (default: 0)")
     p.add_argument("--no-guidance", action="store_true", help="skip recognizer guidance (faster)")
-    p.add_argument("--guidance-scale", type=float, default=1.0, help="gamma of the guidance step (default: 1)")
+    p.add_argument("--guidance-scale", type=float, default=None,
+                   help="gamma of the guidance step (default: the sampler's, 2)")
     p.add_argument("--cfg-scale", type=float, default=3.0, help="classifier-free guidance scale, 1 = off (default: 3)")
     p.add_argument("--iterations", type=int, default=8, help="masked autoregressive iterations (default: 8)")
     p.add_argument("--ode-steps", type=int, default=8, help="fixed ODE steps per iteration (default: 8)")

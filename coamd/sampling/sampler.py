@@ -114,7 +114,9 @@ class GenerationRequest:
     max_tokens * 0.2 s); seed: int; cfg_scale: classifier-free guidance scale (1 = off);
     iterations: masked autoregressive iterations K; ode_steps: N fixed ODE steps per iteration;
     solver: ``euler`` or ``heun``; order: ``random`` or ``left_to_right``; guidance: recognizer
-    guidance on/off; guidance_scale: gamma of eq. 8; guidance_weights: w_k of eq. 6;
+    guidance on/off; guidance_scale: gamma of eq. 8 (default 2: chosen on the free-phrasing dev
+    split and the validation clips, ``benchmarks/results/guidance_scale_dev.md``); guidance_weights:
+    w_k of eq. 6;
     edit: frames to keep (:class:`Edit`) or None; temperature: scale of the starting noise of the
     flow ODE (the diffusion head's temperature tau of MAR, Li et al. 2024; 1 = the learned
     distribution, < 1 trades diversity for cleaner samples), in (0, 2]; cleanup: the causal
@@ -136,7 +138,7 @@ class GenerationRequest:
     solver: str = "euler"
     order: str = "random"
     guidance: bool = True
-    guidance_scale: float = 1.0
+    guidance_scale: float = 2.0
     guidance_weights: dict | None = None
     edit: Edit | EditSpec | None = None
     temperature: float = 1.0
