@@ -190,6 +190,19 @@ def _cmd_session(a: argparse.Namespace) -> None:
         raise CLIError(f"the server at {a.server} broke the stream contract: {exc}", status=1) from exc
 
 
+def _cmd_capabilities(a: argparse.Namespace) -> None:
+    import grpc
+
+    from coamd.client.cli import describe_rpc_error, run_capabilities
+
+    try:
+        run_capabilities(a)
+    except (ValueError, OSError) as exc:
+        raise CLIError(_one_line(exc)) from exc
+    except grpc.RpcError as exc:
+        raise CLIError(describe_rpc_error(exc, a.server, a.timeout), status=1) from exc
+
+
 def _add_server(sub) -> None:
     p = sub.add_parser("serve", help="run the gRPC motion server",
                        description="Serve coamd.v1.MotionService (proto/coamd/v1/motion.proto) with "
@@ -261,6 +274,14 @@ def _add_server(sub) -> None:
                        "input closes the session; the whole motion is saved at the end.")
     add_session_arguments(q)
     q.set_defaults(func=_cmd_session)
+    from coamd.client.cli import add_capabilities_arguments
+
+    c = sub.add_parser("capabilities", help="what a running server's model knows",
+                       description="Ask `coamd serve` (GetCapabilities) which actions and styles its model "
+                       "was trained on, with training-clip counts, sides and the styles each action was "
+                       "recorded in, and the duration range.")
+    add_capabilities_arguments(c)
+    c.set_defaults(func=_cmd_capabilities)
 
 
 # ----------------------------------------------------------------------------- train

@@ -286,8 +286,8 @@ def _world(local, parents):
 
 
 def test_version_3_abi_and_readers_against_the_server(native, nclient):
-    assert native.ABI_VERSION == 4 and native.VERSION == "0.3.0"
-    assert native.BUILD_INFO.startswith("coamd_client 0.3.0 (ABI 4; gRPC ")
+    assert native.ABI_VERSION == 5 and native.VERSION == "0.4.0"
+    assert native.BUILD_INFO.startswith("coamd_client 0.4.0 (ABI 5; gRPC ")
     s = _native_motion(nclient, native, "a person walks forward", 6, 1.6)
     n = s.info()["total_frames"]
     a, b = s.reader("Hero", 0.0), s.reader()
@@ -367,12 +367,15 @@ def test_capabilities_equal_the_python_clients(native, nclient, py_client):
     for mine, theirs in zip(caps["actions"] + caps["styles"], ref["actions"] + ref["styles"]):
         assert mine["label"] == theirs["label"] and mine["side"] == theirs["side"]
         assert mine["training_clips"] == theirs["training_clips"]
+        assert mine["recorded_with"] == theirs["recorded_with"]     # ABI 5: coamd_client_pair_clips
         assert mine["description"] == theirs["description"][:255] or theirs["description"].startswith(
             mine["description"])
     for k in ("min_duration_s", "max_duration_s", "fps", "max_text_chars", "rare_below_clips"):
         assert caps[k] == pytest.approx(ref[k]), k
     assert caps["min_duration_s"] < caps["max_duration_s"] and caps["fps"] == native.FPS
     assert any(a["training_clips"] > 0 for a in caps["actions"])
+    wave = next(a for a in caps["actions"] if a["label"] == "wave-right-hand")
+    assert wave["recorded_with"] and "angry" not in wave["recorded_with"]
     assert nclient.capabilities() == caps  # cached, same answer
 
 

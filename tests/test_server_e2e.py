@@ -9,6 +9,7 @@ RESOURCE_EXHAUSTED. Requests use few iterations so the file stays fast on a 2-co
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -463,6 +464,36 @@ def test_capabilities_list_the_trained_vocabulary(client, dataset):
     assert walk["training_clips"] == sum(1 for c in dataset.split("train") if c.content == "walk" and not c.mirrored)
     assert next(a for a in caps["actions"] if a["label"] == "wave-left-hand")["side"] == "left"
     assert caps["min_duration_s"] == pytest.approx(0.4) and caps["max_duration_s"] >= 10 and caps["fps"] == 20
+    # which styles each action was recorded in: the train split's source clips of every pair
+    pairs = {}
+    for c in dataset.split("train"):
+        if not c.mirrored:
+            pairs[c.content, c.style] = pairs.get((c.content, c.style), 0) + 1
+    for a in caps["actions"]:
+        assert a["recorded_with"] == {s: n for (ca, s), n in pairs.items() if ca == a["label"]}, a["label"]
+        assert sum(a["recorded_with"].values()) == a["training_clips"]
+    for st in caps["styles"]:
+        assert st["recorded_with"] == {ca: n for (ca, s), n in pairs.items() if s == st["label"]}, st["label"]
+    wave = next(a for a in caps["actions"] if a["label"] == "wave-right-hand")
+    assert "angry" not in wave["recorded_with"] and wave["recorded_with"]["elderly"] > 0
+    assert "angry" in next(a for a in caps["actions"] if a["label"] == "walk")["recorded_with"]
+
+
+def test_capabilities_cli(server):
+    proc = subprocess.run([COAMD, "capabilities", "--server", server.target], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    wave = next(line for line in proc.stdout.splitlines() if line.strip().startswith("wave-right-hand "))
+    assert "[right]" in wave and "recorded" in wave and "elderly" in wave and "angry" not in wave, wave
+    assert "(rare)" in next(line for line in proc.stdout.splitlines() if line.strip().startswith("kick "))
+    as_json = subprocess.run([COAMD, "capabilities", "--server", server.target, "--json"], capture_output=True,
+                             text=True, timeout=120)
+    caps = json.loads(as_json.stdout)
+    walk = next(a for a in caps["actions"] if a["label"] == "walk")
+    assert walk["recorded_with"]["angry"] > 0 and sum(walk["recorded_with"].values()) == walk["training_clips"]
+    down = subprocess.run([COAMD, "capabilities", "--server", "127.0.0.1:1", "--timeout", "2"], capture_output=True,
+                          text=True, timeout=60)
+    assert down.returncode == 1 and "UNAVAILABLE" in down.stderr and "Traceback" not in down.stderr, down.stderr
 
 
 def test_every_generation_says_how_its_text_was_understood(client):

@@ -203,6 +203,22 @@ def test_a_style_never_recorded_with_the_action_is_not_asked_of_the_generator(st
     assert wave.note == "'angry' was never recorded with wave-right-hand; the motion is wave-right-hand without that style"
 
 
+def test_capabilities_name_the_pairs_the_runtime_generates(stage):
+    """``vocabulary.json`` (GetCapabilities' ``recorded_with``) and the shipped stage hold the same
+    pair counts, so an engine that offers only listed styles never gets a style left out."""
+    from coamd.data.vocabulary import load_vocabulary
+    from coamd.paths import DEFAULT_CHECKPOINT
+
+    vocab = load_vocabulary(DEFAULT_CHECKPOINT)
+    rare = vocab["rare_below_clips"]
+    for a in vocab["actions"]:
+        row = stage.pair_clips[stage.contents.index(a["label"])]
+        assert a["recorded_with"] == {st: int(n) for st, n in zip(stage.styles, row) if n > 0}, a["label"]
+        for st in stage.styles[:-1]:
+            listed = st in a["recorded_with"] or a["training_clips"] < rare
+            assert stage.recorded(a["label"], st) == listed, (a["label"], st)
+
+
 def test_side_words():
     from coamd.models.understanding import named_sides, side_variant
 

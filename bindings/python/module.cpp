@@ -377,7 +377,8 @@ class Client {
   }
 
   // {"actions": [dict], "styles": [dict], "min_duration_s", "max_duration_s", "fps", "max_text_chars",
-  //  "rare_below_clips"}; each action/style: label, description, training_clips, side.
+  //  "rare_below_clips"}; each action/style: label, description, training_clips, side, recorded_with
+  //  ({style: clips} for an action, {action: clips} for a style; coamd_client_pair_clips).
   py::dict capabilities() {
     coamd_capabilities caps;
     caps.struct_size = sizeof(caps);
@@ -387,21 +388,34 @@ class Client {
     for (auto& a : actions) a.struct_size = sizeof(a);
     for (auto& a : styles) a.struct_size = sizeof(a);
     check(coamd_client_capabilities(c_, &caps, actions.data(), caps.num_actions, styles.data(), caps.num_styles));
-    auto list = [](const std::vector<coamd_capability>& v) {
+    int32_t num_pairs = 0;
+    check(coamd_client_pair_clips(c_, nullptr, 0, &num_pairs));
+    std::vector<uint32_t> pairs(static_cast<size_t>(num_pairs));
+    check(coamd_client_pair_clips(c_, pairs.data(), num_pairs, &num_pairs));
+    const size_t ns = styles.size();
+    // row-major pairs[a * ns + s]; for styles (by_action false) read down a column
+    auto list = [&](const std::vector<coamd_capability>& v, const std::vector<coamd_capability>& other, bool by_action) {
       py::list out;
-      for (const auto& a : v) {
+      for (size_t i = 0; i < v.size(); ++i) {
+        const auto& a = v[i];
         py::dict d;
         d["label"] = std::string(a.label);
         d["description"] = std::string(a.description);
         d["training_clips"] = a.training_clips;
         d["side"] = std::string(a.side);
+        py::dict rec;
+        for (size_t j = 0; j < other.size(); ++j) {
+          const uint32_t n = by_action ? pairs[i * ns + j] : pairs[j * ns + i];
+          if (n > 0) rec[py::str(std::string(other[j].label))] = n;
+        }
+        d["recorded_with"] = rec;
         out.append(d);
       }
       return out;
     };
     py::dict d;
-    d["actions"] = list(actions);
-    d["styles"] = list(styles);
+    d["actions"] = list(actions, styles, true);
+    d["styles"] = list(styles, actions, false);
     d["min_duration_s"] = caps.min_duration_s;
     d["max_duration_s"] = caps.max_duration_s;
     d["fps"] = caps.fps;
@@ -519,7 +533,7 @@ PYBIND11_MODULE(coamd_native, m) {
            py::arg("lookahead_s") = 0.f, py::arg("root_motion") = 0, py::arg("buffering_delay_s") = 0.2f,
            py::arg("history_frames") = 0, "Open a Session (endless motion steered by instruct()); returns at once.")
       .def("capabilities", &Client::capabilities,
-           "Actions and styles (label, description, training_clips, side) and the duration range.");
+           "Actions and styles (label, description, training_clips, side, recorded_with) and the duration range.");
 
   m.def("convert_positions", [](F32 p, int from, int to) {
     if (p.ndim() < 1 || p.shape(p.ndim() - 1) != 3) throw py::value_error("positions must end in an axis of 3");

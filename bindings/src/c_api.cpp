@@ -647,6 +647,28 @@ int coamd_client_capabilities(coamd_client* client, coamd_capabilities* caps, co
   });
 }
 
+int coamd_client_pair_clips(coamd_client* client, uint32_t* counts, int32_t counts_len, int32_t* num_pairs) {
+  COAMD_REQUIRE(client, "client is NULL");
+  COAMD_REQUIRE(num_pairs, "num_pairs is NULL");
+  COAMD_REQUIRE(counts_len >= 0, "counts_len must be >= 0");
+  COAMD_REQUIRE(counts || counts_len == 0, "counts is NULL with counts_len > 0");
+  return guarded([&] {
+    const coamd::Capabilities& c = client->impl->capabilities();
+    const size_t styles = c.styles.size();
+    *num_pairs = static_cast<int32_t>(c.actions.size() * styles);
+    const size_t n = std::min<size_t>(static_cast<size_t>(*num_pairs), static_cast<size_t>(counts_len));
+    if (n > 0) std::fill(counts, counts + n, 0u);
+    for (size_t a = 0; a < c.actions.size(); ++a) {
+      for (const auto& pair : c.actions[a].recorded_with) {
+        for (size_t s = 0; s < styles; ++s) {
+          if (c.styles[s].label == pair.first && a * styles + s < n) counts[a * styles + s] = pair.second;
+        }
+      }
+    }
+    return static_cast<int>(COAMD_OK);
+  });
+}
+
 int coamd_stream_interpretation(coamd_stream* stream, coamd_interpretation* out) {
   COAMD_REQUIRE(stream, "stream is NULL");
   COAMD_REQUIRE(out, "out is NULL");

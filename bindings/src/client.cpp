@@ -239,7 +239,11 @@ const Capabilities& Client::capabilities() {
   if (!st.ok()) throw Error(COAMD_ERR_RPC, "GetCapabilities failed: " + status_text(st));
   auto out = std::make_unique<Capabilities>();
   auto copy = [](const google::protobuf::RepeatedPtrField<v1::Capability>& in, std::vector<Capability>& to) {
-    for (const v1::Capability& x : in) to.push_back(Capability{x.label(), x.description(), x.side(), x.training_clips()});
+    for (const v1::Capability& x : in) {
+      Capability cap{x.label(), x.description(), x.side(), x.training_clips(), {}};
+      for (const v1::LabelCount& r : x.recorded_with()) cap.recorded_with.emplace_back(r.label(), r.training_clips());
+      to.push_back(std::move(cap));
+    }
   };
   copy(c.actions(), out->actions);
   copy(c.styles(), out->styles);

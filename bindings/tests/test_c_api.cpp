@@ -48,6 +48,11 @@ TEST(CApi, NullArgumentsAreRejectedWithAMessage) {
   float buf[3] = {0, 0, 0};
   EXPECT_EQ(coamd_convert_positions(buf, 1, 0, 7, buf), COAMD_ERR_INVALID_ARGUMENT);
   EXPECT_NE(std::string(coamd_last_error()).find("coords"), std::string::npos);
+  int32_t pairs = -1;
+  uint32_t counts[4] = {0, 0, 0, 0};
+  EXPECT_EQ(coamd_client_pair_clips(nullptr, counts, 4, &pairs), COAMD_ERR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(coamd_last_error()).find("client"), std::string::npos);
+  EXPECT_EQ(pairs, -1) << "nothing written on a rejected call";
 }
 
 TEST(CApi, StructSizeGuardsTheAbi) {
@@ -66,13 +71,13 @@ TEST(CApi, StructSizeGuardsTheAbi) {
 }
 
 TEST(CApi, VersionStringsNameTheLibraryAndItsDependencies) {
-  EXPECT_EQ(coamd_abi_version(), 4);
+  EXPECT_EQ(coamd_abi_version(), 5);
   EXPECT_STREQ(coamd_version(), COAMD_VERSION_STRING);
   const std::string v = coamd_version();
   EXPECT_EQ(v, std::to_string(COAMD_VERSION_MAJOR) + "." + std::to_string(COAMD_VERSION_MINOR) + "." +
                    std::to_string(COAMD_VERSION_PATCH));
   const std::string info = coamd_build_info();
-  EXPECT_EQ(info.rfind("coamd_client " + v + " (ABI 4; gRPC 1.", 0), 0u) << info;
+  EXPECT_EQ(info.rfind("coamd_client " + v + " (ABI 5; gRPC 1.", 0), 0u) << info;
   EXPECT_NE(info.find("; protobuf 3."), std::string::npos) << info;
 }
 

@@ -107,11 +107,14 @@ def summary_dict(summary) -> dict:
 
 def capabilities_dict(c) -> dict:
     """``Capabilities`` -> dict: ``actions``/``styles`` lists of dicts (label, description,
-    training_clips, side), ``min_duration_s``, ``max_duration_s``, ``fps``, ``max_text_chars``,
-    ``rare_below_clips``."""
+    training_clips, side, recorded_with), ``min_duration_s``, ``max_duration_s``, ``fps``,
+    ``max_text_chars``, ``rare_below_clips``. ``recorded_with``: {style: training clips} of the
+    styles an action was recorded in (for a style: {action: clips}); an action with at least
+    ``rare_below_clips`` clips is never generated in a style missing there."""
     def entries(xs):
         return [{"label": x.label, "description": x.description, "training_clips": x.training_clips,
-                 "side": x.side} for x in xs]
+                 "side": x.side, "recorded_with": {r.label: r.training_clips for r in x.recorded_with}}
+                for x in xs]
     return {"actions": entries(c.actions), "styles": entries(c.styles), "min_duration_s": c.min_duration_s,
             "max_duration_s": c.max_duration_s, "fps": c.fps, "max_text_chars": c.max_text_chars,
             "rare_below_clips": c.rare_below_clips}

@@ -1,4 +1,6 @@
-"""``coamd request``: generate one motion from a running server and save it (npz, optional BVH/GIF).
+"""``coamd request``: generate one motion from a running server and save it (npz, optional BVH/GIF);
+``coamd session``: an endless motion steered line by line; ``coamd capabilities``: what the
+server's model knows.
 
 Errors: the arguments (output paths, ``--tls-ca``) are checked before connecting and raise
 ValueError or OSError; a failed call raises ``grpc.RpcError``, which :func:`describe_rpc_error`
@@ -89,6 +91,51 @@ def run_request(a: argparse.Namespace) -> dict:
     return s
 
 
+def add_capabilities_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--server", default="127.0.0.1:50051", help="HOST:PORT of `coamd serve` (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON instead of a table")
+    p.add_argument("--token", default=None, help="bearer token, if the server wants one")
+    p.add_argument("--tls-ca", default=None, help="PEM certificate to trust; turns TLS on")
+    p.add_argument("--timeout", type=float, default=10.0, help="deadline for the call in seconds (default: %(default)s)")
+
+
+def describe_capabilities(caps: dict) -> str:
+    """GetCapabilities for people (``caps`` as :func:`coamd.client.capabilities_dict`): one line
+    per action with its training clips, side and the styles it was recorded in (clips per pair),
+    then the styles, the duration range and which actions are rare."""
+    rare = caps["rare_below_clips"]
+    lines = [f"{len(caps['actions'])} actions (training clips, mirrored copies not counted; "
+             f"fewer than {rare}: followed less reliably):"]
+    width = max(len(a["label"]) for a in caps["actions"]) if caps["actions"] else 0
+    for a in caps["actions"]:
+        rec = ", ".join(f"{k} {v}" for k, v in sorted(a.get("recorded_with", {}).items(), key=lambda kv: -kv[1]))
+        side = f" [{a['side']}]" if a["side"] else ""
+        tag = " (rare)" if a["training_clips"] < rare else ""
+        lines.append(f"  {a['label']:<{width}} {a['training_clips']:>4}{tag}{side}"
+                     + (f"  recorded {rec}" if rec else ""))
+    lines.append(f"{len(caps['styles'])} styles: " + ", ".join(f"{s['label']} {s['training_clips']}" for s in caps["styles"]))
+    lines.append(f"a style not recorded with an action of {rare} or more clips is left out of that action's "
+                 f"motion (the response's note says so)")
+    lines.append(f"durations {caps['min_duration_s']:g}-{caps['max_duration_s']:g} s at {caps['fps']:g} fps; "
+                 f"texts up to {caps['max_text_chars']} characters")
+    return "\n".join(lines)
+
+
+def run_capabilities(a: argparse.Namespace) -> dict:
+    """Run ``coamd capabilities``: print what the server's model knows (a table, or JSON with
+    ``--json``) and return it. Raises ValueError for an unusable ``--tls-ca``, grpc.RpcError when
+    the call fails."""
+    import json
+
+    from coamd.client import MotionClient
+
+    _check_tls_ca(a.tls_ca)
+    with MotionClient(a.server, token=a.token, tls_ca=a.tls_ca) as client:
+        caps = client.capabilities(timeout=a.timeout)
+    print(json.dumps(caps, indent=1) if a.json else describe_capabilities(caps))
+    return caps
+
+
 def check_request_arguments(a: argparse.Namespace) -> None:
     """Output paths writable and ``--tls-ca`` a readable PEM certificate, before any call.
     Raises ValueError (bad value) or OSError (OutputPathError, unreadable file)."""
@@ -101,8 +148,13 @@ def check_request_arguments(a: argparse.Namespace) -> None:
         if Path(path).suffix.lower() not in exts:
             raise ValueError(f"{option} must end in {' or '.join(exts)}, got {path}")
         check_output_path(path, option)
-    if a.tls_ca:
-        ca = Path(a.tls_ca)
+    _check_tls_ca(a.tls_ca)
+
+
+def _check_tls_ca(path: str | None) -> None:
+    """``--tls-ca`` a readable PEM certificate (or None). Raises ValueError or OSError."""
+    if path:
+        ca = Path(path)
         if not ca.is_file():
             raise ValueError(f"--tls-ca {ca} does not exist" if not ca.exists() else f"--tls-ca {ca} is not a file")
         try:

@@ -8,10 +8,14 @@ by ``python -m coamd.data.vocabulary --dataset data/processed --out DIR``), so a
 ``GetCapabilities`` without the dataset and without torch.
 
 File format (JSON): ``{"actions": [{"label", "description", "training_clips",
-"training_clips_with_mirrors", "side"}...], "styles": [...same keys, side ""...],
-"rare_below_clips": 15, "source": "<dataset folder name>"}``; ``training_clips`` counts
+"training_clips_with_mirrors", "side", "recorded_with"}...], "styles": [...same keys, side
+""...], "rare_below_clips": 15, "source": "<dataset folder name>"}``; ``training_clips`` counts
 source clips of the train split (mirrored copies not counted; a mirrored copy of a sided clip
-counts for the other side under ``training_clips_with_mirrors``).
+counts for the other side under ``training_clips_with_mirrors``). ``recorded_with`` maps, for an
+action, each style it was recorded in to its training clips of that pair (for a style: each
+action recorded in it), mirrored copies not counted, pairs without a clip left out. An action
+with at least ``rare_below_clips`` clips and no clip in a style is never generated in that style:
+the runtime leaves the style out and says so (``coamd.models.understanding``).
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ def build_vocabulary(dataset: str | Path) -> dict:
     labels = json.loads((root / "labels.json").read_text())
     counts = {k: collections.Counter() for k in ("content", "style")}
     mirrored = {k: collections.Counter() for k in ("content", "style")}
+    pairs = collections.Counter()
     for c in clips:
         if c.get("split") != "train":
             continue
@@ -51,12 +56,21 @@ def build_vocabulary(dataset: str | Path) -> dict:
             mirrored[kind][c[kind]] += 1
             if not c.get("mirrored", False):
                 counts[kind][c[kind]] += 1
+        if not c.get("mirrored", False):
+            pairs[c["content"], c["style"]] += 1
 
     def entries(kind: str) -> list[dict]:
         names, texts = labels[f"{kind}s"], labels[f"{kind}_texts"]
+        other = labels["styles" if kind == "content" else "contents"]
+
+        def pair(n: str, o: str) -> int:
+            return int(pairs[(n, o) if kind == "content" else (o, n)])
+
         return [{"label": n, "description": t, "training_clips": int(counts[kind][n]),
                  "training_clips_with_mirrors": int(mirrored[kind][n]),
-                 "side": label_side(n) if kind == "content" else ""} for n, t in zip(names, texts)]
+                 "side": label_side(n) if kind == "content" else "",
+                 "recorded_with": {o: pair(n, o) for o in other if pair(n, o) > 0}}
+                for n, t in zip(names, texts)]
 
     return {"actions": entries("content"), "styles": entries("style"), "rare_below_clips": RARE_BELOW_CLIPS,
             "source": root.name}

@@ -237,7 +237,9 @@ class MotionService(pb_grpc.MotionServiceServicer):
 
         def caps(entries):
             return [pb.Capability(label=e["label"], description=e.get("description", ""),
-                                  training_clips=int(e.get("training_clips", 0)), side=e.get("side", ""))
+                                  training_clips=int(e.get("training_clips", 0)), side=e.get("side", ""),
+                                  recorded_with=[pb.LabelCount(label=k, training_clips=int(v))
+                                                 for k, v in e.get("recorded_with", {}).items()])
                     for e in entries]
 
         return pb.Capabilities(actions=caps(vocab["actions"]), styles=caps(vocab["styles"]),

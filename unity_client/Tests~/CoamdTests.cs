@@ -123,9 +123,9 @@ namespace CoAMD.Tests
         [Test]
         public void VersionsOfTheLoadedLibrary()
         {
-            Assert.AreEqual(4, CoamdLibrary.AbiVersion);
-            Assert.AreEqual("0.3.0", CoamdLibrary.Version);
-            StringAssert.StartsWith("coamd_client 0.3.0 (ABI 4; gRPC ", CoamdLibrary.BuildInfo);
+            Assert.AreEqual(5, CoamdLibrary.AbiVersion);
+            Assert.AreEqual("0.4.0", CoamdLibrary.Version);
+            StringAssert.StartsWith("coamd_client 0.4.0 (ABI 5; gRPC ", CoamdLibrary.BuildInfo);
         }
 
         [Test]

@@ -112,6 +112,35 @@ namespace CoAMD.Tests
         }
 
         [Test]
+        public void CapabilitiesSayWhichStylesEachActionWasRecordedIn()
+        {
+            Capabilities c = _client.GetCapabilities();
+            CapabilityInfo wave = null, walk = null;
+            foreach (CapabilityInfo a in c.Actions)
+            {
+                if (a.Label == "wave-right-hand") wave = a;
+                if (a.Label == "walk") walk = a;
+                int sum = 0;
+                foreach (var kv in a.RecordedWith)
+                {
+                    Assert.AreEqual(kv.Value, c.PairClips(a.Label, kv.Key), a.Label + " " + kv.Key);
+                    sum += kv.Value;
+                }
+                Assert.AreEqual(a.TrainingClips, sum, a.Label);   // every training clip has one style
+            }
+            Assert.IsNotNull(wave);
+            Assert.Greater(wave.RecordedWith["elderly"], 0);
+            Assert.IsFalse(wave.RecordedWith.ContainsKey("angry"));
+            Assert.IsFalse(c.GeneratesStyle("wave-right-hand", "angry"));   // left out, with a note
+            Assert.IsTrue(c.GeneratesStyle("wave-right-hand", "elderly"));
+            Assert.IsTrue(c.GeneratesStyle("walk", "angry"));
+            Assert.AreEqual(walk.RecordedWith["angry"], c.PairClips("walk", "angry"));
+            foreach (CapabilityInfo st in c.Styles)
+                foreach (var kv in st.RecordedWith)
+                    Assert.AreEqual(kv.Value, c.PairClips(kv.Key, st.Label), st.Label + " " + kv.Key);
+        }
+
+        [Test]
         public void InterpretationAndInPlaceRootMotionOfAStream()
         {
             MotionRequest r = Util.Fast(2f, 8, Coords.Unity);

@@ -46,6 +46,8 @@ struct Interpretation {
 struct Capability {
   std::string label, description, side;
   uint32_t training_clips = 0;
+  // styles an action was recorded in (for a style: the actions), with training clips per pair
+  std::vector<std::pair<std::string, uint32_t>> recorded_with;
 };
 
 struct Capabilities {

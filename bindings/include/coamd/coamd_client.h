@@ -61,12 +61,13 @@ extern "C" {
  * 4: capabilities (coamd_client_capabilities), the server's interpretation of a text
  *    (coamd_stream_interpretation, coamd_stream_info's tail), coamd_request's text_conditioning,
  *    skeleton and root_motion, per-frame root motion in coamd_frame_info (root_velocity, heading),
- *    sessions (coamd_session_*: an endless motion steered by new instructions). */
-#define COAMD_ABI_VERSION 4
+ *    sessions (coamd_session_*: an endless motion steered by new instructions).
+ * 5: which styles each action was recorded in (coamd_client_pair_clips). */
+#define COAMD_ABI_VERSION 5
 #define COAMD_VERSION_MAJOR 0
-#define COAMD_VERSION_MINOR 3
+#define COAMD_VERSION_MINOR 4
 #define COAMD_VERSION_PATCH 0
-#define COAMD_VERSION_STRING "0.3.0"
+#define COAMD_VERSION_STRING "0.4.0"
 #define COAMD_NUM_JOINTS 21
 #define COAMD_FPS 20.0f
 
@@ -502,6 +503,18 @@ COAMD_API int coamd_client_capabilities(coamd_client* client, coamd_capabilities
 /* How the server understood the stream's text (from its summary); COAMD_ERR_NOT_FOUND until the
  * summary has arrived (or when the server sent none). */
 COAMD_API int coamd_stream_interpretation(coamd_stream* stream, coamd_interpretation* out);
+
+/* ---- version 5: recorded (action, style) pairs ---- */
+/* Training-split clips of every (action, style) pair: counts[a * num_styles + s] for the a-th
+ * action and the s-th style in coamd_client_capabilities' order (mirrored copies not counted).
+ * 0: the dataset never recorded that action in that style; for an action with at least
+ * rare_below_clips clips, a request for the pair gets the action without the style and the
+ * interpretation's note says so, so an engine UI can offer only the styles recorded with an
+ * action. *num_pairs (required) is set to num_actions * num_styles; counts may be NULL with
+ * counts_len 0 (size query), else its first min(counts_len, *num_pairs) entries are written. All
+ * zero when the server's checkpoint carries no pair counts. Cached with the capabilities. */
+COAMD_API int coamd_client_pair_clips(coamd_client* client, uint32_t* counts, int32_t counts_len,
+                                      int32_t* num_pairs);
 
 /* ---- sessions (version 4): an endless motion whose instruction changes mid-stream ---- */
 /* Defaults of the first struct_size bytes (pass sizeof): Right-handed Y-up, buffering 0.2 s,

@@ -141,7 +141,8 @@ namespace CoAMD
         }
 
         /// <summary>What the server's model knows: actions and styles with descriptions, training-clip
-        /// counts and sides, the duration range (fetched once, then cached by the native client).</summary>
+        /// counts and sides, which styles each action was recorded in, the duration range (fetched
+        /// once, then cached by the native client).</summary>
         public Capabilities GetCapabilities()
         {
             var caps = new CapabilitiesStruct { StructSize = Capabilities.StructSize };
@@ -150,7 +151,11 @@ namespace CoAMD
             var styles = Capabilities.NewArray(caps.NumStyles);
             CoamdException.Check(CoamdNative.coamd_client_capabilities(Handle, ref caps, actions, actions.Length,
                 styles, styles.Length));
-            return new Capabilities(caps, actions, styles);
+            int numPairs;
+            CoamdException.Check(CoamdNative.coamd_client_pair_clips(Handle, null, 0, out numPairs));
+            var pairs = new uint[Math.Max(0, numPairs)];
+            CoamdException.Check(CoamdNative.coamd_client_pair_clips(Handle, pairs, pairs.Length, out numPairs));
+            return new Capabilities(caps, actions, styles, pairs);
         }
 
         /// <summary>Opens a session: an endless motion whose instruction changes with

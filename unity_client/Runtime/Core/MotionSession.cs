@@ -92,6 +92,10 @@ namespace CoAMD
         public readonly int TrainingClips;
         /// <summary>"left", "right", "both" or "".</summary>
         public readonly string Side;
+        /// <summary>For an action: the styles it was recorded in; for a style: the actions recorded
+        /// in it; each with its training clips of that pair (ABI version 5). Empty when the
+        /// server's checkpoint carries no pair counts.</summary>
+        public IReadOnlyDictionary<string, int> RecordedWith { get; internal set; }
 
         internal CapabilityInfo(CapabilityStruct c)
         {
@@ -99,6 +103,7 @@ namespace CoAMD
             Description = CoamdNative.FromUtf8(c.Description, 0, c.Description.Length);
             Side = CoamdNative.FromUtf8(c.Side, 0, c.Side.Length);
             TrainingClips = (int)c.TrainingClips;
+            RecordedWith = new Dictionary<string, int>();
         }
     }
 
@@ -128,7 +133,12 @@ namespace CoAMD
             return a;
         }
 
-        internal Capabilities(CapabilitiesStruct c, CapabilityStruct[] actions, CapabilityStruct[] styles)
+        /// <summary>Training clips of each (action, style) pair, row-major in Actions x Styles order
+        /// (coamd_client_pair_clips); null when the native library predates ABI version 5.</summary>
+        readonly uint[] _pairs;
+
+        internal Capabilities(CapabilitiesStruct c, CapabilityStruct[] actions, CapabilityStruct[] styles,
+                              uint[] pairClips = null)
         {
             var a = new CapabilityInfo[Math.Min(actions.Length, c.NumActions)];
             for (int i = 0; i < a.Length; i++) a[i] = new CapabilityInfo(actions[i]);
@@ -136,11 +146,55 @@ namespace CoAMD
             for (int i = 0; i < s.Length; i++) s[i] = new CapabilityInfo(styles[i]);
             Actions = a;
             Styles = s;
+            if (pairClips != null && pairClips.Length == a.Length * s.Length)
+            {
+                _pairs = pairClips;
+                for (int i = 0; i < a.Length; i++)
+                {
+                    var byStyle = new Dictionary<string, int>();
+                    for (int j = 0; j < s.Length; j++)
+                        if (pairClips[i * s.Length + j] > 0) byStyle[s[j].Label] = (int)pairClips[i * s.Length + j];
+                    a[i].RecordedWith = byStyle;
+                }
+                for (int j = 0; j < s.Length; j++)
+                {
+                    var byAction = new Dictionary<string, int>();
+                    for (int i = 0; i < a.Length; i++)
+                        if (pairClips[i * s.Length + j] > 0) byAction[a[i].Label] = (int)pairClips[i * s.Length + j];
+                    s[j].RecordedWith = byAction;
+                }
+            }
             MinDurationSeconds = c.MinDurationS;
             MaxDurationSeconds = c.MaxDurationS;
             Fps = c.Fps;
             MaxTextChars = (int)c.MaxTextChars;
             RareBelowClips = (int)c.RareBelowClips;
+        }
+
+        /// <summary>Training clips of the (action, style) pair; 0 when never recorded or unknown.</summary>
+        public int PairClips(string action, string style)
+        {
+            if (_pairs == null) return 0;
+            int i = IndexOf(Actions, action), j = IndexOf(Styles, style);
+            return i < 0 || j < 0 ? 0 : (int)_pairs[i * Styles.Count + j];
+        }
+
+        /// <summary>Whether a request for the action in the style gets that style: false when the
+        /// action has at least RareBelowClips training clips but none in the style (the server then
+        /// generates the action without it and its interpretation's note says so). True when the
+        /// pair counts are unknown.</summary>
+        public bool GeneratesStyle(string action, string style)
+        {
+            int i = IndexOf(Actions, action);
+            if (_pairs == null || i < 0 || IndexOf(Styles, style) < 0) return true;
+            return Actions[i].TrainingClips < RareBelowClips || PairClips(action, style) > 0;
+        }
+
+        static int IndexOf(IReadOnlyList<CapabilityInfo> xs, string label)
+        {
+            for (int k = 0; k < xs.Count; k++)
+                if (xs[k].Label == label) return k;
+            return -1;
         }
     }
 

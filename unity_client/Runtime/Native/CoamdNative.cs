@@ -279,7 +279,7 @@ namespace CoAMD.Native
     public static class CoamdNative
     {
         public const string Library = "coamd_client";
-        public const int AbiVersion = 4;
+        public const int AbiVersion = 5;
         public const int NumJoints = 21;
         public const int PositionFloats = 63;
         public const int RotationFloats = 84;
@@ -389,6 +389,10 @@ namespace CoAMD.Native
                                                            [In, Out] CapabilityStruct[] styles, int stylesLen);
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int coamd_stream_interpretation(IntPtr stream, ref InterpretationStruct interpretation);
+        // ---- ABI version 5 ----
+        [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int coamd_client_pair_clips(IntPtr client, [Out] uint[] counts, int countsLen,
+                                                         out int numPairs);
 
         [DllImport(Library, CallingConvention = CallingConvention.Cdecl)]
         public static extern int coamd_session_options_init(ref SessionOptionsStruct options, int structSize);
