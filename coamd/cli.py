@@ -154,53 +154,52 @@ def _cmd_serve(a: argparse.Namespace) -> None:
         raise CLIError(str(exc)) from exc
 
 
-def _cmd_request(a: argparse.Namespace) -> None:
+def _run_client_command(a: argparse.Namespace, run, check=None, timeout: float | None = None) -> None:
+    """Run a command that talks to ``a.server``: ``check(a)`` first (a ValueError or OSError there
+    is a bad argument, exit status 2), then ``run(a)``; a failed call becomes one line naming the
+    status code (exit 2 when the server rejected the request's values, else 1), a stream that
+    breaks the contract exit 1."""
     import grpc
 
     from coamd.client import StreamError
-    from coamd.client.cli import USAGE_CODES, check_request_arguments, describe_rpc_error, run_request
+    from coamd.client.cli import USAGE_CODES, describe_rpc_error
 
     try:
-        check_request_arguments(a)
+        if check is not None:
+            check(a)
     except (ValueError, OSError) as exc:
         raise CLIError(_one_line(exc)) from exc
     try:
-        run_request(a)
+        run(a)
     except grpc.RpcError as exc:
-        msg = describe_rpc_error(exc, a.server, a.timeout)
+        msg = describe_rpc_error(exc, a.server, timeout)
         raise CLIError(msg, status=2 if msg.split(":")[0] in USAGE_CODES else 1) from exc
     except StreamError as exc:
         raise CLIError(f"the server at {a.server} broke the stream contract: {exc}", status=1) from exc
+
+
+def _cmd_request(a: argparse.Namespace) -> None:
+    from coamd.client.cli import check_request_arguments, run_request
+
+    _run_client_command(a, run_request, check_request_arguments, a.timeout)
 
 
 def _cmd_session(a: argparse.Namespace) -> None:
-    import grpc
+    from coamd.client.cli import run_session
 
-    from coamd.client import StreamError
-    from coamd.client.cli import USAGE_CODES, describe_rpc_error, run_session
+    def run(args):
+        try:
+            run_session(args)
+        except (ValueError, OSError) as exc:   # arguments and standard input are checked as they are read
+            raise CLIError(_one_line(exc)) from exc
 
-    try:
-        run_session(a)
-    except (ValueError, OSError) as exc:
-        raise CLIError(_one_line(exc)) from exc
-    except grpc.RpcError as exc:
-        msg = describe_rpc_error(exc, a.server, None)
-        raise CLIError(msg, status=2 if msg.split(":")[0] in USAGE_CODES else 1) from exc
-    except StreamError as exc:
-        raise CLIError(f"the server at {a.server} broke the stream contract: {exc}", status=1) from exc
+    _run_client_command(a, run)
 
 
 def _cmd_capabilities(a: argparse.Namespace) -> None:
-    import grpc
+    from coamd.client.cli import check_tls_ca, run_capabilities
 
-    from coamd.client.cli import describe_rpc_error, run_capabilities
-
-    try:
-        run_capabilities(a)
-    except (ValueError, OSError) as exc:
-        raise CLIError(_one_line(exc)) from exc
-    except grpc.RpcError as exc:
-        raise CLIError(describe_rpc_error(exc, a.server, a.timeout), status=1) from exc
+    _run_client_command(a, run_capabilities, lambda args: check_tls_ca(args.tls_ca), a.timeout)
 
 
 def _add_server(sub) -> None:
@@ -259,14 +258,13 @@ def _add_server(sub) -> None:
                    help="testing only: texts containing [fail-model] / [fail-guidance] make that "
                         "request's model / guidance call raise")
     p.set_defaults(func=_cmd_serve)
-    from coamd.client.cli import add_request_arguments
+    from coamd.client.cli import add_capabilities_arguments, add_request_arguments, add_session_arguments
 
     r = sub.add_parser("request", help="generate one motion from a running server",
                        description="Stream a motion from `coamd serve`, save it, and print the time to "
                        "first frame and the total latency.")
     add_request_arguments(r)
     r.set_defaults(func=_cmd_request)
-    from coamd.client.cli import add_session_arguments
 
     q = sub.add_parser("session", help="an endless motion from a running server, steered line by line",
                        description="Open a Session on `coamd serve`: the first line of standard input is "
@@ -274,7 +272,6 @@ def _add_server(sub) -> None:
                        "input closes the session; the whole motion is saved at the end.")
     add_session_arguments(q)
     q.set_defaults(func=_cmd_session)
-    from coamd.client.cli import add_capabilities_arguments
 
     c = sub.add_parser("capabilities", help="what a running server's model knows",
                        description="Ask `coamd serve` (GetCapabilities) which actions and styles its model "

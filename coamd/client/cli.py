@@ -129,7 +129,7 @@ def run_capabilities(a: argparse.Namespace) -> dict:
 
     from coamd.client import MotionClient
 
-    _check_tls_ca(a.tls_ca)
+    check_tls_ca(a.tls_ca)
     with MotionClient(a.server, token=a.token, tls_ca=a.tls_ca) as client:
         caps = client.capabilities(timeout=a.timeout)
     print(json.dumps(caps, indent=1) if a.json else describe_capabilities(caps))
@@ -148,10 +148,10 @@ def check_request_arguments(a: argparse.Namespace) -> None:
         if Path(path).suffix.lower() not in exts:
             raise ValueError(f"{option} must end in {' or '.join(exts)}, got {path}")
         check_output_path(path, option)
-    _check_tls_ca(a.tls_ca)
+    check_tls_ca(a.tls_ca)
 
 
-def _check_tls_ca(path: str | None) -> None:
+def check_tls_ca(path: str | None) -> None:
     """``--tls-ca`` a readable PEM certificate (or None). Raises ValueError or OSError."""
     if path:
         ca = Path(path)
