@@ -203,6 +203,17 @@ def test_a_style_never_recorded_with_the_action_is_not_asked_of_the_generator(st
     assert wave.note == "'angry' was never recorded with wave-right-hand; the motion is wave-right-hand without that style"
 
 
+def test_a_rare_action_is_said_to_be_rare(stage, encoder):
+    """Actions with fewer than 15 training clips (followed about half as often on the benchmark)
+    carry a note naming their clip count; frequent ones carry none."""
+    texts = ["a person kicks", "a knight swings his sword", "a person walks forward", "wave your left hand"]
+    kick, slash, walk, wave = stage.interpret(encoder.encode(texts).numpy(), texts)
+    assert (kick.content, kick.note) == ("kick", "kick was learned from only 1 training clip; the motion may not show it")
+    assert slash.content == "slash" and "only 2 training clips" in slash.note and not slash.oov
+    assert walk.note is None and wave.note is None
+    assert stage.training_clips("walk") == 163 and stage.training_clips("unsupported") is None
+
+
 def test_capabilities_name_the_pairs_the_runtime_generates(stage):
     """``vocabulary.json`` (GetCapabilities' ``recorded_with``) and the shipped stage hold the same
     pair counts, so an engine that offers only listed styles never gets a style left out."""

@@ -123,7 +123,10 @@ class Interpretation:
     16 styles and ``none``; side: ``left``/``right``/``both``/None from the content;
     oov_score: probability that the text asks for an unsupported motion, in [0, 1]; oov: the flag;
     concept: the closest known unsupported concept (``"backflip"``) or None; note: one line for
-    the user when flagged, else None.
+    the user when the text is flagged, when its style was never recorded with the action (the
+    motion is made without it), or when the action is rare (fewer than ``STYLE_GAP_MIN_CLIPS``
+    training clips: followed about half as often as the frequent ones on the free-phrasing
+    benchmark), else None.
     """
 
     text: str
@@ -182,6 +185,13 @@ class TextUnderstanding:
             return True
         row = self.pair_clips[self.contents.index(content)]
         return bool(row.sum() < STYLE_GAP_MIN_CLIPS or row[self.styles.index(style)] > 0)
+
+    def training_clips(self, content: str) -> int | None:
+        """Train-split clips of ``content`` (mirrored copies not counted), or None when the
+        parameters carry no clip counts or the label is unknown."""
+        if self.pair_clips is None or content not in self.contents[: len(self.contents) - 1]:
+            return None
+        return int(self.pair_clips[self.contents.index(content)].sum())
 
     # ------------------------------------------------------------------ persistence
     @classmethod
@@ -262,6 +272,9 @@ class TextUnderstanding:
             elif not self.recorded(contents[0][0], style):
                 note = (f"'{style}' was never recorded with {contents[0][0]}; "
                         f"the motion is {contents[0][0]} without that style")
+            elif (clips := self.training_clips(contents[0][0])) is not None and clips < STYLE_GAP_MIN_CLIPS:
+                note = (f"{contents[0][0]} was learned from only {clips} training clip{'s' if clips != 1 else ''}; "
+                        f"the motion may not show it")
             out.append(Interpretation(t, contents[0][0], contents, style, styles, content_side(contents[0][0]),
                                       oov_score, oov, concept, note))
         return out
