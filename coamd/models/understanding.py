@@ -42,14 +42,17 @@ from pathlib import Path
 
 import numpy as np
 
+from coamd.data.vocabulary import RARE_BELOW_CLIPS
+
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "checkpoints" / "default" / "understanding.npz"
 BENCHMARK_DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
 UNSUPPORTED = "unsupported"
 NO_STYLE = "none"
 LOGIT_SCALE = 10.0  # embeddings are unit vectors; logits = LOGIT_SCALE * e @ W + b
 DEFAULT_OOV_THRESHOLD = 0.5
-STYLE_GAP_MIN_CLIPS = 15  # a content with this many training clips and none in a style is never
-# asked for in that style (the issue's and the benchmark's line between frequent and rare actions)
+# The line between frequent and rare actions (GetCapabilities' rare_below_clips): a content with
+# this many training clips and none in a style is never asked for in that style; a rarer one gets a note.
+STYLE_GAP_MIN_CLIPS = RARE_BELOW_CLIPS
 CONCEPT_MIN_COSINE = 0.4  # name an unsupported concept in the note only when this close (on the dev
 # split every flagged sentence at or above it got the right concept; the lowest was 0.43)
 
@@ -125,7 +128,7 @@ class Interpretation:
     concept: the closest known unsupported concept (``"backflip"``) or None; note: one line for
     the user when the text is flagged, when its style was never recorded with the action (the
     motion is made without it), or when the action is rare (fewer than ``STYLE_GAP_MIN_CLIPS``
-    training clips: their motions show them 50-63 % of the time on the free-phrasing benchmark's
+    training clips: their motions show them 49-63 % of the time on the free-phrasing benchmark's
     test split, against 89-92 % for the frequent ones), else None.
     """
 
