@@ -53,8 +53,8 @@ class GeneratorTrainConfig(loop.TrainConfig):
     autoencoder: str = ""            # AE checkpoint; "" = the shipped default
     out: str = str(DEFAULT_CHECKPOINT / "generator.pt")
     work_dir: str = f"{DEFAULT_RUNS}/generator"
-    steps: int = 6000
-    max_minutes: float = 28.0        # wall-clock budget (the LR schedule ends by then too)
+    steps: int = 9760
+    max_minutes: float = 40.0        # wall-clock budget (the LR schedule ends by then too)
     batch_size: int = 48
     lr: float = 8e-4
     weight_decay: float = 0.01
