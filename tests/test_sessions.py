@@ -185,6 +185,38 @@ def test_root_speed_by_window_position_finds_a_pulse_on_real_motion(dataset):
     assert np.argmax(r["by_position_m"]) >= 4 and np.argmin(r["by_position_m"]) < 4
 
 
+def test_seam_ratios_against_the_same_texts_are_not_swayed_by_which_actions_fill_the_segments(dataset):
+    """A session of real clips: short walk segments (2 s) between long wave segments (8 s). The
+    inside windows are then mostly the wave's, which hardly skates, while every seam is half a
+    walk: pooled, the seams look many times worse than the inside windows; against the inside
+    windows of their own two texts they differ only by what cutting one clip into another adds."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.session_switches import OfflineSession
+    from benchmarks.sessions import TEXTS, seam_metrics
+
+    test = dataset.split("test")
+    walk, wave = (max((c for c in test if c.content == name), key=lambda c: len(c.joints)).joints.astype(np.float64)
+                  for name in ("walk", "wave-right-hand"))
+    frames, switches, at = [], [], np.zeros(2)
+    for k in range(8):
+        clip, n = (walk, 40) if k % 2 == 0 else (wave, 160)
+        x = clip[:n].copy()
+        x[:, :, [0, 2]] += at - x[0, 0, [0, 2]]          # each segment starts where the last ended
+        at = x[-1, 0, [0, 2]]
+        if k:
+            switches.append({"instruction": k, "text": TEXTS[k % 2 * 2], "first_frame": sum(map(len, frames))})
+        frames.append(x)
+    s = OfflineSession(seed=0, offset=0, session=None, next_switch=0)  # TEXTS[0] first: the walk
+    s.frames, s.switches = [np.concatenate(frames).astype(np.float32)], switches
+    r = seam_metrics([s])
+    assert r["matched_seams"] == 7
+    assert set(r["inside_by_text"]) == {TEXTS[0], TEXTS[2]}
+    assert r["inside_by_text"][TEXTS[0]]["skate_ratio"] > 5 * r["inside_by_text"][TEXTS[2]]["skate_ratio"]
+    for m in ("jitter", "skate_speed", "skate_ratio"):
+        assert r[f"{m}_ratio"] > 3 * r[f"{m}_matched_ratio"]
+    assert r["skate_ratio_matched_ratio"] < 3
+
+
 def test_session_sizes_in_seconds_round_to_whole_tokens():
     assert SessionConfig.from_seconds() == SessionConfig()
     c = SessionConfig.from_seconds(horizon_s=1.0, commit_s=0.6, history_s=2.0, prefix_s=0.4)
