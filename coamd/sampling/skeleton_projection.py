@@ -54,6 +54,17 @@ overhead cost about 1.5 ms per chunk; the kernel takes tens of microseconds. Its
 numpy formulation of these steps (kept in ``tests/test_causal_solver.py`` as the reference) to
 float rounding.
 
+5. a step guard: no joint of a released frame moves further from the previous released frame than
+   :data:`MAX_STEP_M` (0.48 m; the fastest joint of the real test clips moves 0.486 m in a frame,
+   of every real clip 0.508 m, a run's toe). The decoder occasionally throws a limb or the whole
+   body further than that in one frame (the one-clip dance starting at three times its real hips
+   speed; a hand at a session window's first frame). Such a frame is moved back towards the
+   previous one along the way it came: every joint's rotation and the hips' position by the
+   same fraction, the largest of a 1/32 grid that keeps every joint within the bound (FK of the
+   result, so positions and rotations stay consistent). Later frames are measured against the
+   released one, so a motion that runs ahead is caught up over a few frames, never by a jump.
+   Kept frames are never changed.
+
 Edits: frames an edit keeps (``keep``) are returned exactly as given, with the rotations solved
 from them (not raised or low-passed; the low-pass restarts from them). Given frames that are a
 pose of the skeleton (real data is) are reproduced by those rotations within float rounding, so
@@ -87,6 +98,10 @@ _LEGS = tuple(tuple(JOINT_INDEX[f"{j}_{s}"] for j in ("UpperLeg", "LowerLeg", "F
 _ABOVE_LEGS = [i for i in range(NUM_JOINTS) if i not in {k for leg in _LEGS for k in leg[1:]}
                and i not in (JOINT_INDEX["Toes_L"], JOINT_INDEX["Toes_R"])]
 
+MAX_STEP_M = 0.48
+"""Largest distance (metres) any joint moves between two released frames (step 5 above)."""
+_GUARD_GRID = np.linspace(0.0, 1.0, 33)
+
 SKELETON_MODES = ("fk", "raw")
 """Request options: ``fk`` (default) projects every released frame; ``raw`` releases the model's
 positions unprojected (a research option; no rotations come with them)."""
@@ -104,12 +119,15 @@ class SkeletonProjection:
             rotations (0 = off: the solved rotations as they are).
         lift: raise the body above the legs by the legs' running length deficit (see the
             module docstring); False keeps the observed hips.
+        max_step_m: the step guard's bound in metres per frame (step 5 of the module
+            docstring; default :data:`MAX_STEP_M`), None for no guard.
     Raises:
-        ValueError: ``keep`` is not one-dimensional, ``smoothing`` outside [0, 1).
+        ValueError: ``keep`` is not one-dimensional, ``smoothing`` outside [0, 1),
+            ``max_step_m`` not positive.
     """
 
     def __init__(self, skeleton: BVHSkeleton = DATASET_SKELETON, keep: np.ndarray | None = None,
-                 smoothing: float = SMOOTHING, lift: bool = True):
+                 smoothing: float = SMOOTHING, lift: bool = True, max_step_m: float | None = MAX_STEP_M):
         self.skeleton = skeleton
         self.lift = bool(lift)
         self.keep = None if keep is None else np.asarray(keep, dtype=bool)
@@ -118,8 +136,13 @@ class SkeletonProjection:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         self.smoothing = float(smoothing)
+        if max_step_m is not None and not max_step_m > 0:
+            raise ValueError(f"max_step_m must be positive or None, got {max_step_m}")
+        self.max_step_m = None if max_step_m is None else float(max_step_m)
         self.frames = 0                 # frames projected so far
+        self.guarded = 0                # frames the step guard moved back (step 5)
         self._causal = None             # the compiled solver and its causal state (first apply)
+        self._last = None               # (positions (21, 3), rotations (21, 4)) of the last released frame
 
     def apply(self, joints: np.ndarray, start: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Project the next frames.
@@ -150,7 +173,39 @@ class SkeletonProjection:
         if self.keep is not None:
             kept[: max(0, min(n, len(self.keep) - self.frames))] = self.keep[self.frames: self.frames + n]
         pos, rot = self._solver().step(j, kept)
+        if self.max_step_m is not None:
+            pos, rot = self._guard(pos, rot, kept)
         self.frames += n
+        return pos, rot
+
+    def _guard(self, pos: np.ndarray, rot: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Step 5 of the module docstring on released frames (n, 21, 3) / (n, 21, 4) float32."""
+        prev = None if self._last is None else self._last[0]
+        ahead = np.concatenate([prev[None], pos]) if prev is not None else pos
+        steps = np.linalg.norm(np.diff(ahead, axis=0), axis=-1).max(-1) if len(ahead) > 1 else np.zeros(0)
+        if not (steps > self.max_step_m).any():   # the usual case: nothing to do
+            self._last = (pos[-1].copy(), rot[-1].copy())
+            return pos, rot
+        from coamd.io.bvh_export import forward_kinematics
+
+        pos, rot = pos.copy(), rot.copy()
+        last = self._last
+        for t in range(len(pos)):
+            if last is not None and not kept[t] and np.linalg.norm(pos[t] - last[0], axis=-1).max() > self.max_step_m:
+                q0, q1 = last[1].astype(np.float64), rot[t].astype(np.float64)
+                q1 = np.where((np.sum(q0 * q1, -1) < 0)[:, None], -q1, q1)          # the short way round
+                a = _GUARD_GRID[:, None, None]
+                q = (1.0 - a) * q0 + a * q1
+                q /= np.linalg.norm(q, axis=-1, keepdims=True)
+                q = np.where(q[..., 3:] < 0, -q, q)                                    # w >= 0
+                root = (1.0 - _GUARD_GRID[:, None]) * last[0][0] + _GUARD_GRID[:, None] * pos[t, 0]
+                _, p = forward_kinematics(q, root, self.skeleton)
+                ok = np.linalg.norm(p - last[0], axis=-1).max(-1) <= self.max_step_m
+                k = int(np.flatnonzero(ok).max())                                      # alpha 0 always fits
+                pos[t], rot[t] = p[k].astype(np.float32), q[k].astype(np.float32)
+                self.guarded += 1
+            last = (pos[t], rot[t])
+        self._last = (pos[-1].copy(), rot[-1].copy())
         return pos, rot
 
     def copy(self) -> "SkeletonProjection":
@@ -158,7 +213,7 @@ class SkeletonProjection:
         they are not changed), for a step that may fail (:mod:`coamd.sampling.sampler`)."""
         new = _copy.copy(self)
         new._causal = None if self._causal is None else self._causal.copy()
-        return new
+        return new  # _last is replaced, never changed in place, so sharing it is safe
 
     def _solver(self):
         """The compiled causal solver holding this motion's state (numba is imported on first use)."""
@@ -194,5 +249,5 @@ def warm_up() -> float:
     return time.perf_counter() - t
 
 
-__all__ = ["SKELETON_MODES", "SMOOTHED_JOINTS", "SMOOTHING", "SkeletonProjection", "project_motion",
+__all__ = ["MAX_STEP_M", "SKELETON_MODES", "SMOOTHED_JOINTS", "SMOOTHING", "SkeletonProjection", "project_motion",
            "rest_offsets", "warm_up"]
