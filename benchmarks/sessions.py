@@ -343,7 +343,8 @@ def seam_metrics(clients: list[SessionClient], config=None) -> dict:
     win_max = [0.0, 0.0]          # largest step onto a window's first frame, elsewhere
 
     def add(kind, w):
-        """Adds window w to the pooled sums; returns its jitter, skate speed sum and skate count."""
+        """Adds window w to the pooled sums; returns its jitter, skate speed sum, skate count and
+        contact pairs."""
         a = acc[kind]
         a["jitter"].append(jitter(w))
         fs = foot_skating(w)
@@ -351,7 +352,7 @@ def seam_metrics(clients: list[SessionClient], config=None) -> dict:
         a["skate_sum"] += fs["skate_speed"] * n
         a["ratio_sum"] += fs["skate_ratio"] * n
         a["contacts"] += n
-        return a["jitter"][-1], fs["skate_speed"] * n, fs["skate_ratio"] * n
+        return a["jitter"][-1], fs["skate_speed"] * n, fs["skate_ratio"] * n, n
 
     def contacts(w):  # contact toe-frame pairs of a stretch of frames
         return foot_skating(w)["contact_frac"] * 2 * (len(w) - 1) if len(w) > 1 else 0.0
@@ -370,20 +371,20 @@ def seam_metrics(clients: list[SessionClient], config=None) -> dict:
         for k, f in enumerate(switches):
             if f - SEAM_HALF >= 0 and f + SEAM_HALF <= len(j):
                 w = j[f - SEAM_HALF:f + SEAM_HALF]
-                jt, sp, ra = add("seam", w)
+                jt, sp, ra, _ = add("seam", w)
                 seams.append({"texts": (texts[k], texts[k + 1]), "jitter": jt, "speed": sp, "ratio": ra,
                               "halves": (contacts(j[f - SEAM_HALF:f + 1]), contacts(j[f:f + SEAM_HALF]))})
             near[max(f - SEAM_HALF, 0):f + SEAM_HALF] = True
         for s in range(0, len(j) - 2 * SEAM_HALF + 1, 2 * SEAM_HALF):
             if not near[s:s + 2 * SEAM_HALF].any():
                 w = j[s:s + 2 * SEAM_HALF]
-                jt, sp, ra = add("inside", w)
+                jt, sp, ra, n = add("inside", w)
                 t = by_text.setdefault(texts[int(np.searchsorted(switches, s, side="right"))],
                                        {"jitter": [], "speed": 0.0, "ratio": 0.0, "contacts": 0.0})
                 t["jitter"].append(jt)
                 t["speed"] += sp
                 t["ratio"] += ra
-                t["contacts"] += contacts(w)
+                t["contacts"] += n
         steps_j = np.linalg.norm(np.diff(j, axis=0), axis=-1)             # (T-1, 21)
         steps = steps_j.max(-1)                                            # per frame pair
         biggest = max(biggest, float(steps.max()))
@@ -423,10 +424,11 @@ def seam_metrics(clients: list[SessionClient], config=None) -> dict:
         out[f"{m}_ratio"] = out["seam"][m] / d if d else float("nan")
     # the same seams against the inside windows of their own two texts
     inside = {t: {"jitter": float(np.mean(v["jitter"])),
-                  "speed": v["speed"] / v["contacts"] if v["contacts"] else 0.0,
-                  "ratio": v["ratio"] / v["contacts"] if v["contacts"] else 0.0} for t, v in by_text.items()}
-    got = {"jitter": 0.0, "speed": 0.0, "ratio": 0.0}
-    want = {"jitter": 0.0, "speed": 0.0, "ratio": 0.0}
+                  "skate_speed": v["speed"] / v["contacts"] if v["contacts"] else 0.0,
+                  "skate_ratio": v["ratio"] / v["contacts"] if v["contacts"] else 0.0,
+                  "windows": len(v["jitter"]), "contact_pairs": int(round(v["contacts"]))} for t, v in by_text.items()}
+    got = {"jitter": 0.0, "skate_speed": 0.0, "skate_ratio": 0.0}
+    want = dict(got)
     used = 0
     for x in seams:
         a, b = x["texts"]
@@ -435,15 +437,13 @@ def seam_metrics(clients: list[SessionClient], config=None) -> dict:
         used += 1
         got["jitter"] += x["jitter"]
         want["jitter"] += 0.5 * (inside[a]["jitter"] + inside[b]["jitter"])
-        for m in ("speed", "ratio"):
-            got[m] += x[m]
+        for m, measured in (("skate_speed", x["speed"]), ("skate_ratio", x["ratio"])):
+            got[m] += measured
             want[m] += x["halves"][0] * inside[a][m] + x["halves"][1] * inside[b][m]
-    for m, key in (("jitter", "jitter"), ("speed", "skate_speed"), ("ratio", "skate_ratio")):
-        out[f"{key}_matched_ratio"] = got[m] / want[m] if want[m] else float("nan")
+    for m in got:
+        out[f"{m}_matched_ratio"] = got[m] / want[m] if want[m] else float("nan")
     out["matched_seams"] = used
-    out["inside_by_text"] = {t: {"jitter": v["jitter"], "skate_speed": v["speed"], "skate_ratio": v["ratio"],
-                                 "windows": len(by_text[t]["jitter"]), "contact_pairs": int(round(by_text[t]["contacts"]))}
-                             for t, v in inside.items()}
+    out["inside_by_text"] = inside
     out["max_step_m"] = biggest
     out["max_step_at_seam_m"] = biggest_at_seam
     out["max_step_inside_m"] = biggest_inside

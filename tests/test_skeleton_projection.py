@@ -201,12 +201,14 @@ def test_rotations_are_as_smooth_as_real_ones(engine, generated, real):
     of its kicks (one training clip) faster than real arms move (upper arm p99 42-53 degrees per
     frame over 16 seeds against about 23 for real clips), which the projection does not hide."""
     stage = engine.text_understanding()
-    frequent = [g for t, g in zip(TEXTS, generated)
-                if stage.training_clips(engine.understand(t, "understood")[0].content) >= RARE_BELOW_CLIPS]
+    is_frequent = [stage.training_clips(engine.understand(t, "understood")[0].content) >= RARE_BELOW_CLIPS
+                   for t in TEXTS]
+    frequent = [g for g, f in zip(generated, is_frequent) if f]
     assert 3 <= len(frequent) < len(generated)
     steps_real = np.concatenate([angular_steps_deg(project_motion(x, smoothing=0.0)[1]) for x in real])
-    steps_gen = np.concatenate([angular_steps_deg(project_motion(x)[1]) for x in frequent])
-    steps_all = np.concatenate([angular_steps_deg(project_motion(x)[1]) for x in generated])
+    per_motion = [angular_steps_deg(project_motion(x)[1]) for x in generated]
+    steps_gen = np.concatenate([st for st, f in zip(per_motion, is_frequent) if f])
+    steps_all = np.concatenate(per_motion)
     p_real, p_gen = np.percentile(steps_real, 99, axis=0), np.percentile(steps_gen, 99, axis=0)
     print("\np99 rotation change per frame at 20 fps (deg), generated (frequent actions) / real:",
           {n: f"{g:.1f}/{r:.1f}" for n, g, r in zip(JOINT_NAMES, p_gen, p_real) if r > 0})

@@ -39,21 +39,7 @@ skeleton (DESIGN.md section 4, "Skeleton validity"):
 4. the output positions are forward kinematics of those rotations on the rest offsets of
    :func:`coamd.io.bvh_export.rest_offsets` (the skeleton ``GetSkeleton`` returns), starting at
    the (raised) hips: every bone has its rest length exactly, and the released rotations drive
-   the skeleton onto the released positions (float32 rounding only).
-
-Twist that the positions do not determine (a straight elbow or knee) is held from the previous
-frame, carried along with the limb (no reference frame that could spin) and turned towards the
-observed bend as the limb bends; the spine's twist is held the same way. Everything depends on
-the current and earlier frames only, so a stream's frames are final when released and projecting
-chunk by chunk gives the frames of projecting the whole motion at once.
-
-Steps 1-4 run frame by frame in one compiled kernel (:mod:`coamd.io.causal_solver`, numba,
-imported on the first :meth:`SkeletonProjection.apply`; :func:`coamd.runtime.load_engine` compiles
-it ahead of the first request): the server releases a few frames per call, where numpy's per-call
-overhead cost about 1.5 ms per chunk; the kernel takes tens of microseconds. Its results equal the
-numpy formulation of these steps (kept in ``tests/test_causal_solver.py`` as the reference) to
-float rounding.
-
+   the skeleton onto the released positions (float32 rounding only);
 5. a step guard: no joint of a released frame moves further from the previous released frame than
    :data:`MAX_STEP_M` (0.48 m; the fastest joint of the real test clips moves 0.486 m in a frame,
    of every real clip 0.508 m, a run's toe). The decoder occasionally throws a limb or the whole
@@ -63,7 +49,21 @@ float rounding.
    same fraction, the largest of a 1/32 grid that keeps every joint within the bound (FK of the
    result, so positions and rotations stay consistent). Later frames are measured against the
    released one, so a motion that runs ahead is caught up over a few frames, never by a jump.
-   Kept frames are never changed.
+   Kept frames are never changed; real motion trips it only in its very fastest frames.
+
+Twist that the positions do not determine (a straight elbow or knee) is held from the previous
+frame, carried along with the limb (no reference frame that could spin) and turned towards the
+observed bend as the limb bends; the spine's twist is held the same way. Everything depends on
+the current and earlier frames only, so a stream's frames are final when released and projecting
+chunk by chunk gives the frames of projecting the whole motion at once.
+
+Steps 1-4 run frame by frame in one compiled kernel (step 5, in numpy, only checks the steps
+unless one is too long: 0.009 ms per 4-frame chunk) (:mod:`coamd.io.causal_solver`, numba,
+imported on the first :meth:`SkeletonProjection.apply`; :func:`coamd.runtime.load_engine` compiles
+it ahead of the first request): the server releases a few frames per call, where numpy's per-call
+overhead cost about 1.5 ms per chunk; the kernel takes tens of microseconds. Its results equal the
+numpy formulation of these steps (kept in ``tests/test_causal_solver.py`` as the reference) to
+float rounding.
 
 Edits: frames an edit keeps (``keep``) are returned exactly as given, with the rotations solved
 from them (not raised or low-passed; the low-pass restarts from them). Given frames that are a
