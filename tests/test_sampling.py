@@ -272,6 +272,57 @@ def test_guidance_raises_the_recognizer_score(engine):
     assert np.mean(gains) > 0 and sum(g > 0 for g in gains) >= 3, gains
 
 
+def test_guidance_scores_motion_on_the_runtime_skeleton(engine, dataset):
+    """Bones at rest length along their own direction (:func:`rest_length_joints`): a real clip
+    (the dataset's skeleton) is left as it is, the same clip with a forearm and a shin stretched
+    along their bones (children carried along) comes back to it exactly, so the guidance's score
+    cannot be raised by changing bone lengths, which the skeleton projection would undo; the
+    shipped guide scores on that skeleton, and the paper's step (``bone_lengths=None``) does not."""
+    from coamd.io.bvh_export import DATASET_SKELETON
+    from coamd.sampling.guidance import TorchGuide, rest_length_joints
+    from coamd.skeleton import JOINT_INDEX, PARENTS
+
+    clip = next(c for c in dataset.split("test") if c.content == "run" and len(c.joints) >= 40)
+    real = torch.from_numpy(clip.joints[:40].astype(np.float32))
+    lengths = torch.from_numpy(DATASET_SKELETON.lengths.astype(np.float32))
+    assert torch.allclose(rest_length_joints(real, lengths), real, atol=1e-5)
+
+    stretched = real.clone()
+    for joint, scale in (("Hand_L", 1.3), ("Foot_R", 0.8)):
+        j = JOINT_INDEX[joint]
+        shift = (scale - 1.0) * (real[:, j] - real[:, PARENTS[j]])
+        below = [k for k in range(len(PARENTS)) if k == j or _descends(k, j)]
+        stretched[:, below] += shift[:, None]
+    bone = lambda x, j: (x[:, j] - x[:, PARENTS[j]]).norm(dim=-1)
+    assert torch.allclose(bone(stretched, JOINT_INDEX["Hand_L"]), 1.3 * bone(real, JOINT_INDEX["Hand_L"]), rtol=1e-4)
+    assert torch.allclose(rest_length_joints(stretched, lengths), real, atol=1e-5)
+
+    valid = torch.ones(1, 40, dtype=torch.bool)
+    feats = torch.from_numpy(engine.sampler.encode_text(["a person runs"]))
+    with torch.no_grad():
+        s_real = float(engine.guide.score(rest_length_joints(real, lengths)[None], valid, feats))
+        s_str = float(engine.guide.score(rest_length_joints(stretched, lengths)[None], valid, feats))
+        s_raw = float(engine.guide.score(stretched[None], valid, feats))
+    assert s_real == pytest.approx(s_str, abs=1e-5) and abs(s_raw - s_real) > 1e-4
+    assert torch.allclose(engine.guide.bone_lengths, lengths)
+    paper = TorchGuide(engine.bundle.autoencoder, engine.bundle.recognizer, engine.bundle.transformer, bone_lengths=None)
+    assert paper.bone_lengths is None
+    with pytest.raises(ValueError, match="bone_lengths"):
+        TorchGuide(engine.bundle.autoencoder, engine.bundle.recognizer, engine.bundle.transformer, bone_lengths="dataset")
+    with pytest.raises(ValueError, match="21, 3"):
+        rest_length_joints(real[:, :20], lengths)
+
+
+def _descends(k: int, ancestor: int) -> bool:
+    from coamd.skeleton import PARENTS
+
+    while k >= 0:
+        k = PARENTS[k]
+        if k == ancestor:
+            return True
+    return False
+
+
 def test_guide_steps_only_the_filled_tokens(engine):
     rng = np.random.default_rng(0)
     z = rng.standard_normal((2, 10, engine.backend.latent_dim)).astype(np.float32)
