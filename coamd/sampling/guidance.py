@@ -33,25 +33,39 @@ from coamd.skeleton import PARENTS
 EPS = 1e-8
 
 
+def _path_matrix() -> torch.Tensor:
+    """(21, 21) float32: entry (j, k) is 1 when bone k (from ``PARENTS[k]`` to k) lies on the path
+    from the hips to joint j (k = j included), else 0; column 0 is zero (the hips have no bone)."""
+    n = len(PARENTS)
+    m = torch.zeros(n, n)
+    for j in range(1, n):
+        k = j
+        while k > 0:
+            m[j, k] = 1.0
+            k = PARENTS[k]
+    return m
+
+
+_PATHS = _path_matrix()
+_PARENT_INDEX = torch.tensor([max(p, 0) for p in PARENTS])
+
+
 def rest_length_joints(joints: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Joints (..., 21, 3) metres with every bone given its rest length along its own direction.
 
     lengths (21,): ``lengths[j]`` is the bone from ``PARENTS[j]`` to joint j (``lengths[0]`` is
-    unused; :attr:`coamd.io.bvh_export.BVHSkeleton.lengths`). The hips stay where they are; each
-    child is placed from its already placed parent (``PARENTS`` lists parents before children),
-    so the bones' directions are the input's and their lengths the skeleton's. Differentiable
-    (the guidance's gradient flows through it); a zero-length input bone keeps a zero direction.
-    Raises ValueError when the last two dimensions are not (21, 3).
+    unused; :attr:`coamd.io.bvh_export.BVHSkeleton.lengths`). The hips stay where they are; every
+    joint is the hips plus the rest-length bones on its path from the hips, each along the input's
+    bone direction (one matrix product over the path matrix), so the bones' directions are the
+    input's and their lengths the skeleton's. Differentiable (the guidance's gradient flows through
+    it); a zero-length input bone keeps a zero direction. Raises ValueError when the last two
+    dimensions are not (21, 3).
     """
     if joints.shape[-2:] != (len(PARENTS), 3):
         raise ValueError(f"joints must be (..., {len(PARENTS)}, 3), got {tuple(joints.shape)}")
-    lengths = lengths.to(joints)
-    out = [joints[..., 0, :]]
-    for c in range(1, len(PARENTS)):
-        p = PARENTS[c]
-        d = joints[..., c, :] - joints[..., p, :]
-        out.append(out[p] + lengths[c] * d / (d.norm(dim=-1, keepdim=True) + EPS))
-    return torch.stack(out, dim=-2)
+    bones = joints - joints[..., _PARENT_INDEX.to(joints.device), :]          # bone 0 is zero
+    bones = bones * (lengths.to(joints)[:, None] / (bones.norm(dim=-1, keepdim=True) + EPS))
+    return joints[..., :1, :] + torch.einsum("jk,...kd->...jd", _PATHS.to(joints), bones)
 
 
 class TorchGuide:
