@@ -86,15 +86,18 @@ def measure(engine, dataset, seeds: int = 8, duration: float = 4.0, guided: bool
     if model is None:
         raise RuntimeError("the checkpoint has no text-understanding stage (understanding.npz)")
     durs = pair_durations(dataset)
-    contents = sorted({c for (c, _), v in durs.items() if sum(len(w) for (cc, _), w in durs.items() if cc == c) >= MIN_CLIPS})
-    pairs = [(c, s) for c in contents for s in sorted({s for (cc, s) in durs if cc == c})
-             if len(durs[c, s]) >= MIN_CLIPS]
+    clips_of: Counter = Counter()
+    for (c, _), v in durs.items():
+        clips_of[c] += len(v)
+    pairs = sorted(p for p, v in durs.items() if clips_of[p[0]] >= MIN_CLIPS and len(v) >= MIN_CLIPS)
+    asked: dict[tuple[str, str, str], float] = {}   # (content, style, kind) -> duration asked for
     jobs = []
     for c, s in pairs:
         text = model.canonical_text(Interpretation("", c, [], s, [], None, 0.0, False, None, None))
-        typical = float(min(duration, round(float(np.median(durs[c, s])) * 5) / 5))
-        for kind, d in (("typical", typical), ("fixed", duration)):
-            jobs += [(c, s, kind, d, text, seed) for seed in range(seeds)]
+        asked[c, s, "typical"] = float(min(duration, round(float(np.median(durs[c, s])) * 5) / 5))
+        asked[c, s, "fixed"] = float(duration)
+        for kind in ("typical", "fixed"):
+            jobs += [(c, s, kind, asked[c, s, kind], text, seed) for seed in range(seeds)]
     rec: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     energy: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     bar = tqdm(total=len(jobs), desc="generating", unit="motion", disable=not progress)
@@ -115,7 +118,7 @@ def measure(engine, dataset, seeds: int = 8, duration: float = 4.0, guided: bool
                                        float(np.max(durs[c, s]))]}
         for kind in ("typical", "fixed"):
             got = rec[c, s, kind]
-            row[kind] = {"duration_s": next(d for (cc, ss, k, d, _, _) in jobs if (cc, ss, k) == (c, s, kind)),
+            row[kind] = {"duration_s": asked[c, s, kind],
                          "style_acc": float(np.mean([g == s for g in got])),
                          "read_as": Counter(got).most_common(3)}
             if energy[c, s, kind]:

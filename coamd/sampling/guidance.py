@@ -18,7 +18,7 @@ change length from frame to frame, and the runtime releases every frame on one f
 gradient lengthens or shortens bones (the recognizer's bone stream reads them), which the
 projection then undoes; scored with every bone at its rest length along its decoded direction,
 the gradient can only move what the released motion keeps. Measured on the shipped weights
-(``benchmarks/results/guidance_fixed_bones.md``): the validation clips' guided template captions
+(``benchmarks/results/guidance_fixed_bones/README.md``): the validation clips' guided template captions
 keep their content, gain one clip of style in both released (runtime) rows and lower the
 independent evaluator's FID in all six guided rows (0.160 -> 0.155 released, captions A-D).
 """
