@@ -18,9 +18,11 @@ change length from frame to frame, and the runtime releases every frame on one f
 gradient lengthens or shortens bones (the recognizer's bone stream reads them), which the
 projection then undoes; scored with every bone at its rest length along its decoded direction,
 the gradient can only move what the released motion keeps. Measured on the shipped weights
-(``benchmarks/results/guidance_fixed_bones/README.md``): the validation clips' guided template captions
-keep their content, gain one clip of style in both released (runtime) rows and lower the
-independent evaluator's FID in all six guided rows (0.160 -> 0.155 released, captions A-D).
+(``benchmarks/results/guidance_fixed_bones/README.md``): on the free-phrasing dev split the
+guided motions' content rises 73.5 -> 75.1 % (rare actions 55.3 -> 58.3 %) for the independent
+evaluator's 82.7 -> 82.0 % on the frequent actions; on the validation clips' template captions
+content is unchanged and style and the evaluator's FID move by about one clip and 0.005, up with
+one sampling seed and down with the other. It costs no measurable time.
 """
 from __future__ import annotations
 
