@@ -85,6 +85,7 @@ def measure(engine, dataset, seeds: int = 8, duration: float = 4.0, guided: bool
     model = engine.text_understanding()
     if model is None:
         raise RuntimeError("the checkpoint has no text-understanding stage (understanding.npz)")
+    train = [c for c in dataset.split("train") if not c.mirrored]
     durs = pair_durations(dataset)
     clips_of: Counter = Counter()
     for (c, _), v in durs.items():
@@ -124,8 +125,7 @@ def measure(engine, dataset, seeds: int = 8, duration: float = 4.0, guided: bool
             if energy[c, s, kind]:
                 row[kind]["gait"] = {k: float(np.mean([e[k] for e in energy[c, s, kind]])) for k in GAIT}
         if c in LOCOMOTION:
-            real = [gait_energy(x.joints) for x in dataset.split("train")
-                    if x.content == c and x.style == s and not x.mirrored]
+            real = [gait_energy(x.joints) for x in train if x.content == c and x.style == s]
             row["real_gait"] = {k: float(np.mean([e[k] for e in real])) for k in GAIT}
         rows.append(row)
     return {"rows": rows, "seeds": seeds, "duration_s": duration, "guided": guided}
@@ -136,6 +136,18 @@ def _share(rows: list[dict], kind: str, locomotion: bool | None = None) -> float
 
     sel = [r for r in rows if locomotion is None or (r["content"] in LOCOMOTION) == locomotion]
     return float(np.mean([r[kind]["style_acc"] for r in sel])) if sel else float("nan")
+
+
+def _gait_summary(rows: list[dict]) -> list[str]:
+    """One line: generated over real gait energy at the typical duration, min / median / max over
+    the locomotion pairs (empty when there are none)."""
+    ratios = {k: [r["typical"]["gait"][k] / r["real_gait"][k] for r in rows if "real_gait" in r] for k in GAIT}
+    if not ratios[GAIT[0]]:
+        return []
+    cell = lambda v: f"{min(v):.2f} / {float(np.median(v)):.2f} / {max(v):.2f}x"  # noqa: E731
+    return [f"Gait energy of the generated locomotion against the real clips of its pair, min / median / max over "
+            f"the pairs: speed {cell(ratios['speed_mps'])}, hips bounce {cell(ratios['bounce_cm'])}, "
+            f"arm swing {cell(ratios['arm_swing_cm'])}.", ""]
 
 
 def markdown(res: dict) -> str:
@@ -153,6 +165,7 @@ def markdown(res: dict) -> str:
         f"{100 * _share(rows, 'typical', True):.1f} / {100 * _share(rows, 'fixed', True):.1f} %, the others "
         f"{100 * _share(rows, 'typical', False):.1f} / {100 * _share(rows, 'fixed', False):.1f} %.",
         "",
+        *_gait_summary(rows),
         "| action | style | training clips | their duration min / median / max (s) | typical: duration, style, read as | "
         f"{res['duration_s']:g} s: style, read as | gait at the typical duration vs real: speed / bounce / arm swing |",
         "|---|---|---|---|---|---|---|",
