@@ -277,3 +277,41 @@ def test_transition_cache_builds_from_the_real_train_split_and_reuses_its_file(t
     again = transition_cache(cfg, cache, progress=False)
     assert all(np.array_equal(t[k], again[k]) for k in t)
     assert file.stat().st_mtime_ns == written                 # read back, not rebuilt
+
+
+def test_open_ends_add_unknown_unscored_tokens_after_real_clips(real_latents):
+    """``open_end`` 1 on real clips' latents: every row that has room gets 1..min(n, max - n)
+    unknown tokens after its last one, which are neither padding nor scored; the clip's own
+    tokens, masks and scoring are untouched; the widened batch runs through the transformer; 0
+    changes nothing; a share outside [0, 1] raises."""
+    from coamd.train.generator import open_ends, training_masks
+
+    zs = [z for _, z in real_latents]
+    lens = torch.tensor([len(z) for z in zs])
+    L, D, max_tokens = int(lens.max()), zs[0].shape[1], int(lens.max()) + 6
+    z = torch.zeros(len(zs), L, D)
+    for b, x in enumerate(zs):
+        z[b, :len(x)] = x
+    pad = torch.arange(L)[None] >= lens[:, None]
+    mask, pad = training_masks(pad, (0.55, 0.3, 0.15), torch.Generator().manual_seed(0))
+    z2, m2, p2, loss = open_ends(z, mask, pad, 1.0, max_tokens, torch.Generator().manual_seed(1))
+    extra = (~p2).sum(1) - lens
+    room = torch.minimum(lens, max_tokens - lens)
+    assert ((extra >= 1) & (extra <= room)).all()
+    assert z2.shape[1] == int((lens + extra).max()) <= max_tokens
+    for b, n in enumerate(lens.tolist()):
+        assert torch.equal(z2[b, :n], z[b, :n])                      # the clip itself is kept
+        assert torch.equal(m2[b, :n], mask[b, :n]) and torch.equal(loss[b, :n], mask[b, :n])
+        tail = slice(n, n + int(extra[b]))
+        assert m2[b, tail].all() and not p2[b, tail].any() and not loss[b, tail].any()
+        assert p2[b, n + int(extra[b]):].all()
+    assert not (loss & ~m2).any()
+    model = MaskedTransformer(GeneratorConfig(latent_dim=D, max_tokens=max_tokens, **TINY))
+    h = model(z2, m2, torch.zeros(len(zs), 384), p2)
+    assert h.shape[:2] == z2.shape[:2] and torch.isfinite(h[~p2]).all()
+    same = open_ends(z, mask, pad, 0.0, max_tokens, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(same, (z, mask, pad, mask)))
+    full = torch.arange(L)[None].expand(len(zs), L) >= L           # no padding: rows at the limit
+    assert torch.equal(open_ends(z, mask, full, 1.0, L, torch.Generator())[2], full)
+    with pytest.raises(ValueError, match="open_end"):
+        open_ends(z, mask, pad, 1.5, max_tokens, torch.Generator())

@@ -68,6 +68,7 @@ class GeneratorTrainConfig(loop.TrainConfig):
     diff_samples: int = 4            # (t, eps) draws per masked token
     mask_patterns: tuple = (0.55, 0.3, 0.15)  # random / known prefix / masked span
     continue_crop: float = 0.5       # share of known-prefix rows cut short (continuations, not endings)
+    open_end: float = 0.0            # share of rows given unknown, unscored tokens after the clip's end
     transition_share: float = 0.0    # share of steps on transition sequences (coamd.train.transitions)
     transitions: int = 4000          # transition sequences built (encoded once, cached)
     balance: float = 0.5             # class balance: draw an action in proportion to n_action^(1-balance)
@@ -394,6 +395,36 @@ def training_masks(pad: torch.Tensor, patterns: tuple, gen: torch.Generator,
     return m & ~pad, pad
 
 
+def open_ends(z: torch.Tensor, mask: torch.Tensor, pad: torch.Tensor, share: float, max_tokens: int,
+              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Give a ``share`` of the rows unknown tokens after their last one, which the loss never
+    scores: (z, mask, pad, loss_mask), the first three widened to the new length.
+
+    A row of n tokens gets k ~ U{1..min(n, max_tokens - n)} more positions, marked unknown (the
+    mask token) but not padding, so the transformer sees a sequence longer than the clip, as it
+    does when a request is longer than the recordings of its (action, style) pair: an energetic
+    run is 2.0-2.9 s long in the data, and without open ends a 4 s request reads, from its
+    length alone, as one of the long, tired styles. Only the clip's own tokens are scored, so
+    the model learns that a long sequence does not change how its first seconds look, and never
+    learns a target for the open tail. z (B, L, D), mask / pad (B, L) bool as from
+    :func:`training_masks`; ``share`` in [0, 1] (ValueError otherwise)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"open_end must be in [0, 1], got {share}")
+    B, L = pad.shape
+    lens = (~pad).sum(1)
+    room = torch.minimum(lens, max_tokens - lens).clamp(min=0)
+    chosen = (torch.rand(B, generator=gen) < share) & (room > 0)
+    extra = torch.where(chosen, 1 + (torch.rand(B, generator=gen) * room.float()).long().clamp(max=room - 1), 0)
+    L2 = max(L, int((lens + extra).max()))
+    if L2 > L:
+        z = torch.cat([z, z.new_zeros(B, L2 - L, z.shape[2])], 1)
+        mask = torch.cat([mask, mask.new_zeros(B, L2 - L)], 1)
+        pad = torch.cat([pad, pad.new_ones(B, L2 - L)], 1)
+    pos = torch.arange(L2)[None]
+    tail = (pos >= lens[:, None]) & (pos < (lens + extra)[:, None])
+    return z, mask | tail, pad & ~tail, mask & ~tail
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def generator_checkpoint(transformer: MaskedTransformer, diffusion: DiffusionMLP, extra: dict | None = None) -> dict:
     """The shipped format: ``{"config": dict, "state_dict": {"transformer.*", "diffusion.*"}}``."""
@@ -474,6 +505,8 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
             z, pad, text = train.batch(cfg.batch_size)
             mask, pad = training_masks(pad, cfg.mask_patterns, rng.torch, cfg.continue_crop)
             loss_mask = mask
+            if cfg.open_end > 0:
+                z, mask, pad, loss_mask = open_ends(z, mask, pad, cfg.open_end, cfg.max_tokens, rng.torch)
         drop = torch.rand(z.shape[0], generator=rng.torch) < cfg.cond_drop
         h = transformer(z, mask, text, pad, drop)
         return diffusion.loss(z[loss_mask], h[loss_mask], cfg.diff_samples, generator=rng.torch), {}
@@ -507,7 +540,7 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
                        "seed": cfg.seed, "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop,
                        "balance": cfg.balance, "style_balance": cfg.style_balance,
                        "mask_patterns": list(cfg.mask_patterns), "continue_crop": cfg.continue_crop,
-                       "transition_share": cfg.transition_share, "transitions": cfg.transitions}
+                       "open_end": cfg.open_end,                       "transition_share": cfg.transition_share, "transitions": cfg.transitions}
         return ck
 
     def state() -> dict:
