@@ -13,7 +13,8 @@ Paper section 3.2 (eq. 3-5). The loop:
    known prefix as in left-to-right sampling, a masked span as in editing; ``continue_crop`` cuts
    some known-prefix rows short), condition dropout (null text) for classifier-free guidance, and
    the flow-matching loss (eq. 5, sign of eq. A3) on the masked tokens with several (t, noise)
-   draws per token; a share of steps (``transition_share``) trains on transition sequences
+   draws per token; ``open_end`` (off by default) gives a share of rows unknown, unscored tokens
+   after the clip's end (:func:`open_ends`); a share of steps (``transition_share``) trains on transition sequences
    instead, one action's tail known and another action's text (:mod:`coamd.train.transitions`);
 4. AdamW (betas 0.9/0.95, no decay on biases and norms) and EMA weights (shipped); resume from
    ``RUN_DIR/state.pt``, the step and wall-clock budgets, warm-up then cosine decay, the JSON-lines
