@@ -14,8 +14,9 @@ Paper section 3.2 (eq. 3-5). The loop:
    some known-prefix rows short), condition dropout (null text) for classifier-free guidance, and
    the flow-matching loss (eq. 5, sign of eq. A3) on the masked tokens with several (t, noise)
    draws per token; ``open_end`` (off by default) gives a share of rows unknown, unscored tokens
-   after the clip's end (:func:`open_ends`); a share of steps (``transition_share``) trains on transition sequences
-   instead, one action's tail known and another action's text (:mod:`coamd.train.transitions`);
+   after the clip's end (:func:`open_ends`); a share of steps (``transition_share``) trains on
+   transition sequences instead, one action's tail known and another action's text
+   (:mod:`coamd.train.transitions`);
 4. AdamW (betas 0.9/0.95, no decay on biases and norms) and EMA weights (shipped); resume from
    ``RUN_DIR/state.pt``, the step and wall-clock budgets, warm-up then cosine decay, the JSON-lines
    log and saves are :mod:`coamd.train.loop`'s.
@@ -407,7 +408,9 @@ def open_ends(z: torch.Tensor, mask: torch.Tensor, pad: torch.Tensor, share: flo
     run is 2.0-2.9 s long in the data, and without open ends a 4 s request reads, from its
     length alone, as one of the long, tired styles. Only the clip's own tokens are scored, so
     the model learns that a long sequence does not change how its first seconds look, and never
-    learns a target for the open tail. z (B, L, D), mask / pad (B, L) bool as from
+    learns a target for the open tail. Off by default: at 0.3 it fixed the 4 s energetic hand
+    raise but cost unguided walks 5-10 points of style in two training seeds
+    (``benchmarks/results/open_end/README.md``). z (B, L, D), mask / pad (B, L) bool as from
     :func:`training_masks`; ``share`` in [0, 1] (ValueError otherwise)."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"open_end must be in [0, 1], got {share}")
@@ -541,7 +544,8 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
                        "seed": cfg.seed, "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop,
                        "balance": cfg.balance, "style_balance": cfg.style_balance,
                        "mask_patterns": list(cfg.mask_patterns), "continue_crop": cfg.continue_crop,
-                       "open_end": cfg.open_end,                       "transition_share": cfg.transition_share, "transitions": cfg.transitions}
+                       "open_end": cfg.open_end, "transition_share": cfg.transition_share,
+                       "transitions": cfg.transitions}
         return ck
 
     def state() -> dict:
