@@ -294,3 +294,27 @@ def test_style_balanced_draws_lift_rare_styles_within_each_action_on_the_real_tr
         balance_weights(labels, 0.5, sty, -0.1)
     with pytest.raises(ValueError, match="entries"):
         balance_weights(labels, 0.5, sty[:-1], 0.5)
+
+
+def test_training_threads_fall_back_to_one_with_a_warning_on_a_busy_machine(monkeypatch):
+    """Above one runnable job per core the trainers use one thread and say so (a generator run's
+    schedule follows the wall clock, so a silently slow run would also train less); on an idle
+    machine they use up to two threads without a word; COAMD_THREADS overrides both."""
+    import warnings
+
+    from coamd.train.common import default_threads
+
+    monkeypatch.delenv("COAMD_THREADS", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("os.getloadavg", lambda: (3.5, 1.0, 0.5))
+    with pytest.warns(RuntimeWarning, match="1 thread.*load average 3.5.*COAMD_THREADS"):
+        assert default_threads() == 1
+    monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.1, 0.1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert default_threads() == 2
+    monkeypatch.setattr("os.getloadavg", lambda: (3.5, 1.0, 0.5))
+    monkeypatch.setenv("COAMD_THREADS", "2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert default_threads() == 2
