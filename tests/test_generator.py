@@ -311,7 +311,7 @@ def test_open_ends_add_unknown_unscored_tokens_after_real_clips(real_latents):
     assert h.shape[:2] == z2.shape[:2] and torch.isfinite(h[~p2]).all()
     same = open_ends(z, mask, pad, 0.0, max_tokens, torch.Generator().manual_seed(1))
     assert all(torch.equal(a, b) for a, b in zip(same, (z, mask, pad, mask)))
-    full = torch.arange(L)[None].expand(len(zs), L) >= L           # no padding: rows at the limit
+    full = torch.zeros(len(zs), L, dtype=torch.bool)               # no padding: rows at the limit
     assert torch.equal(open_ends(z, mask, full, 1.0, L, torch.Generator())[2], full)
     with pytest.raises(ValueError, match="open_end"):
         open_ends(z, mask, pad, 1.5, max_tokens, torch.Generator())
