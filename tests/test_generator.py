@@ -283,7 +283,8 @@ def test_open_ends_add_unknown_unscored_tokens_after_real_clips(real_latents):
     """``open_end`` 1 on real clips' latents: every row that has room gets 1..min(n, max - n)
     unknown tokens after its last one, which are neither padding nor scored; the clip's own
     tokens, masks and scoring are untouched; the widened batch runs through the transformer; 0
-    changes nothing; a share outside [0, 1] raises."""
+    changes nothing; with ``below`` only rows shorter than it get a tail; a share outside [0, 1]
+    or a negative ``below`` raises."""
     from coamd.train.generator import open_ends, training_masks
 
     zs = [z for _, z in real_latents]
@@ -313,5 +314,12 @@ def test_open_ends_add_unknown_unscored_tokens_after_real_clips(real_latents):
     assert all(torch.equal(a, b) for a, b in zip(same, (z, mask, pad, mask)))
     full = torch.zeros(len(zs), L, dtype=torch.bool)               # no padding: rows at the limit
     assert torch.equal(open_ends(z, mask, full, 1.0, L, torch.Generator())[2], full)
+    cut = int(lens.median())                                       # open_end_below: short rows only
+    assert (lens < cut).any() and (lens >= cut).any()
+    p3 = open_ends(z, mask, pad, 1.0, max_tokens, torch.Generator().manual_seed(1), below=cut)[2]
+    extra3 = (~p3).sum(1) - lens
+    assert (extra3[lens >= cut] == 0).all() and (extra3[lens < cut] >= 1).all()
     with pytest.raises(ValueError, match="open_end"):
         open_ends(z, mask, pad, 1.5, max_tokens, torch.Generator())
+    with pytest.raises(ValueError, match="open_end_below"):
+        open_ends(z, mask, pad, 0.5, max_tokens, torch.Generator(), below=-1)

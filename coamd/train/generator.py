@@ -13,8 +13,9 @@ Paper section 3.2 (eq. 3-5). The loop:
    known prefix as in left-to-right sampling, a masked span as in editing; ``continue_crop`` cuts
    some known-prefix rows short), condition dropout (null text) for classifier-free guidance, and
    the flow-matching loss (eq. 5, sign of eq. A3) on the masked tokens with several (t, noise)
-   draws per token; ``open_end`` (off by default) gives a share of rows unknown, unscored tokens
-   after the clip's end (:func:`open_ends`); a share of steps (``transition_share``) trains on
+   draws per token; ``open_end`` (off by default) gives a share of rows (``open_end_below``: of
+   the rows shorter than that many tokens) unknown, unscored tokens after the clip's end
+   (:func:`open_ends`); a share of steps (``transition_share``) trains on
    transition sequences instead, one action's tail known and another action's text
    (:mod:`coamd.train.transitions`);
 4. AdamW (betas 0.9/0.95, no decay on biases and norms) and EMA weights (shipped); resume from
@@ -71,6 +72,7 @@ class GeneratorTrainConfig(loop.TrainConfig):
     mask_patterns: tuple = (0.55, 0.3, 0.15)  # random / known prefix / masked span
     continue_crop: float = 0.5       # share of known-prefix rows cut short (continuations, not endings)
     open_end: float = 0.0            # share of rows given unknown, unscored tokens after the clip's end
+    open_end_below: int = 0          # only rows shorter than this many tokens get them (0: every row)
     transition_share: float = 0.0    # share of steps on transition sequences (coamd.train.transitions)
     transitions: int = 4000          # transition sequences built (encoded once, cached)
     balance: float = 0.5             # class balance: draw an action in proportion to n_action^(1-balance)
@@ -398,9 +400,10 @@ def training_masks(pad: torch.Tensor, patterns: tuple, gen: torch.Generator,
 
 
 def open_ends(z: torch.Tensor, mask: torch.Tensor, pad: torch.Tensor, share: float, max_tokens: int,
-              gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Give a ``share`` of the rows unknown tokens after their last one, which the loss never
-    scores: (z, mask, pad, loss_mask), the first three widened to the new length.
+              gen: torch.Generator, below: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Give a ``share`` of the rows (with ``below`` > 0: of the rows shorter than ``below``
+    tokens) unknown tokens after their last one, which the loss never scores: (z, mask, pad,
+    loss_mask), the first three widened to the new length.
 
     A row of n tokens gets k ~ U{1..min(n, max_tokens - n)} more positions, marked unknown (the
     mask token) but not padding, so the transformer sees a sequence longer than the clip, as it
@@ -411,12 +414,16 @@ def open_ends(z: torch.Tensor, mask: torch.Tensor, pad: torch.Tensor, share: flo
     learns a target for the open tail. Off by default: at 0.3 it fixed the 4 s energetic hand
     raise but cost unguided walks 5-10 points of style in two training seeds
     (``benchmarks/results/open_end/README.md``). z (B, L, D), mask / pad (B, L) bool as from
-    :func:`training_masks`; ``share`` in [0, 1] (ValueError otherwise)."""
+    :func:`training_masks`; ``share`` in [0, 1] and ``below`` >= 0 (ValueError otherwise)."""
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"open_end must be in [0, 1], got {share}")
+    if below < 0:
+        raise ValueError(f"open_end_below must be >= 0 tokens, got {below}")
     B, L = pad.shape
     lens = (~pad).sum(1)
     room = torch.minimum(lens, max_tokens - lens).clamp(min=0)
+    if below > 0:
+        room = torch.where(lens < below, room, 0)
     chosen = (torch.rand(B, generator=gen) < share) & (room > 0)
     extra = torch.where(chosen, 1 + (torch.rand(B, generator=gen) * room.float()).long().clamp(max=room - 1), 0)
     L2 = max(L, int((lens + extra).max()))
@@ -510,7 +517,8 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
             mask, pad = training_masks(pad, cfg.mask_patterns, rng.torch, cfg.continue_crop)
             loss_mask = mask
             if cfg.open_end > 0:
-                z, mask, pad, loss_mask = open_ends(z, mask, pad, cfg.open_end, cfg.max_tokens, rng.torch)
+                z, mask, pad, loss_mask = open_ends(z, mask, pad, cfg.open_end, cfg.max_tokens, rng.torch,
+                                                    cfg.open_end_below)
         drop = torch.rand(z.shape[0], generator=rng.torch) < cfg.cond_drop
         h = transformer(z, mask, text, pad, drop)
         return diffusion.loss(z[loss_mask], h[loss_mask], cfg.diff_samples, generator=rng.torch), {}
@@ -544,8 +552,8 @@ def build(cfg: GeneratorTrainConfig, spec: dict | None, rng: loop.Rng, progress:
                        "seed": cfg.seed, "batch_size": cfg.batch_size, "cond_drop": cfg.cond_drop,
                        "balance": cfg.balance, "style_balance": cfg.style_balance,
                        "mask_patterns": list(cfg.mask_patterns), "continue_crop": cfg.continue_crop,
-                       "open_end": cfg.open_end, "transition_share": cfg.transition_share,
-                       "transitions": cfg.transitions}
+                       "open_end": cfg.open_end, "open_end_below": cfg.open_end_below,
+                       "transition_share": cfg.transition_share, "transitions": cfg.transitions}
         return ck
 
     def state() -> dict:
