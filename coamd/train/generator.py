@@ -412,7 +412,8 @@ def open_ends(z: torch.Tensor, mask: torch.Tensor, pad: torch.Tensor, share: flo
     length alone, as one of the long, tired styles. Only the clip's own tokens are scored, so
     the model learns that a long sequence does not change how its first seconds look, and never
     learns a target for the open tail. Off by default: at 0.3 it fixed the 4 s energetic hand
-    raise but cost unguided walks 5-10 points of style in two training seeds
+    raise but cost unguided walks 5-10 points of style in two training seeds, and limited to
+    rows shorter than 20 tokens (``below``; 1 % of the walk clips) it cost them as much
     (``benchmarks/results/open_end/README.md``). z (B, L, D), mask / pad (B, L) bool as from
     :func:`training_masks`; ``share`` in [0, 1] and ``below`` >= 0 (ValueError otherwise)."""
     if not 0.0 <= share <= 1.0:
