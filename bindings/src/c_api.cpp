@@ -40,6 +40,7 @@ static_assert(offsetof(coamd_request, capacity_frames) == 56 && offsetof(coamd_r
               "coamd_request layout");
 static_assert(offsetof(coamd_request, text_conditioning) == 68 && sizeof(coamd_request) == 88,
               "coamd_request version-4 layout");
+static_assert(offsetof(coamd_request, skeleton) == 72, "version 4's other new fields lie past the version-2 size");
 static_assert(sizeof(coamd_sample_info) == 32, "coamd_sample_info layout");
 static_assert(offsetof(coamd_stream_info, cleanup_applied) == 56 && offsetof(coamd_stream_info, skeleton_applied) == 88 &&
                   sizeof(coamd_stream_info) == 104,
@@ -61,6 +62,9 @@ constexpr int32_t kOptionsMinSize = 16;
 // Version 1 ended with capacity_frames (offset 56) and was padded to 64 bytes (8-byte alignment):
 // its tail padding is where version 2 put `cleanup`.
 constexpr int32_t kRequestMinSize = 64;
+// Versions 2 and 3 ended with temperature (offset 64) and were padded to 72 bytes: their tail
+// padding is where version 4 put `text_conditioning`.
+constexpr int32_t kRequestV2Size = 72;
 constexpr int32_t kStreamInfoMinSize = static_cast<int32_t>(offsetof(coamd_stream_info, cleanup_applied));
 constexpr int32_t kFrameInfoMinSize = static_cast<int32_t>(offsetof(coamd_frame_info, root_velocity));
 
@@ -406,6 +410,10 @@ int coamd_stream_start(coamd_client* client, const char* text, const coamd_reque
   if (request->struct_size == kRequestMinSize &&
       (req.cleanup < COAMD_CLEANUP_SERVER_DEFAULT || req.cleanup > COAMD_CLEANUP_OFF)) {
     req.cleanup = COAMD_CLEANUP_SERVER_DEFAULT;  // a version-1 struct's tail padding, not a value
+  }
+  if (request->struct_size <= kRequestV2Size) {
+    // A version-2/3 struct's tail padding (never written by such a caller), not a value.
+    req.text_conditioning = COAMD_TEXT_CONDITIONING_SERVER_DEFAULT;
   }
   return guarded([&] {
     auto s = std::make_unique<coamd_stream>();

@@ -782,6 +782,8 @@ TEST(StreamContract, AVersion2CallerWorksAndSizesDecideTheNewerFields) {
     EXPECT_EQ(got.cleanup(), v1::CLEANUP_OFF) << "cleanup lies within the 64-byte version-1 size";
     // temperature lies past it: honoured when the caller declares its full size.
     EXPECT_FLOAT_EQ(got.temperature(), full ? 0.7f : 0.f) << "full size " << full;
+    // the 72-byte struct's tail padding (garbage here) is not read as version 4's text_conditioning
+    EXPECT_EQ(got.text_conditioning(), v1::TEXT_CONDITIONING_UNSPECIFIED) << "full size " << full;
   }
 }
 

@@ -158,7 +158,8 @@ typedef struct coamd_client_options {
 /* One generation request plus its playback settings; coamd_request_init(&r, sizeof r) fills the
  * defaults and struct_size. Sizes accepted: 64 (version 1: up to capacity_frames plus 4 bytes of
  * padding, which version 2 turned into `cleanup`; temperature then takes the server default),
- * 72 (versions 2 and 3) .. 88 (version 4). */
+ * 72 (versions 2 and 3: up to temperature plus 4 bytes of padding, which version 4 turned into
+ * `text_conditioning`; it and the later fields then take the server default) .. 88 (version 4). */
 typedef struct coamd_request {
   int32_t struct_size;
   float duration_s;          /* 0.4 .. 12 seconds */

@@ -34,7 +34,9 @@ void old_caller_v2(const char* target, const char* text, float duration_s, int s
   report->rc_create = coamd_client_create(target, &opts, NULL, NULL, &client);
   if (report->rc_create != COAMD_OK) goto done;
 
-  memset(req.canary, 0x5A, sizeof(req.canary));
+  /* Garbage where the stack would have it: the version-2 struct's 4 bytes of tail padding are
+   * never written by this caller (version 4 put text_conditioning there). */
+  memset(&req, 0x5A, sizeof(req));
   coamd_request_defaults(&req.r);
   report->request_struct_size = req.r.struct_size;
   report->request_canary_intact = 1;
