@@ -101,6 +101,7 @@ def test_stop_then_resume_equals_an_uninterrupted_run(name, tiny, workdir):
 
     a = train(name, *common, "--steps", "4", "--run-dir", str(d / "a"), "--out", str(d / "a.pt"))
     assert a["step"] == 4 and records(d / "a", "step")[-1]["step"] == 4  # the step budget stops it
+    assert a["ended_by"] == records(d / "a", "end")[-1]["ended_by"] == "steps"
 
     b = train(name, *common, "--steps", "4", "--stop-after", "3", "--run-dir", str(d / "b"), "--out", str(d / "b.pt"))
     assert b["step"] == 3 and b["out"] is None and not (d / "b.pt").exists()
@@ -155,10 +156,13 @@ def test_trained_weights_load_with_the_models_loaders(name, workdir):
 
 
 def test_time_budget_stops_the_run_and_ends_the_schedule(tiny, workdir):
+    """A run whose clock ends before its step budget stops at the first step after it, ends
+    its schedule, and says so: ``ended_by`` "time" in the result and the log's end line."""
     d = workdir / "ae_time"
     r = train("ae", "--dataset", str(tiny), "--steps", "100000", "--max-minutes", "0.02", "--train-set", "log_every=1",
               *SMALL["ae"], "--run-dir", str(d), "--out", str(d / "ae.pt"))
     assert 0 < r["step"] < 100000
+    assert r["ended_by"] == records(d, "end")[-1]["ended_by"] == "time"
     assert 1.2 <= r["train_seconds"] < 1.2 + 30  # stops at the first step after 1.2 s
     steps = records(d, "step")
     assert steps[-1]["step"] == r["step"]

@@ -9,7 +9,9 @@ top to bottom:
    configs and ``RUN_DIR/state.pt`` is loaded into it (modules, optimiser, step, elapsed seconds,
    RNG states, best validation value, the task's own extra state);
 2. the budget: ``config.steps`` optimiser steps or ``max_minutes`` of training, whichever ends
-   first (the learning-rate schedule ends with it);
+   first (the learning-rate schedule ends with it); the result and the ``end`` line say which
+   (``ended_by``: ``"steps"`` or ``"time"``), and without ``--quiet`` a run the clock ended says
+   so on stderr: the same command trains fewer steps on a slower or busier machine;
 3. each step: the learning rate of :class:`Schedule`, ``task.step``, backward, gradient clipping,
    ``optimizer.step``, ``task.after_step`` (e.g. an EMA update);
 4. every ``log_every`` steps a ``"step"`` line in ``RUN_DIR/log.jsonl`` (keys :data:`STEP_KEYS`,
@@ -28,6 +30,7 @@ import dataclasses
 import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -309,13 +312,17 @@ def train(name: str, build: Callable[[dict | None, Rng], Task], opts: RunOptions
         log.write(event="stop", step=step, elapsed_s=round(train_s, 1))
         return {**summary({}, train_s), "best": best, "out": None}
 
+    ended_by = "steps" if step >= cfg.steps else "time"
+    if ended_by == "time" and opts.progress:
+        print(f"{name}: the wall-clock budget ({opts.max_minutes:g} min) ended the run and its learning-rate "
+              f"schedule at step {step} of {cfg.steps}", file=sys.stderr)
     val = evaluate(final=True)
     out = Path(opts.out)
     if task.best:
         save_atomic(out, torch.load(run_dir / "best.pt", map_location="cpu", weights_only=False))
     else:
         save_atomic(out, task.export(summary(val, train_s)))
-    result = {**summary(val, train_s), "best": best, "out": str(out)}
+    result = {**summary(val, train_s), "best": best, "out": str(out), "ended_by": ended_by}
     log.write(event="end", **{k: v for k, v in result.items() if k != "train_seconds"},
               elapsed_s=result["train_seconds"])
     return result
