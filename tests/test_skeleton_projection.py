@@ -167,7 +167,9 @@ def test_projection_follows_the_cleanup_and_raw_is_unprojected(engine, generated
     raw_chunks = list(engine.sampler.stream(GenerationRequest(**req, skeleton="raw")))
     assert all(c.rotations is None for c in raw_chunks)
     raw = np.concatenate([c.joints for c in raw_chunks])
-    np.testing.assert_allclose(raw, generated[0], atol=1e-5)  # batched decoding rounds differently
+    # batched decoding rounds differently: up to 1.04e-5 m seen on one CPU, so 0.1 mm (a different
+    # motion differs by centimetres)
+    np.testing.assert_allclose(raw, generated[0], atol=1e-4)
     pos, rot = project_motion(raw)
     np.testing.assert_array_equal(np.concatenate([c.joints for c in fk_chunks]), pos)
     np.testing.assert_array_equal(np.concatenate([c.rotations for c in fk_chunks]), rot)
