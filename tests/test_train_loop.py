@@ -301,23 +301,28 @@ def test_style_balanced_draws_lift_rare_styles_within_each_action_on_the_real_tr
 
 
 def test_training_threads_fall_back_to_one_with_a_warning_on_a_busy_machine(monkeypatch):
-    """Above one runnable job per core the trainers use one thread and say so (a generator run's
-    schedule follows the wall clock, so a silently slow run would also train less); on an idle
-    machine they use up to two threads without a word; COAMD_THREADS overrides both."""
+    """When other work keeps the cores busy the trainers use one thread and say so (a generator
+    run's schedule follows the wall clock, so a silently slow run would also train less); on an
+    idle machine they use up to two threads without a word; COAMD_THREADS overrides both. (The
+    busy measure itself is tested on real busy processes in tests/test_cpu.py.)"""
     import warnings
 
     from coamd.train.common import default_threads
 
     monkeypatch.delenv("COAMD_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    monkeypatch.setattr("os.getloadavg", lambda: (3.5, 1.0, 0.5))
-    with pytest.warns(RuntimeWarning, match="1 thread.*load average 3.5.*COAMD_THREADS"):
+    monkeypatch.setattr("coamd.cpu.busy_cores", lambda window_s=0.2: 1.9)
+    with pytest.warns(RuntimeWarning, match="1 thread: other work keeps 1.9 of the 2 cores.*COAMD_THREADS"):
         assert default_threads() == 1
-    monkeypatch.setattr("os.getloadavg", lambda: (0.2, 0.1, 0.1))
+    monkeypatch.setattr("coamd.cpu.busy_cores", lambda window_s=0.2: 0.3)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert default_threads() == 2
+    # where /proc/stat cannot be read, the 1-minute load average decides
+    monkeypatch.setattr("coamd.cpu.busy_cores", lambda window_s=0.2: None)
     monkeypatch.setattr("os.getloadavg", lambda: (3.5, 1.0, 0.5))
+    with pytest.warns(RuntimeWarning, match="1 thread: the 1-minute load average 3.5"):
+        assert default_threads() == 1
     monkeypatch.setenv("COAMD_THREADS", "2")
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -15,7 +15,6 @@ export on a cache miss. So unguided generation on ONNX Runtime with exported gra
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -49,13 +48,11 @@ def backend_names() -> list[str]:
 
 def default_torch_threads() -> int:
     """PyTorch intra-op threads for one-off CLI runs: ``COAMD_THREADS`` if set; else all cores (at
-    most 2), but 1 when the machine is already busy (1-minute load average above the core count):
+    most 2), but 1 when other work already keeps the cores busy (:func:`coamd.cpu.torch_threads`):
     two OpenMP threads competing with other jobs were measured 6-10x slower on the 2-core box."""
-    if os.environ.get("COAMD_THREADS"):
-        return max(1, int(os.environ["COAMD_THREADS"]))
-    cores = os.cpu_count() or 1
-    busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores
-    return 1 if busy else min(2, cores)
+    from coamd.cpu import torch_threads
+
+    return torch_threads(cap=2)[0]
 
 
 def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *, guidance: bool = True,

@@ -22,20 +22,18 @@ from coamd.paths import DEFAULT_CHECKPOINT, DEFAULT_DATASET, DEFAULT_RUNS
 
 def default_threads() -> int:
     """Intra-op threads for training: ``COAMD_THREADS`` if set; else all cores (at most 2), but 1
-    when the machine is already busy (1-minute load average above the core count): measured on
-    the 2-core box, two OpenMP threads competing with other jobs ran a training step 6-10x slower
-    than one thread. The fall-back to one thread is announced with a RuntimeWarning: a generator
-    run's learning-rate schedule follows the wall clock, so a slow run also trains less."""
-    if os.environ.get("COAMD_THREADS"):
-        return max(1, int(os.environ["COAMD_THREADS"]))
-    cores = os.cpu_count() or 1
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if load > cores:
-        warnings.warn(f"training with 1 thread: the 1-minute load average {load:.1f} is above the "
-                      f"{cores} cores (another job running, or one just stopped); set COAMD_THREADS "
+    when other work already keeps the cores busy (:func:`coamd.cpu.torch_threads`, measured over
+    0.2 s, so the job that ran just before does not count): measured on the 2-core box, two
+    OpenMP threads competing with other jobs ran a training step 6-10x slower than one thread.
+    The fall-back to one thread is announced with a RuntimeWarning: a generator run's
+    learning-rate schedule follows the wall clock, so a slow run also trains less."""
+    from coamd.cpu import torch_threads
+
+    n, why = torch_threads(cap=2)
+    if why:
+        warnings.warn(f"training with 1 thread: {why} (another job running); set COAMD_THREADS "
                       "or --threads to choose", RuntimeWarning, stacklevel=2)
-        return 1
-    return min(2, cores)
+    return n
 
 
 def setup_torch(seed: int, threads: int | None = None) -> int:
