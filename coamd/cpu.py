@@ -6,9 +6,9 @@ training step 6-10x slower than one thread.
 
 "Busy" is measured over a short window from ``/proc/stat`` (Linux), not from the load average:
 the 1-minute load average still reads about 2 for a minute or two after a 2-thread job ends, so
-each step of ``make train`` or ``make ablation`` saw the step before it and fell back to one
-thread (the time-budgeted steps then also trained fewer steps). Elsewhere, the load average is
-the fall-back.
+a step of ``make ablation`` or ``make train`` could see the step before it and fall back to one
+thread (2 of the 8 steps of one ``make ablation`` run did; a time-budgeted step then also trains
+fewer steps). Where ``/proc/stat`` cannot be read, the load average is the fall-back.
 """
 from __future__ import annotations
 

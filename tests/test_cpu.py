@@ -22,7 +22,7 @@ def _spin(n: int) -> list[subprocess.Popen]:
 def test_busy_cores_sees_other_processes_and_forgets_them_at_once(monkeypatch):
     """Processes spinning on every core read as busy and cut the threads to one; right after they
     stop, the machine reads as idle again (the 1-minute load average would still say busy for a
-    minute or two, and made each step of `make train` fall back to one thread)."""
+    minute or two, and made steps of `make ablation` fall back to one thread)."""
     monkeypatch.delenv("COAMD_THREADS", raising=False)
     cores = os.cpu_count() or 1
     if cores < 2:
