@@ -374,7 +374,7 @@ def _engine(a: argparse.Namespace, guidance: bool = True):
     # OpenMP threads were measured 6-10x slower on the loaded 2-core box), else up to two
     try:
         return load_engine(backend=a.backend, checkpoint=a.checkpoint, guidance=guidance, dataset=a.dataset,
-                           torch_threads=default_torch_threads())
+                           torch_threads=default_torch_threads)  # measured only if torch loads
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
 

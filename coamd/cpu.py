@@ -61,11 +61,11 @@ def torch_threads(cap: int = 2) -> tuple[int, str | None]:
         return max(1, int(os.environ["COAMD_THREADS"])), None
     cores = os.cpu_count() or 1
     busy = busy_cores()
-    if busy is not None:
-        if busy > cores - 0.5:
-            return 1, f"other work keeps {busy:.1f} of the {cores} cores busy"
-    elif hasattr(os, "getloadavg") and os.getloadavg()[0] > cores:
-        return 1, f"the 1-minute load average {os.getloadavg()[0]:.1f} is above the {cores} cores"
+    if busy is not None and busy > cores - 0.5:
+        return 1, f"other work keeps {busy:.1f} of the {cores} cores busy"
+    load = os.getloadavg()[0] if busy is None and hasattr(os, "getloadavg") else 0.0
+    if load > cores:
+        return 1, f"the 1-minute load average {load:.1f} is above the {cores} cores"
     return max(1, min(cap, cores)), None
 
 

@@ -46,3 +46,22 @@ def test_busy_cores_sees_other_processes_and_forgets_them_at_once(monkeypatch):
 def test_busy_cores_rejects_a_bad_window():
     with pytest.raises(ValueError, match="window_s must be > 0"):
         busy_cores(0)
+
+
+def test_a_thread_chooser_runs_only_when_the_models_load():
+    """`coamd generate` hands the engine a function, not a count: the 0.2 s busy measure is taken
+    when torch loads the models, never on the torch-free ONNX path."""
+    import torch
+
+    from coamd.runtime.engine import BundleRef
+
+    calls = []
+    before = torch.get_num_threads()
+    ref = BundleRef(None, torch_threads=lambda: calls.append(1) or 1)
+    assert calls == [] and not ref.loaded
+    try:
+        ref.get()
+        ref.get()
+        assert calls == [1] and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

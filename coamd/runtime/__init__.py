@@ -56,12 +56,13 @@ def default_torch_threads() -> int:
 
 
 def load_engine(backend: str = "torch", checkpoint: str | Path | None = None, *, guidance: bool = True,
-                device: str = "cpu", dataset: str | Path = DEFAULT_DATASET, torch_threads: int | None = None,
+                device: str = "cpu", dataset: str | Path = DEFAULT_DATASET, torch_threads: int | Callable[[], int] | None = None,
                 **options: Any) -> Engine:
     """An :class:`Engine` on ``backend`` with the weights in ``checkpoint`` (None = the shipped
     default). ``guidance``: attach the PyTorch recognizer-guidance sidecar (on ``device``).
-    ``torch_threads``: intra-op threads torch gets if this engine imports it (None: leave torch's
-    setting). ``options`` go to the backend factory.
+    ``torch_threads``: intra-op threads torch gets if this engine imports it, or a function that
+    chooses them then, such as :func:`default_torch_threads` (None: leave torch's setting).
+    ``options`` go to the backend factory.
 
     With ``backend="onnxruntime"`` (or ``tensorrt``), ``guidance=False`` and the checkpoint's graphs
     already in the export cache, no torch is imported: the backend is built from the export folder

@@ -17,6 +17,7 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -48,12 +49,13 @@ class BundleRef:
 
     path: the checkpoint folder; its existence and ``autoencoder.pt`` are checked at once
     (FileNotFoundError), without torch. torch_threads: intra-op threads torch gets when this
-    loads it (None leaves torch's setting). :meth:`get` loads and returns the
+    loads it, or a function called then to choose them (so a measure of the machine is only
+    taken when torch is needed); None leaves torch's setting. :meth:`get` loads and returns the
     :class:`~coamd.models.bundle.ModelBundle` (once, thread-safe); every other attribute is the
     loaded bundle's, so a ``BundleRef`` stands in for a ``ModelBundle`` where models are needed.
     """
 
-    def __init__(self, path: str | Path, torch_threads: int | None = None):
+    def __init__(self, path: str | Path, torch_threads: int | Callable[[], int] | None = None):
         from coamd.models.bundle import checkpoint_folder
 
         self.path = checkpoint_folder(path)
@@ -72,8 +74,9 @@ class BundleRef:
             if self._bundle is None:
                 import torch
 
-                if self.torch_threads:
-                    torch.set_num_threads(int(self.torch_threads))
+                n = self.torch_threads() if callable(self.torch_threads) else self.torch_threads
+                if n:
+                    torch.set_num_threads(int(n))
                 from coamd.models.bundle import load_bundle
 
                 self._bundle = load_bundle(self.path)
