@@ -275,7 +275,10 @@ def understanding_report(model_path: str | None = None, dataset: str = "data/pro
 
     model = U.TextUnderstanding.load(model_path)
     res = {"model": model.meta, "oov_threshold": model.oov_threshold, "style_threshold": model.style_threshold,
-           "splits": {sp: U.evaluate(model, sp, dataset=dataset) for sp in ("dev", "test")}}
+           "splits": {sp: U.evaluate(model, sp, dataset=dataset) for sp in ("dev", "test")},
+           "style_sets": {name: U.evaluate(model, sp, dataset=None, sentences=name)
+                          for name, sp in (("style_phrasing", "dev"), ("style_check", "check"))
+                          if (U.BENCHMARK_DATA / f"{name}.jsonl").exists()}}
     cache = U._feature_cache()
     labels = json.loads((Path(dataset) / "labels.json").read_text())
     contents = list(labels["contents"]) + [U.UNSUPPORTED]
@@ -334,11 +337,20 @@ def understanding_markdown(r: dict) -> str:
              "`coamd.models.understanding` (logistic regressions on the MiniLM embedding, fitted on the train "
              f"captions A-D and the lexicons of `coamd.data.lexicon`: {r['model'].get('training_texts')} texts, "
              f"fit {r['model'].get('fit_seconds')} s) on the free-phrasing sets. Thresholds (out of vocabulary "
-             f"{r['oov_threshold']:.2f}, style {r['style_threshold']:.2f}) were chosen on dev; test was never used "
-             "for a choice.", "",
+             f"{r['oov_threshold']:.2f}, style {r['style_threshold']:.2f}) were chosen on the dev "
+             "splits of the free-phrasing and style-phrasing sets; test was never used for a choice.", "",
              f"| measure | dev ({d['sentences']} + {d['oov_sentences']} OOV) | test ({t['sentences']} + "
              f"{t['oov_sentences']} OOV) |", "|---|---|---|"]
     lines += [f"| {name} | {_pct(d[k])} | {_pct(t[k])} |" for name, k in rows]
+    if r.get("style_sets"):
+        sets = r["style_sets"]
+        lines += ["", "Style sets (the frequent actions in each style the dataset recorded with them; "
+                      "`style_phrasing` dev chose the thresholds with the free-phrasing dev split, `style_check` "
+                      "was written apart and never used for a choice):", "",
+                  "| measure | " + " | ".join(f"{n} ({v['split']}, {v['sentences']})" for n, v in sets.items()) + " |",
+                  "|---|" + "---|" * len(sets)]
+        lines += [f"| {name} | " + " | ".join(_pct(v[k]) for v in sets.values()) + " |"
+                  for name, k in rows if all(v[k] is not None for v in sets.values())]
     e = t.get("heldout_family_E_test")
     if e:
         lines += ["", f"Held-out caption family E (never trained on), test split, {e['captions']} captions: content "

@@ -7,8 +7,9 @@ label, the verbs, nouns, idioms and adverbs that mean it, plus motions the model
 
 * ``CONTENT_LEXICON``: content label -> phrases naming the action (verb phrases in the third
   person, imperative or gerund form, and noun phrases). Sided contents always name their side.
-* ``STYLE_LEXICON``: style label -> ``{"adverbs": [...], "people": [...]}``: manner phrases that
-  can follow or precede an action, and person noun phrases that carry the style.
+* ``STYLE_LEXICON``: style label -> ``{"adverbs": [...], "people": [...], "states": [...]}``:
+  manner phrases that can follow or precede an action, person noun phrases that carry the style,
+  and state or situation clauses set off by a comma ("fired up", "at the end of a long shift").
 * ``SUBJECTS``: style-neutral subjects ("someone", "she", "the character", "I"); never "a
   figure", the subject of the held-out caption family E; ``SCENES``: scene words that carry no
   label ("in the park", "after lunch").
@@ -257,16 +258,26 @@ STYLE_LEXICON: dict[str, dict[str, list[str]]] = {
     "active": {
         "adverbs": ["energetically", "with energy", "lively", "vigorously", "briskly", "dynamically",
                     "full of energy", "with pep", "spiritedly", "bouncily", "with vigour", "animatedly",
-                    "with gusto", "zestfully", "sprightly", "actively", "with lots of energy", "peppily"],
+                    "with gusto", "zestfully", "sprightly", "actively", "with lots of energy", "peppily",
+                    "enthusiastically", "eagerly", "excitedly", "with enthusiasm", "with a spring in the step",
+                    "full of beans", "raring to go", "bursting with energy", "zippily", "with vim and vigour",
+                    "keenly", "with great gusto", "like a bundle of energy", "with bounce and drive", "snappily"],
         "people": ["an energetic person", "a lively person", "an athletic person", "a peppy woman",
-                   "an energetic man", "a vigorous person", "a spirited athlete", "a hyperactive person"],
+                   "an energetic man", "a vigorous person", "a spirited athlete", "a hyperactive person",
+                   "a cheerleader", "a fitness instructor", "an eager volunteer", "a go-getter",
+                   "an enthusiastic coach", "a bubbly host", "a spirited camp counsellor"],
+        "states": ["fired up", "pumped up", "all hyped up", "wide awake and raring to go",
+                   "buzzing with energy", "after three cups of coffee", "full of pep", "eager to get going",
+                   "charged up and ready"],
     },
     "angry": {
         "adverbs": ["angrily", "furiously", "in a rage", "irately", "with clenched fists", "aggressively",
                     "in a temper", "grumpily", "huffily", "crossly", "indignantly", "fuming", "in anger",
                     "with fury", "hotheadedly", "resentfully", "in a huff", "madly, full of anger"],
-        "people": ["an angry person", "a furious man", "an enraged woman", "an irate customer", "a livid person",
-                   "an angry man", "a mad person", "a grumpy man", "an annoyed woman"],
+        "people": ["an angry person", "a furious man", "an enraged woman", "an irate customer",
+                   "a livid person", "an angry man", "a mad person", "a grumpy man", "an annoyed woman"],
+        "states": ["seething with rage", "fed up and furious", "red in the face with anger", "boiling mad",
+                   "after a heated argument"],
     },
     "childish": {
         "adverbs": ["childishly", "like a child", "like a kid", "like a little kid", "in a childish way",
@@ -274,36 +285,61 @@ STYLE_LEXICON: dict[str, dict[str, list[str]]] = {
                     "like a toddler", "in a childlike manner"],
         "people": ["a child", "a kid", "a little boy", "a little girl", "a toddler", "a small child",
                    "a young child", "a five-year-old", "a childlike person", "a preschooler", "a little kid"],
+        "states": ["acting like a five-year-old", "silly and childlike", "throwing a little tantrum",
+                   "like a kid in a candy store"],
     },
     "chimpira": {
         "adverbs": ["like a thug", "thuggishly", "with a swagger", "menacingly like a gangster",
-                    "like a hoodlum", "like a street punk", "like a delinquent", "intimidatingly, like a gangster",
-                    "like a yakuza underling", "like a hooligan", "like a chinpira", "in a bullying way"],
-        "people": ["a thug", "a street thug", "a gangster", "a hoodlum", "a delinquent", "a punk",
-                   "a yakuza", "a hooligan", "a ruffian", "a bully", "a lowlife", "a street tough",
-                   "a petty gangster", "a chinpira"],
+                    "like a hoodlum", "like a street punk", "like a delinquent",
+                    "intimidatingly, like a gangster", "like a yakuza underling", "like a hooligan",
+                    "like a chinpira", "in a bullying way"],
+        "people": ["a thug", "a street thug", "a gangster", "a hoodlum", "a delinquent", "a punk", "a yakuza",
+                   "a hooligan", "a ruffian", "a bully", "a lowlife", "a street tough", "a petty gangster",
+                   "a chinpira"],
+        "states": ["looking for trouble like a street punk", "acting like a small-time gangster",
+                   "with a thug's menacing strut"],
     },
     "elderly": {
-        "adverbs": ["like an old person", "like an elderly person", "stiffly like an old man", "hunched over with age",
-                    "like a grandpa", "like a grandmother", "frailly", "with a cane", "slowly like an old man",
-                    "in an elderly way", "with aged stiffness"],
+        "adverbs": ["like an old person", "like an elderly person", "stiffly like an old man",
+                    "hunched over with age", "like a grandpa", "like a grandmother", "frailly", "with a cane",
+                    "slowly like an old man", "in an elderly way", "with aged stiffness", "hobbling",
+                    "with creaky joints", "with a bad back", "bent with age", "doddering",
+                    "with aching old knees", "unsteadily, like a senior", "with an old person's stoop"],
         "people": ["an elderly person", "an old man", "an old woman", "an old lady", "a grandpa", "a grandma",
                    "a grandfather", "a grandmother", "a senior citizen", "an aged person", "a frail old man",
-                   "a pensioner", "a retiree", "an old-timer", "an elderly gentleman", "an eighty-year-old"],
+                   "a pensioner", "a retiree", "an old-timer", "an elderly gentleman", "an eighty-year-old",
+                   "a senior", "a great-grandmother", "a ninety-year-old", "an old fisherman", "a retired man",
+                   "a little old lady", "an aging professor", "an old veteran", "a white-haired woman"],
+        "states": ["old and frail", "stiff with age", "at ninety years old", "with arthritis in the knees",
+                   "in the twilight of life", "weak with old age"],
     },
     "exhausted": {
         "adverbs": ["wearily", "tiredly", "exhaustedly", "worn out", "fatigued", "drained", "sluggishly",
                     "out of breath", "panting", "listlessly", "bone-tired", "wiped out", "sleepily",
-                    "with heavy tired limbs", "completely spent"],
-        "people": ["an exhausted person", "a tired man", "a weary woman", "a worn-out worker", "a fatigued person",
-                   "an exhausted runner", "a sleepy person", "a drained office worker", "a tired person"],
+                    "with heavy tired limbs", "completely spent", "half-heartedly", "dragging the feet",
+                    "barely able to keep going", "limply", "with drooping shoulders", "heavily, worn out",
+                    "with the last of the strength", "droopily"],
+        "people": ["an exhausted person", "a tired man", "a weary woman", "a worn-out worker",
+                   "a fatigued person", "an exhausted runner", "a sleepy person", "a drained office worker",
+                   "a tired person", "a tired nurse", "a night-shift worker", "an overworked employee",
+                   "an exhausted soldier", "a marathoner at the finish line", "a weary traveller",
+                   "a sleep-deprived parent"],
+        "states": ["dead tired", "completely beat", "worn out after a long day", "at the end of a long shift",
+                   "after an all-nighter", "running on empty", "too tired to go on", "after a marathon",
+                   "barely awake", "dead on the feet", "out of gas", "ready to collapse"],
     },
     "feminine": {
         "adverbs": ["in a feminine way", "femininely", "gracefully", "elegantly", "delicately", "daintily",
                     "in a ladylike way", "with feminine grace", "like a lady", "demurely", "prettily",
-                    "coquettishly", "with a feminine sway"],
+                    "coquettishly", "with a feminine sway", "in a girly way", "swaying the hips",
+                    "like a model on a catwalk", "like a ballerina", "with a graceful sway", "with poise",
+                    "gracefully like a lady", "with soft feminine gestures"],
         "people": ["a feminine person", "a lady", "a graceful woman", "an elegant lady", "a ladylike woman",
-                   "a dainty woman", "a feminine woman", "a graceful girl"],
+                   "a dainty woman", "a feminine woman", "a graceful girl", "a ballerina", "a princess",
+                   "a runway model", "a bride", "a fashion model", "a lady in high heels", "an elegant woman",
+                   "a graceful dancer", "a beauty queen"],
+        "states": ["graceful and ladylike", "as elegant as a dancer", "poised and feminine",
+                   "all grace and charm"],
     },
     "giant": {
         "adverbs": ["heavily, like a giant", "like a giant", "lumberingly", "ponderously",
@@ -311,20 +347,30 @@ STYLE_LEXICON: dict[str, dict[str, list[str]]] = {
                     "with enormous heavy movements", "like a huge monster", "like a golem", "massively"],
         "people": ["a giant", "an ogre", "a troll", "a huge man", "a hulking figure", "a titan", "a colossus",
                    "a towering brute", "an enormous person", "a massive giant", "a lumbering giant"],
+        "states": ["huge and heavy like a giant", "as big as a house", "shaking the ground with every move"],
     },
     "happy": {
         "adverbs": ["happily", "cheerfully", "joyfully", "gleefully", "merrily", "with a smile", "smiling",
                     "gladly", "jollily", "in a good mood", "elatedly", "beaming", "chirpily", "with joy",
                     "delightedly", "full of joy"],
-        "people": ["a happy person", "a cheerful man", "a joyful woman", "a smiling person", "a delighted person",
-                   "a jolly man", "an overjoyed person", "a happy woman"],
+        "people": ["a happy person", "a cheerful man", "a joyful woman", "a smiling person",
+                   "a delighted person", "a jolly man", "an overjoyed person", "a happy woman"],
+        "states": ["in a great mood", "over the moon", "beaming with joy", "happy as can be",
+                   "after hearing good news"],
     },
     "masculine": {
         "adverbs": ["in a masculine way", "manly", "in a manly way", "macho", "like a man's man", "virilely",
-                    "with broad shoulders", "brawnily", "in a macho manner", "with masculine swagger"],
+                    "with broad shoulders", "brawnily", "in a macho manner", "with masculine swagger",
+                    "like a tough guy", "with a manly swagger", "with the chest puffed out",
+                    "with broad strides", "like a real man", "ruggedly", "with a strong masculine posture",
+                    "in a tough-guy way"],
         "people": ["a masculine person", "a manly man", "a macho man", "a muscular man", "a burly man",
-                   "a rugged man", "a bodybuilder", "a brawny guy", "a beefy guy", "a hunky man", "a strong man",
-                   "a masculine man"],
+                   "a rugged man", "a bodybuilder", "a brawny guy", "a beefy guy", "a hunky man",
+                   "a strong man", "a masculine man", "a tough guy", "a lumberjack", "a wrestler",
+                   "a construction worker", "a soldier", "a firefighter", "a football player", "a cowboy",
+                   "a weightlifter", "a big strong guy", "a bouncer", "a biker"],
+        "states": ["manly and strong", "broad-shouldered and manly", "chest puffed out",
+                   "all muscle and swagger", "acting like a tough guy"],
     },
     "musical": {
         "adverbs": ["theatrically, like in a musical", "theatrically", "like on stage", "like a broadway star",
@@ -333,20 +379,29 @@ STYLE_LEXICON: dict[str, dict[str, list[str]]] = {
                     "dramatically, like in a show", "like a stage performer"],
         "people": ["a musical performer", "a stage actor", "a broadway performer", "a showman", "a performer",
                    "a musical theatre actor", "an opera singer", "an entertainer on stage"],
+        "states": ["as if in a musical number", "like the star of a broadway show", "putting on a big show"],
     },
     "normal": {
         "adverbs": ["normally", "in an ordinary way", "ordinarily", "plainly", "neutrally", "naturally",
                     "in a normal manner", "in a standard way", "as usual", "without any particular style",
-                    "typically", "in an everyday way", "in a regular way", "in a neutral style"],
+                    "typically", "in an everyday way", "in a regular way", "in a neutral style", "casually",
+                    "in a plain way", "like anyone would", "like any other day",
+                    "with nothing special about it", "in an average way", "just regularly",
+                    "in a standard manner", "the usual way"],
         "people": ["an ordinary person", "an average person", "a normal person", "a regular person",
-                   "an everyday person"],
+                   "an everyday person", "an average joe", "an everyday guy", "a typical person",
+                   "an ordinary passer-by"],
+        "states": ["in a completely ordinary way", "nothing special about it", "just like any other day",
+                   "plain and simple", "in an everyday manner"],
     },
     "not-confident": {
         "adverbs": ["timidly", "shyly", "nervously", "hesitantly", "unsurely", "insecurely", "meekly",
                     "sheepishly", "awkwardly", "self-consciously", "diffidently", "bashfully", "anxiously",
                     "fearfully", "with low confidence", "tentatively", "without confidence"],
-        "people": ["an unconfident person", "a timid person", "a shy person", "a nervous man", "an insecure woman",
-                   "a bashful boy", "a hesitant person", "an anxious person", "a meek person"],
+        "people": ["an unconfident person", "a timid person", "a shy person", "a nervous man",
+                   "an insecure woman", "a bashful boy", "a hesitant person", "an anxious person",
+                   "a meek person"],
+        "states": ["unsure of themselves", "nervous and shy", "lacking confidence", "afraid of being noticed"],
     },
     "proud": {
         "adverbs": ["proudly", "with pride", "haughtily", "arrogantly", "pompously", "majestically",
@@ -354,20 +409,28 @@ STYLE_LEXICON: dict[str, dict[str, list[str]]] = {
                     "boastfully", "smugly", "lordly", "self-importantly"],
         "people": ["a proud person", "a proud man", "a haughty woman", "an arrogant nobleman", "a king",
                    "a queen", "a pompous official", "a dignified aristocrat", "a proud champion"],
+        "states": ["full of pride", "head held high", "feeling like a champion", "after winning the prize"],
     },
     "sad": {
         "adverbs": ["sadly", "sorrowfully", "gloomily", "glumly", "mournfully", "dejectedly", "miserably",
-                    "unhappily", "melancholically", "tearfully", "forlornly", "despondently", "with a heavy heart",
-                    "crying", "grief-stricken", "downheartedly"],
+                    "unhappily", "melancholically", "tearfully", "forlornly", "despondently",
+                    "with a heavy heart", "crying", "grief-stricken", "downheartedly"],
         "people": ["a sad person", "a sad man", "a gloomy woman", "a heartbroken person", "a grieving widow",
                    "a depressed man", "an unhappy person", "a dejected player", "a crying person"],
+        "states": ["heartbroken", "down in the dumps", "feeling blue", "in tears", "after hearing bad news"],
     },
     "youthful": {
-        "adverbs": ["youthfully", "in a youthful way", "like a young person", "with youthful energy", "boyishly",
-                    "with the ease of youth", "like a teenager", "in a young style"],
-        "people": ["a youthful person", "a young person", "a teenager", "a teen", "a young man", "a young woman",
-                   "a youth", "an adolescent", "a college student", "a young adult", "a high-schooler",
-                   "a young lad"],
+        "adverbs": ["youthfully", "in a youthful way", "like a young person", "with youthful energy",
+                    "boyishly", "with the ease of youth", "like a teenager", "in a young style",
+                    "with youthful bounce", "light on the feet like a young person", "carefree", "like a teen",
+                    "with youthful vigour", "like a student", "with the freshness of youth"],
+        "people": ["a youthful person", "a young person", "a teenager", "a teen", "a young man",
+                   "a young woman", "a youth", "an adolescent", "a college student", "a young adult",
+                   "a high-schooler", "a young lad", "a student", "a young guy", "a teenage boy",
+                   "a teenage girl", "a twenty-year-old", "a university student", "a young athlete",
+                   "a skateboarder", "a young woman in her twenties"],
+        "states": ["young and carefree", "in the prime of youth", "on summer vacation from college",
+                   "fresh out of high school", "still in the teens"],
     },
 }
 
@@ -385,6 +448,11 @@ SCENES: list[str] = [
     "on the beach", "by the river", "in the morning", "at school", "in the living room", "outside",
     "in the snow", "at the market", "on the sidewalk", "in the gym", "at the airport", "in the courtyard",
     "on a busy road", "in a video game", "during the party", "at sunset", "in the classroom",
+    "to the bus stop", "down the hallway", "across the parking lot", "toward the door", "to the store",
+    "on the way home", "across the yard", "in the crowd", "at the concert", "during recess",
+    "on the train platform", "in a small village", "near the fountain", "on a cold winter morning",
+    "for the camera", "in a cutscene", "at the end of the level", "on the pier", "in the lobby",
+    "at the bakery", "on the bridge", "in the library", "at the bowling alley", "across the plaza",
 ]
 
 UNSUPPORTED: dict[str, list[str]] = {
@@ -462,10 +530,12 @@ def unsupported_phrases() -> list[tuple[str, str]]:
 
 
 def compose(n: int, seed: int = 0, unsupported_share: float = 0.25, style_share: float = 0.5,
-            scene_share: float = 0.2) -> list[dict]:
+            scene_share: float = 0.3) -> list[dict]:
     """``n`` sentences composed from the lexicons: subject (or a style's person, or none = an
     imperative/fragment) + action phrase (a content's, or with ``unsupported_share`` an
-    unsupported concept's) + optional style adverb (before or after) + optional scene.
+    unsupported concept's) + the style's carrier (a person as subject, an adverb before or after,
+    or a state clause before or after; a fifth of styled sentences get a second carrier) +
+    optional scene.
 
     Returns dicts {"text", "content" (label, or None for unsupported), "style" (label or None when
     no style is named), "concept" (unsupported concept or None)}. Deterministic in ``seed``.
@@ -473,27 +543,40 @@ def compose(n: int, seed: int = 0, unsupported_share: float = 0.25, style_share:
     rng = np.random.default_rng(seed)
     cp, up = content_phrases(), unsupported_phrases()
     styles = sorted(STYLE_LEXICON)
+
+    def pick(xs: list[str]) -> str:
+        return xs[rng.integers(len(xs))]
+
     out = []
     for _ in range(n):
         unsupported = rng.random() < unsupported_share
         phrase, label = (up if unsupported else cp)[rng.integers(len(up if unsupported else cp))]
         style = styles[rng.integers(len(styles))] if rng.random() < style_share else None
-        subj, adv = None, None
+        subj, before, after = None, [], []
         if style is not None:
             lex = STYLE_LEXICON[style]
-            if rng.random() < 0.45:
-                subj = lex["people"][rng.integers(len(lex["people"]))]
-            else:
-                adv = lex["adverbs"][rng.integers(len(lex["adverbs"]))]
-        r = rng.random()
-        if subj is None and r < 0.75:
-            subj = SUBJECTS[rng.integers(len(SUBJECTS))]
-        words = ([subj] if subj else []) + [phrase]
-        if adv:
-            words = ([adv + ","] + words) if rng.random() < 0.3 else (words + [adv])
+            carriers = ["people", "adverbs", "states"]
+            first = carriers[int(rng.choice(3, p=[0.4, 0.4, 0.2]))]
+            chosen = [first]
+            if rng.random() < 0.2:
+                chosen.append([c for c in carriers if c != first][rng.integers(2)])
+            for kind in chosen:
+                if kind == "people":
+                    subj = pick(lex["people"])
+                else:
+                    text = pick(lex[kind])
+                    if rng.random() < (0.3 if kind == "adverbs" else 0.5):
+                        before.append(text)
+                    else:
+                        after.append((", " if kind == "states" else "") + text)
+        if subj is None and rng.random() < 0.75:
+            subj = pick(SUBJECTS)
+        words = [b + "," for b in before] + ([subj] if subj else []) + [phrase]
+        words += after
         if rng.random() < scene_share:
-            scene = SCENES[rng.integers(len(SCENES))]
+            scene = pick(SCENES)
             words = ([scene + ","] + words) if rng.random() < 0.4 else (words + [scene])
-        out.append({"text": " ".join(words), "content": None if unsupported else label, "style": style,
+        text = " ".join(words).replace(" , ", ", ")
+        out.append({"text": text, "content": None if unsupported else label, "style": style,
                     "concept": label if unsupported else None})
     return out
