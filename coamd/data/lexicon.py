@@ -10,9 +10,9 @@ label, the verbs, nouns, idioms and adverbs that mean it, plus motions the model
 * ``STYLE_LEXICON``: style label -> ``{"adverbs": [...], "people": [...], "states": [...]}``:
   manner phrases that can follow or precede an action, person noun phrases that carry the style,
   and state or situation clauses set off by a comma ("fired up", "at the end of a long shift").
-* ``SUBJECTS``: style-neutral subjects ("someone", "she", "the character", "I"); never "a
-  figure", the subject of the held-out caption family E; ``SCENES``: scene words that carry no
-  label ("in the park", "after lunch").
+* ``SUBJECTS``: style-neutral subjects ("someone", "she", "the character", "I"); ``SCENES``:
+  scene words that carry no label ("in the park", "after lunch"). No list uses the word
+  "figure", the subject of the held-out caption family E ("a figure walks").
 * ``UNSUPPORTED``: concept -> phrases of motions outside the trained vocabulary (the concept name
   is what an out-of-vocabulary note quotes).
 
@@ -345,9 +345,9 @@ STYLE_LEXICON: dict[str, dict[str, list[str]]] = {
         "adverbs": ["heavily, like a giant", "like a giant", "lumberingly", "ponderously",
                     "with heavy thudding steps", "like a colossus", "like an ogre", "like a troll",
                     "with enormous heavy movements", "like a huge monster", "like a golem", "massively"],
-        "people": ["a giant", "an ogre", "a troll", "a huge man", "a hulking figure", "a titan", "a colossus",
+        "people": ["a giant", "an ogre", "a troll", "a huge man", "a hulking brute", "a titan", "a colossus",
                    "a towering brute", "an enormous person", "a massive giant", "a lumbering giant"],
-        "states": ["huge and heavy like a giant", "as big as a house", "shaking the ground with every move"],
+        "states": ["huge and heavy like a giant", "shaking the ground with every move"],
     },
     "happy": {
         "adverbs": ["happily", "cheerfully", "joyfully", "gleefully", "merrily", "with a smile", "smiling",
