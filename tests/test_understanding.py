@@ -255,7 +255,7 @@ def test_a_style_never_recorded_with_the_action_is_not_asked_of_the_generator(st
 
 
 def test_a_rare_action_is_said_to_be_rare(stage, encoder):
-    """Actions with fewer than 15 training clips (shown 45-61 % of the time on the benchmark, against 91-93 %)
+    """Actions with fewer than 15 training clips (shown 45-60 % of the time on the benchmark, against 93-95 %)
     carry a note naming their clip count; frequent ones carry none."""
     texts = ["a person kicks", "a knight swings his sword", "a person walks forward", "wave your left hand"]
     kick, slash, walk, wave = stage.interpret(encoder.encode(texts).numpy(), texts)

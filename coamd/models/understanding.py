@@ -132,8 +132,8 @@ class Interpretation:
     concept: the closest known unsupported concept (``"backflip"``) or None; note: one line for
     the user when the text is flagged, when its style was never recorded with the action (the
     motion is made without it), or when the action is rare (fewer than ``STYLE_GAP_MIN_CLIPS``
-    training clips: their motions show them 45-61 % of the time on the free-phrasing benchmark's
-    test split, against 91-93 % for the frequent ones), else None.
+    training clips: their motions show them 45-60 % of the time on the free-phrasing benchmark's
+    test split, against 93-95 % for the frequent ones), else None.
     """
 
     text: str
