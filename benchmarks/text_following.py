@@ -457,7 +457,8 @@ def parse_settings(items: list[str]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--split", choices=("dev", "test", "all"), default="dev", help="sentence split (default: dev)")
+    p.add_argument("--split", choices=("dev", "test", "check", "all"), default="dev",
+                   help="sentence split (default: dev; benchmarks/data/style_check.jsonl has only 'check')")
     p.add_argument("--seeds", type=int, default=2, help="seeds per sentence: 0..N-1 (default: 2)")
     p.add_argument("--duration", type=float, default=4.0, help="seconds per motion (default: 4)")
     p.add_argument("--limit", type=int, default=None, help="first N sentences only (smoke runs)")
